@@ -1,0 +1,198 @@
+"""The ``cxr`` command line: the course's long jobs without a notebook.
+
+``cxr index ROOT``      index a dataset copy (sizes and modes from headers, problems)
+``cxr verify ROOT``     official counts per split and class; ``--manifest`` compares hashes
+``cxr audit [ROOT]``    patient ids shared between splits and byte-identical files
+``cxr download``        fetch, extract and verify ChestXRay2017.zip into ``data/``
+``cxr course``          find or download the data, verify it, execute every notebook
+
+Exit status: 0 on success, 1 when a verification fails, 2 on bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+
+__all__ = ["main"]
+
+
+def _manifest_argument(value: str | None) -> Path | None:
+    if value is None:
+        return None
+    from .dataset import official_manifest_path
+
+    return official_manifest_path() if value == "official" else Path(value)
+
+
+def _cmd_index(args: argparse.Namespace) -> int:
+    from .dataset import index_dataset, index_problems
+
+    index = index_dataset(args.root, read_headers=not args.no_headers, sha256=args.sha256)
+    print(f"{len(index)} images in {index.attrs['root']} ({index.attrs['layout']} layout)")
+    print(pd.crosstab(index["split"], index["label"], margins=True, margins_name="total").to_string())
+    if "mode" in index:
+        modes = index["mode"].fillna("unreadable").value_counts()
+        print("modes: " + ", ".join(f"{mode} {count}" for mode, count in modes.items()))
+        print(f"median size: {int(index['width'].median())} x {int(index['height'].median())} pixels (width x height)")
+    problems = index_problems(index)
+    print(f"problems: {len(problems)}")
+    if not problems.empty:
+        print(problems.to_string(index=False))
+    for reason, count in sorted(index.attrs["skipped"].items()):
+        print(f"skipped: {count} file(s), {reason}")
+    for copy in index.attrs["ignored_copies"]:
+        print(f"ignored duplicate copy: {copy}")
+    if args.out:
+        index.to_csv(args.out, index=False)
+        print(f"index written to {args.out}")
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from .dataset import verify_dataset
+
+    report = verify_dataset(args.root, _manifest_argument(args.manifest))
+    print(report)
+    if args.json:
+        Path(args.json).write_text(report.to_json() + "\n", encoding="utf-8")
+        print(f"machine-readable result written to {args.json}")
+    return 0 if report.ok else 1
+
+
+def _cmd_audit(args: argparse.Namespace) -> int:
+    from .dataset import duplicate_files, index_dataset, index_manifest, shared_patients
+
+    if args.root:
+        index = index_dataset(args.root, read_headers=False, sha256=True)
+        source = index.attrs["root"]
+    else:
+        manifest = _manifest_argument(args.manifest or "official")
+        index = index_manifest(manifest)
+        source = f"manifest {manifest}"
+    unparsed = index[index["patient_id"].isna()]
+    shared = shared_patients(index)
+    duplicates = duplicate_files(index)
+    print(f"{len(index)} file names from {source}")
+    print(f"names without a patient id: {len(unparsed)}")
+    for path in unparsed["path"]:
+        print(f"  {path}")
+    print(f"patient ids: {index['patient_id'].nunique()}; in more than one split: {len(shared)}")
+    if not shared.empty:
+        print(shared.groupby("splits").size().rename("patient ids").to_string())
+        print(shared.to_string(index=False, max_rows=args.max_rows))
+    groups = duplicates["group"].nunique() if not duplicates.empty else 0
+    cross = duplicates.loc[duplicates["cross_split"], "group"].nunique() if not duplicates.empty else 0
+    patients = duplicates.loc[duplicates["cross_patient"], "group"].nunique() if not duplicates.empty else 0
+    print(
+        f"byte-identical files: {len(duplicates)} files in {groups} groups "
+        f"({cross} groups span two splits, {patients} span two patient ids)"
+    )
+    if not duplicates.empty:
+        print(duplicates.drop(columns="sha256").to_string(index=False, max_rows=args.max_rows))
+    if args.json:
+        result = {
+            "source": source,
+            "files": len(index),
+            "unparsed": unparsed["path"].tolist(),
+            "shared_patients": shared.to_dict(orient="records"),
+            "duplicates": duplicates.to_dict(orient="records"),
+        }
+        Path(args.json).write_text(json.dumps(result, indent=2, default=int) + "\n", encoding="utf-8")
+        print(f"machine-readable result written to {args.json}")
+    return 0
+
+
+def _cmd_download(args: argparse.Namespace) -> int:
+    from .download import download_dataset
+
+    report = download_dataset(
+        args.dest, args.url, sha256=args.sha256, manifest=_manifest_argument(args.manifest), keep_archive=args.keep_archive
+    )
+    print(report)
+    return 0 if not (report.missing or report.altered) and report.problems.empty else 1
+
+
+def _cmd_course(args: argparse.Namespace) -> int:
+    from .course import run_course
+
+    no_download = args.no_download or os.environ.get("CXR_NO_DOWNLOAD", "").strip() in {"1", "true", "yes"}
+    runs = run_course(args.data, download=not no_download, fast=True if args.fast else None)
+    total = sum(run.seconds for run in runs)
+    print(f"Course done: {len(runs)} notebook(s) executed in {total:.0f} s.")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``cxr`` (exposed for tests and documentation)."""
+    parser = argparse.ArgumentParser(prog="cxr", description="Pediatric chest X-ray course tools.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    index = commands.add_parser("index", help="index a dataset copy")
+    index.add_argument("root", help="dataset root or a folder above it")
+    index.add_argument("--sha256", action="store_true", help="also hash every file")
+    index.add_argument("--no-headers", action="store_true", help="names only: do not open the files")
+    index.add_argument("--out", help="write the index as CSV")
+    index.set_defaults(run=_cmd_index)
+
+    verify = commands.add_parser("verify", help="check counts (and hashes) against the official dataset")
+    verify.add_argument("root", help="dataset root or a folder above it")
+    verify.add_argument(
+        "--manifest", nargs="?", const="official", default=None,
+        help="compare files with a manifest (path<TAB>sha256<TAB>bytes); without a value, the official one",
+    )
+    verify.add_argument("--json", help="also write the result as JSON to this file")
+    verify.set_defaults(run=_cmd_verify)
+
+    audit = commands.add_parser("audit", help="patients shared between splits, identical files")
+    audit.add_argument("root", nargs="?", help="dataset copy to hash (default: the official manifest's names)")
+    audit.add_argument("--manifest", help="manifest to read instead of the official one")
+    audit.add_argument("--json", help="also write the result as JSON to this file")
+    audit.add_argument("--max-rows", type=int, default=20, help="rows shown per table (default 20)")
+    audit.set_defaults(run=_cmd_audit)
+
+    download = commands.add_parser("download", help="download, extract and verify ChestXRay2017.zip")
+    download.add_argument("--dest", type=Path, default=None, help="data folder (default: $CXR_DATA_DIR or data/)")
+    download.add_argument("--url", default=None, help="archive URL (default: Mendeley Data)")
+    download.add_argument("--sha256", help="expected SHA-256 of the archive")
+    download.add_argument("--manifest", help="verify against this manifest (default: the official one)")
+    download.add_argument("--keep-archive", action="store_true", help="keep the zip after extracting")
+    download.set_defaults(run=_cmd_download)
+
+    course = commands.add_parser("course", help="run the whole course")
+    course.add_argument("--data", type=Path, default=None, help="dataset folder (default: $CXR_DATA_DIR or data/)")
+    course.add_argument("--no-download", action="store_true", help="never download (also CXR_NO_DOWNLOAD=1)")
+    course.add_argument("--fast", action="store_true", help="fast mode, as CXR_FAST=1")
+    course.set_defaults(run=_cmd_course)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``cxr``; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    if getattr(args, "url", "unset") is None:
+        from .download import MENDELEY_URL
+
+        args.url = MENDELEY_URL
+    from .course import CourseError
+    from .dataset import DatasetLayoutError
+    from .download import ArchiveError, DownloadError
+
+    try:
+        return args.run(args)
+    except (FileNotFoundError, DatasetLayoutError) as error:
+        print(f"cxr {args.command}: {error}", file=sys.stderr)
+        return 2
+    except (CourseError, DownloadError, ArchiveError) as error:
+        print(f"cxr {args.command}: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""Where things live: the course's environment variables and default folders.
+
+Every notebook, command and test reads its locations through these functions, so
+the conventions are written down once:
+
+``CXR_DATA_DIR``
+    The dataset root used by notebooks and commands (default: the project's ``data/``).
+``CXR_FAST``
+    ``1`` selects fast mode (few images, one or two epochs) for CI.
+``CXR_TEST_DATA``
+    Where tests find the real data (default: ``../shared/data`` beside the project).
+``CXR_WEIGHTS_DIR``
+    A folder of Keras weight files to use offline.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = [
+    "project_root",
+    "data_dir",
+    "test_data_dir",
+    "weights_dir",
+    "fast_mode",
+    "build_dir",
+    "runs_dir",
+]
+
+
+def project_root() -> Path:
+    """The course's project folder.
+
+    The folder above the installed package when it holds ``pyproject.toml`` (a
+    checkout, editable install), else the current working directory.
+    """
+    here = Path(__file__).resolve().parent.parent
+    if (here / "pyproject.toml").is_file():
+        return here
+    return Path.cwd()
+
+
+def _path_from_env(name: str, default: Path) -> Path:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else (Path.cwd() / path)
+
+
+def data_dir() -> Path:
+    """The dataset root: ``$CXR_DATA_DIR``, else ``<project>/data``."""
+    return _path_from_env("CXR_DATA_DIR", project_root() / "data")
+
+
+def test_data_dir() -> Path:
+    """The real data for tests: ``$CXR_TEST_DATA``, else ``<project>/../shared/data``.
+
+    A relative ``CXR_TEST_DATA`` is taken relative to the project root, like the default.
+    """
+    value = os.environ.get("CXR_TEST_DATA", "").strip()
+    path = Path(value).expanduser() if value else Path("..", "shared", "data")
+    return path if path.is_absolute() else (project_root() / path).resolve()
+
+
+def weights_dir() -> Path | None:
+    """The folder named by ``$CXR_WEIGHTS_DIR``, or ``None`` when it is unset."""
+    value = os.environ.get("CXR_WEIGHTS_DIR", "").strip()
+    return Path(value).expanduser().resolve() if value else None
+
+
+def fast_mode() -> bool:
+    """True when ``$CXR_FAST`` is set to a true value (``1``, ``true``, ``yes``)."""
+    return os.environ.get("CXR_FAST", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def build_dir() -> Path:
+    """Where build products go (executed notebooks, HTML): ``<project>/build``."""
+    return project_root() / "build"
+
+
+def runs_dir() -> Path:
+    """Where run artefacts go (models, predictions, metrics): ``<project>/runs``."""
+    return project_root() / "runs"

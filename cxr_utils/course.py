@@ -1,0 +1,185 @@
+"""Run the course end to end: find (or download) the data, verify it, execute the notebooks.
+
+This is what the README's main command (``make course``, i.e. ``cxr course``) does.
+Notebooks are executed in order with nbclient (nbconvert's executor) into
+``build/executed/``; the first failing cell stops the run and is named.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+from . import config
+from .dataset import DatasetLayoutError, find_dataset, verify_dataset
+from .download import download_dataset
+
+__all__ = ["CourseError", "NotebookRun", "resolve_dataset", "list_notebooks", "execute_notebook", "run_course"]
+
+
+class CourseError(RuntimeError):
+    """The course cannot run: no data, or a notebook failed."""
+
+
+@dataclass(frozen=True)
+class NotebookRun:
+    """One executed notebook: where its executed copy is and how long it took (seconds)."""
+
+    notebook: Path
+    executed: Path
+    seconds: float
+
+
+def resolve_dataset(data_dir: str | os.PathLike | None = None, *, download: bool = True) -> Path:
+    """The dataset root to use, downloading the dataset into the project's ``data/`` if needed.
+
+    Parameters
+    ----------
+    data_dir : path-like, optional
+        Default :func:`cxr_utils.config.data_dir` (``$CXR_DATA_DIR`` or ``<project>/data``).
+    download : bool
+        Download the dataset when the default ``data/`` folder holds none. A folder
+        named explicitly (argument or ``$CXR_DATA_DIR``) is never downloaded into:
+        a mistyped path should fail, not start a 1.2 GB download.
+
+    Raises
+    ------
+    CourseError
+        If no dataset is found and none may be downloaded.
+    """
+    explicit = data_dir is not None or bool(os.environ.get("CXR_DATA_DIR", "").strip())
+    folder = Path(data_dir) if data_dir is not None else config.data_dir()
+    try:
+        return find_dataset(folder).root
+    except (FileNotFoundError, DatasetLayoutError) as error:
+        if explicit:
+            raise CourseError(f"CXR_DATA_DIR / --data names {folder}, which holds no usable dataset: {error}") from error
+        if not download:
+            raise CourseError(
+                f"no dataset in {folder} and downloading is switched off. Point CXR_DATA_DIR at a copy "
+                "(see data/README.md) or run `cxr download`."
+            ) from error
+    print(
+        f"No dataset in {folder}: downloading ChestXRay2017.zip (about 1.2 GB) from Mendeley Data.\n"
+        "To use a copy you already have, set CXR_DATA_DIR; to never download, pass --no-download "
+        "(or set CXR_NO_DOWNLOAD=1).",
+        flush=True,
+    )
+    report = download_dataset(folder)
+    print(report, flush=True)
+    if report.missing or report.altered or not report.problems.empty:
+        raise CourseError("the downloaded dataset failed verification (see the report above)")
+    return Path(report.root)
+
+
+def list_notebooks(notebooks_dir: str | os.PathLike | None = None) -> list[Path]:
+    """The course's numbered notebooks (``NN_*.ipynb``), in order."""
+    folder = Path(notebooks_dir) if notebooks_dir is not None else config.project_root() / "notebooks"
+    return sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb") if p.is_file())
+
+
+def execute_notebook(
+    notebook: str | os.PathLike,
+    executed: str | os.PathLike,
+    *,
+    cell_timeout: int = 1800,
+) -> float:
+    """Execute every cell of a notebook and write the executed copy.
+
+    The kernel runs in the notebook's folder and inherits this process's
+    environment (``CXR_DATA_DIR``, ``CXR_FAST`` ...). The executed copy is written
+    even when a cell fails, so that the error can be read in it.
+
+    Returns
+    -------
+    float
+        Wall time in seconds.
+
+    Raises
+    ------
+    CourseError
+        Naming the notebook, the failing cell's number and its error.
+    """
+    notebook, executed = Path(notebook), Path(executed)
+    nb = nbformat.read(notebook, as_version=4)
+    client = NotebookClient(
+        nb,
+        timeout=cell_timeout,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(notebook.parent)}},
+    )
+    executed.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    try:
+        client.execute()
+    except CellExecutionError as error:
+        failed = next(
+            (i for i, cell in enumerate(nb.cells) if any(o.get("output_type") == "error" for o in cell.get("outputs", []))),
+            None,
+        )
+        summary = f"{error.ename}: {error.evalue}" if getattr(error, "ename", None) else str(error).splitlines()[-1]
+        raise CourseError(f"{notebook.name}: cell {failed} failed with {summary} (executed copy: {executed})") from error
+    finally:
+        nbformat.write(nb, executed)
+    return time.perf_counter() - start
+
+
+def run_course(
+    data_dir: str | os.PathLike | None = None,
+    *,
+    download: bool = True,
+    fast: bool | None = None,
+    notebooks_dir: str | os.PathLike | None = None,
+    out_dir: str | os.PathLike | None = None,
+) -> list[NotebookRun]:
+    """Find or download the data, verify it, and execute every notebook in order.
+
+    Parameters
+    ----------
+    data_dir : path-like, optional
+        Dataset folder; default ``$CXR_DATA_DIR`` or ``<project>/data``.
+    download : bool
+        Allow downloading into the project's ``data/`` (see :func:`resolve_dataset`).
+    fast : bool, optional
+        Fast mode (``CXR_FAST=1``) for the notebooks; default: the current ``$CXR_FAST``.
+    notebooks_dir, out_dir : path-like, optional
+        Default ``<project>/notebooks`` and ``<project>/build/executed``.
+
+    Returns
+    -------
+    list of NotebookRun
+
+    Raises
+    ------
+    CourseError
+        No data, or a notebook failed (the run stops there).
+    """
+    root = resolve_dataset(data_dir, download=download)
+    report = verify_dataset(root)
+    print(report, flush=True)
+    if not report.counts_official:
+        print(
+            "Note: this copy does not hold the official number of images (a subset?). The notebooks "
+            "run on it, but their numbers will differ from a run on the full dataset.",
+            flush=True,
+        )
+    os.environ["CXR_DATA_DIR"] = str(root)
+    if fast is not None:
+        os.environ["CXR_FAST"] = "1" if fast else "0"
+    out = Path(out_dir) if out_dir is not None else config.build_dir() / "executed"
+    notebooks = list_notebooks(notebooks_dir)
+    if not notebooks:
+        print("No notebooks to execute yet (notebooks/NN_*.ipynb).", flush=True)
+    runs = []
+    for number, notebook in enumerate(notebooks, start=1):
+        print(f"[{number}/{len(notebooks)}] executing {notebook.name} ...", flush=True)
+        seconds = execute_notebook(notebook, out / notebook.name)
+        runs.append(NotebookRun(notebook, out / notebook.name, seconds))
+        print(f"[{number}/{len(notebooks)}] {notebook.name} done in {seconds:.0f} s -> {out / notebook.name}", flush=True)
+    return runs

@@ -1,0 +1,218 @@
+"""Download the dataset (Mendeley's ChestXRay2017.zip), extract it, verify it.
+
+The archive is about 1.2 GB and needs no login. The download goes through
+`pooch <https://www.fatiando.org/pooch>`_: the bytes stream into a temporary file
+beside the target and are renamed to ``ChestXRay2017.zip`` only once complete (and,
+when a SHA-256 is given, only if it matches), so an interrupted download never leaves
+a file that looks complete. Extraction also goes to a temporary folder that is
+renamed into place at the end. A corrupt archive is deleted, so that a rerun
+downloads it again.
+
+The Kaggle copy (``paultimothymooney/chest-xray-pneumonia``) needs Kaggle
+credentials; ``data/README.md`` describes that route.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import zipfile
+import zlib
+from pathlib import Path, PurePosixPath
+
+import pandas as pd
+import pooch
+import requests
+from tqdm.auto import tqdm
+
+from . import config
+from .dataset import DatasetLayoutError, VerificationReport, find_dataset, official_manifest_path, verify_dataset
+
+__all__ = [
+    "MENDELEY_URL",
+    "ARCHIVE_NAME",
+    "EXTRACTED_NAME",
+    "DownloadError",
+    "ArchiveError",
+    "download_archive",
+    "extract_archive",
+    "download_dataset",
+]
+
+MENDELEY_URL = (
+    "https://data.mendeley.com/public-files/datasets/rscbjbr9sj/files/"
+    "f12eaf6d-6023-432f-acc9-80c9d7393433/file_downloaded"
+)
+ARCHIVE_NAME = "ChestXRay2017.zip"
+EXTRACTED_NAME = "chest_xray"
+
+
+class DownloadError(RuntimeError):
+    """The archive could not be downloaded (network error, cut connection, wrong hash)."""
+
+
+class ArchiveError(RuntimeError):
+    """The downloaded archive is corrupt or does not hold the dataset."""
+
+
+def download_archive(
+    dest_dir: str | os.PathLike,
+    url: str = MENDELEY_URL,
+    *,
+    sha256: str | None = None,
+    progress: bool = True,
+    timeout: float = 60.0,
+) -> Path:
+    """Download the dataset archive to ``dest_dir/ChestXRay2017.zip``.
+
+    An existing complete archive there is reused (checked against ``sha256`` when
+    given). The download is atomic: on any failure no file named
+    ``ChestXRay2017.zip`` is left behind.
+
+    Parameters
+    ----------
+    dest_dir : path-like
+        Folder for the archive (created if needed).
+    url : str
+        Where to fetch it; default Mendeley Data's public file.
+    sha256 : str, optional
+        Expected SHA-256 (64 hex digits) of the archive.
+    progress : bool
+        Show a progress bar (bytes).
+    timeout : float
+        Seconds to wait for the server to connect or to send more bytes.
+
+    Returns
+    -------
+    Path
+        The archive.
+
+    Raises
+    ------
+    DownloadError
+        On a network error, an incomplete transfer, or a hash mismatch.
+    """
+    dest_dir = Path(dest_dir)
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    downloader = pooch.HTTPDownloader(progressbar=progress, timeout=timeout)
+    known_hash = f"sha256:{sha256.lower()}" if sha256 else None
+    target = dest_dir / ARCHIVE_NAME
+    if not target.exists() and progress:
+        print(f"Downloading {url}\n  -> {target}", file=sys.stderr, flush=True)
+    logger = pooch.get_logger()
+    level = logger.level
+    logger.setLevel("WARNING")  # pooch's own notes speak of its API, not of this command
+    try:
+        path = pooch.retrieve(
+            url, known_hash=known_hash, fname=ARCHIVE_NAME, path=dest_dir, downloader=downloader
+        )
+    except requests.RequestException as error:
+        raise DownloadError(
+            f"downloading {url} failed: {error}. Nothing named {ARCHIVE_NAME} was kept in {dest_dir}; "
+            "run the command again to retry."
+        ) from error
+    except ValueError as error:  # pooch's hash mismatch
+        raise DownloadError(f"the file from {url} does not match the expected SHA-256: {error}") from error
+    finally:
+        logger.setLevel(level)
+    return Path(path)
+
+
+def _is_macos_member(name: str) -> bool:
+    return any(part == "__MACOSX" or part.startswith("._") for part in PurePosixPath(name).parts)
+
+
+def extract_archive(
+    archive: str | os.PathLike, dest_dir: str | os.PathLike, *, progress: bool = True
+) -> Path:
+    """Extract the dataset from a zip into ``dest_dir/chest_xray``.
+
+    ``__MACOSX/`` entries are left out, and when the zip holds two copies (Kaggle's
+    nested ``chest_xray/chest_xray``) only the shallower one is kept. Members are
+    CRC-checked as they are read. Extraction happens in a temporary folder renamed
+    into place at the end, so ``dest_dir/chest_xray`` appears complete or not at all.
+
+    Returns
+    -------
+    Path
+        ``dest_dir/chest_xray``, the dataset root.
+
+    Raises
+    ------
+    FileExistsError
+        If ``dest_dir/chest_xray`` already exists.
+    ArchiveError
+        If the zip is corrupt or holds no dataset; the archive is then deleted so
+        that a rerun downloads it again.
+    """
+    archive, dest_dir = Path(archive), Path(dest_dir)
+    target = dest_dir / EXTRACTED_NAME
+    if target.exists():
+        raise FileExistsError(f"{target} already exists; remove it to extract again")
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=".chest_xray-partial-", dir=dest_dir))
+    try:
+        with zipfile.ZipFile(archive) as bundle:
+            members = [m for m in bundle.infolist() if not m.is_dir() and not _is_macos_member(m.filename)]
+            for member in tqdm(members, desc="Extracting", unit="file", disable=not progress):
+                bundle.extract(member, partial)
+        root = find_dataset(partial).root
+        os.replace(root, target)
+    except (zipfile.BadZipFile, zlib.error, EOFError, DatasetLayoutError) as error:
+        archive.unlink(missing_ok=True)
+        raise ArchiveError(
+            f"{archive} is not a usable dataset archive ({error}). It was deleted and nothing was "
+            "extracted; run the command again to download it anew."
+        ) from error
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return target
+
+
+def download_dataset(
+    data_dir: str | os.PathLike | None = None,
+    url: str = MENDELEY_URL,
+    *,
+    sha256: str | None = None,
+    manifest: str | os.PathLike | pd.DataFrame | None = None,
+    keep_archive: bool = False,
+    progress: bool = True,
+) -> VerificationReport:
+    """Download, extract and verify the dataset into ``data_dir/chest_xray``.
+
+    When ``data_dir/chest_xray`` already exists (a finished earlier run), nothing is
+    downloaded and that copy is verified.
+
+    Parameters
+    ----------
+    data_dir : path-like, optional
+        Where the data goes; default :func:`cxr_utils.config.data_dir`.
+    url, sha256 :
+        As :func:`download_archive`.
+    manifest : path or DataFrame, optional
+        What to verify the extracted files against; default the official manifest.
+    keep_archive : bool
+        Keep ``ChestXRay2017.zip`` after a successful extraction (default: delete it).
+
+    Returns
+    -------
+    VerificationReport
+        From :func:`cxr_utils.dataset.verify_dataset` on the extracted copy.
+
+    Raises
+    ------
+    DownloadError, ArchiveError
+        As :func:`download_archive` and :func:`extract_archive`.
+    """
+    data_dir = Path(data_dir) if data_dir is not None else config.data_dir()
+    root = data_dir / EXTRACTED_NAME
+    if root.exists():  # extraction is atomic: an existing folder is a finished one
+        print(f"{root} already exists: verifying it instead of downloading again.", file=sys.stderr, flush=True)
+    else:
+        archive = download_archive(data_dir, url, sha256=sha256, progress=progress)
+        extract_archive(archive, data_dir, progress=progress)
+        if not keep_archive:
+            archive.unlink()
+    return verify_dataset(root, manifest if manifest is not None else official_manifest_path(), progress=progress)

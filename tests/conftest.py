@@ -1,0 +1,70 @@
+"""Shared fixtures: the real data under CXR_TEST_DATA, and small synthetic files for edge cases."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cxr_utils import config
+
+
+def _real_data_or_skip(*parts: str) -> Path:
+    path = config.test_data_dir().joinpath(*parts)
+    if not path.exists():
+        pytest.skip(
+            f"real data not found at {path}: set CXR_TEST_DATA to the folder holding "
+            "chest_xray_originals/, chest_xray_224/ and official_sha256.tsv"
+        )
+    return path
+
+
+@pytest.fixture(scope="session")
+def real_data() -> Path:
+    """The real-data folder (``../shared/data`` by default)."""
+    return _real_data_or_skip()
+
+
+@pytest.fixture(scope="session")
+def originals() -> Path:
+    """416 original-resolution images in the official layout."""
+    return _real_data_or_skip("chest_xray_originals")
+
+
+@pytest.fixture(scope="session")
+def resized_224() -> Path:
+    """All 5,856 official images resized to 224x224."""
+    return _real_data_or_skip("chest_xray_224")
+
+
+@pytest.fixture(scope="session")
+def real_manifest() -> Path:
+    """The official manifest beside the real data."""
+    return _real_data_or_skip("official_sha256.tsv")
+
+
+def jpeg_bytes(width: int = 40, height: int = 30, mode: str = "L", **save_args) -> bytes:
+    """A small JPEG with a gradient, in the given Pillow mode."""
+    ramp = np.linspace(0, 255, width, dtype=np.uint8)[None, :].repeat(height, axis=0)
+    image = Image.fromarray(ramp, "L")
+    if mode != "L":
+        image = image.convert(mode)
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", **save_args)
+    return buffer.getvalue()
+
+
+def write_file(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def make_dataset(root: Path, files: dict[str, bytes | None]) -> Path:
+    """Write a dataset tree: relative path -> bytes (None: a small grayscale JPEG)."""
+    for relative, data in files.items():
+        write_file(root / relative, jpeg_bytes() if data is None else data)
+    return root

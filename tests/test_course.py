@@ -1,0 +1,79 @@
+"""The course runner: data resolution and notebook execution."""
+
+import nbformat
+import pytest
+
+from conftest import make_dataset
+from cxr_utils import course
+from cxr_utils.course import CourseError, execute_notebook, list_notebooks, resolve_dataset
+
+FILES = {
+    "train/NORMAL/IM-0001-0001.jpeg": None,
+    "train/PNEUMONIA/person1_virus_6.jpeg": None,
+    "test/NORMAL/IM-0003-0001.jpeg": None,
+    "test/PNEUMONIA/person1_bacteria_1.jpeg": None,
+}
+
+
+def test_explicit_folder_without_data_fails_without_downloading(tmp_path, monkeypatch):
+    monkeypatch.setattr(course, "download_dataset", lambda *a, **k: pytest.fail("must not download"))
+    with pytest.raises(CourseError, match="holds no usable dataset"):
+        resolve_dataset(tmp_path)
+
+
+def test_default_folder_without_data_and_no_download(tmp_path, monkeypatch):
+    monkeypatch.delenv("CXR_DATA_DIR", raising=False)
+    monkeypatch.setattr(course.config, "data_dir", lambda: tmp_path)
+    with pytest.raises(CourseError, match="downloading is switched off"):
+        resolve_dataset(download=False)
+
+
+def test_default_folder_without_data_downloads(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("CXR_DATA_DIR", raising=False)
+    monkeypatch.setattr(course.config, "data_dir", lambda: tmp_path)
+    calls = []
+
+    def fake_download(folder):
+        calls.append(folder)
+        make_dataset(folder / "chest_xray", FILES)
+        from cxr_utils.dataset import verify_dataset
+
+        return verify_dataset(folder / "chest_xray", progress=False)
+
+    monkeypatch.setattr(course, "download_dataset", fake_download)
+    assert resolve_dataset() == tmp_path / "chest_xray"
+    assert calls == [tmp_path]
+    assert "downloading ChestXRay2017.zip" in capsys.readouterr().out
+
+
+def test_existing_copy_is_used(tmp_path):
+    make_dataset(tmp_path / "chest_xray", FILES)
+    assert resolve_dataset(tmp_path) == tmp_path / "chest_xray"
+
+
+def _notebook(tmp_path, *sources):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(s) for s in sources]
+    path = tmp_path / "01_demo.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def test_execute_notebook_writes_outputs(tmp_path, monkeypatch):
+    monkeypatch.setenv("CXR_DATA_DIR", "/some/where")
+    path = _notebook(tmp_path, "import os\nprint(os.environ['CXR_DATA_DIR'])", "6 * 7")
+    out = tmp_path / "build" / "01_demo.ipynb"
+    seconds = execute_notebook(path, out)
+    executed = nbformat.read(out, as_version=4)
+    assert executed.cells[0].outputs[0]["text"] == "/some/where\n"
+    assert executed.cells[1].outputs[0]["data"]["text/plain"] == "42"
+    assert seconds > 0
+    assert list_notebooks(tmp_path) == [path]
+
+
+def test_failing_cell_is_named(tmp_path):
+    path = _notebook(tmp_path, "x = 1", "raise ValueError('bad cell')")
+    out = tmp_path / "build" / "01_demo.ipynb"
+    with pytest.raises(CourseError, match=r"01_demo.ipynb: cell 1 failed with ValueError: bad cell"):
+        execute_notebook(path, out)
+    assert out.exists()  # the executed copy keeps the traceback
