@@ -45,8 +45,7 @@ def _path_from_env(name: str, default: Path) -> Path:
     value = os.environ.get(name, "").strip()
     if not value:
         return default
-    path = Path(value).expanduser()
-    return path if path.is_absolute() else (Path.cwd() / path)
+    return Path(os.path.abspath(Path(value).expanduser()))
 
 
 def data_dir() -> Path:

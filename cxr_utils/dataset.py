@@ -169,7 +169,7 @@ def find_dataset(path: str | os.PathLike, max_depth: int = 3) -> DatasetLayout:
         If no folder with ``train/`` and ``test/`` class folders is found, or two
         copies are found at the same depth (ambiguous: pass the one you mean).
     """
-    base = Path(path).expanduser()
+    base = Path(os.path.abspath(Path(path).expanduser()))
     if not base.exists():
         raise FileNotFoundError(
             f"dataset folder {base} does not exist; set CXR_DATA_DIR to the folder holding "
