@@ -7,6 +7,9 @@ Modules, one concern each (import what you need; nothing heavy loads on ``import
 ``images``    header reads without decoding, integrity checks, grayscale loading
 ``dataset``   find, index and verify a dataset copy; shared patients; duplicates
 ``download``  fetch and extract the Mendeley archive, then verify it
+``stats``     counts, patients, sizes, colour and intensity statistics of an index
+``plots``     the course's figures, each returned as a matplotlib Figure
+``versions``  installed versions checked against the project's ranges
 ``course``    run the course: data, verification, notebooks
 ``cli``       the ``cxr`` command line
 """

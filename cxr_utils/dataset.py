@@ -393,8 +393,9 @@ def shared_patients(index: pd.DataFrame) -> pd.DataFrame:
     -------
     pandas.DataFrame
         One row per shared patient id: ``patient_id``, ``splits`` (comma-joined, in
-        train/val/test order), ``pathogens`` (comma-joined) and one image-count
-        column per split. Sorted by patient id. Names only: see :mod:`cxr_utils.names`
+        train/val/test order), ``pathogens`` (comma-joined),
+        ``same_pathogen_in_two_splits`` (True when one pathogen occurs under this id
+        in two splits) and one image-count column per split ``n_<split>``. Sorted by patient id. Names only: see :mod:`cxr_utils.names`
         for what a shared id can and cannot mean.
     """
     known = index.dropna(subset=["patient_id"])
@@ -402,11 +403,15 @@ def shared_patients(index: pd.DataFrame) -> pd.DataFrame:
     counts = counts[[s for s in SPLITS if s in counts.columns]]
     shared = counts[(counts > 0).sum(axis=1) > 1]
     pathogens = known.groupby("patient_id")["pathogen"].agg(lambda v: ",".join(sorted(set(v))))
+    # a pathogen seen in two splits under the same id (a hint that it may be one person)
+    splits_per_pathogen = known.groupby(["patient_id", "pathogen"])["split"].nunique()
+    same_pathogen = (splits_per_pathogen > 1).groupby(level="patient_id").any()
     result = pd.DataFrame(
         {
             "patient_id": shared.index,
             "splits": [",".join(s for s in counts.columns if row[s] > 0) for _, row in shared.iterrows()],
             "pathogens": pathogens.loc[shared.index].to_numpy(),
+            "same_pathogen_in_two_splits": same_pathogen.loc[shared.index].to_numpy(),
         }
     )
     for split in counts.columns:

@@ -23,7 +23,13 @@ __all__ = [
     "find_integrity_problem",
     "file_sha256",
     "load_grayscale",
+    "load_rgb",
+    "RESIZE_POLICIES",
+    "resize_image",
 ]
+
+#: How an image of any aspect ratio becomes a square: see :func:`resize_image`.
+RESIZE_POLICIES = ("squash", "pad", "crop")
 
 # The byte sequences a complete file ends with: JPEG's end-of-image marker, PNG's IEND chunk.
 _JPEG_END = b"\xff\xd9"
@@ -154,3 +160,83 @@ def load_grayscale(path: str | os.PathLike) -> np.ndarray:
         raise ImageReadError(f"{path}: not an image Pillow can read") from error
     except (OSError, SyntaxError, ValueError) as error:
         raise ImageReadError(f"{path}: cannot decode ({error})") from error
+
+
+def load_rgb(path: str | os.PathLike) -> np.ndarray:
+    """Decode an image as three 8-bit channels, upright (for checking whether RGB files hold colour).
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(height, width, 3)``, dtype ``uint8``.
+
+    Raises
+    ------
+    ImageReadError
+        As :func:`load_grayscale`.
+    """
+    path = Path(path)
+    try:
+        with Image.open(path) as image:
+            return np.asarray(ImageOps.exif_transpose(image).convert("RGB"), dtype=np.uint8)
+    except UnidentifiedImageError as error:
+        raise ImageReadError(f"{path}: not an image Pillow can read") from error
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ImageReadError(f"{path}: cannot decode ({error})") from error
+
+
+def resize_image(pixels: np.ndarray, size: int, policy: str = "squash") -> np.ndarray:
+    """Make a gray image square, ``size`` x ``size`` pixels, by one of three policies.
+
+    ``"squash"``
+        Resize width and height independently: the whole image is kept, the aspect
+        ratio is not (a 1.5:1 image is squeezed horizontally by 1.5).
+    ``"pad"``
+        Resize the longer side to ``size`` keeping the aspect ratio, then pad the
+        shorter side with black (0) equally on both sides.
+    ``"crop"``
+        Resize the shorter side to ``size`` keeping the aspect ratio, then cut the
+        centre square: the edges of the longer side are lost.
+
+    Resampling is Pillow's bilinear filter, which averages over the source pixels
+    when shrinking (antialiased).
+
+    Parameters
+    ----------
+    pixels : numpy.ndarray
+        Shape ``(height, width)``, dtype ``uint8``.
+    size : int
+        Output side in pixels.
+    policy : {"squash", "pad", "crop"}
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(size, size)``, dtype ``uint8``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown policy, a non-2-D array or a size below 1.
+    """
+    if policy not in RESIZE_POLICIES:
+        raise ValueError(f"unknown resize policy {policy!r}; choose one of {RESIZE_POLICIES}")
+    if pixels.ndim != 2:
+        raise ValueError(f"expected a (height, width) gray image, got shape {pixels.shape}")
+    if size < 1:
+        raise ValueError(f"size must be at least 1, got {size}")
+    image = Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8), "L")
+    height, width = pixels.shape
+    bilinear = Image.Resampling.BILINEAR
+    if policy == "squash":
+        return np.asarray(image.resize((size, size), bilinear))
+    if policy == "pad":
+        scale = size / max(width, height)
+        new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
+        canvas = Image.new("L", (size, size), 0)
+        canvas.paste(image.resize((new_w, new_h), bilinear), ((size - new_w) // 2, (size - new_h) // 2))
+        return np.asarray(canvas)
+    scale = size / min(width, height)
+    new_w, new_h = max(size, round(width * scale)), max(size, round(height * scale))
+    left, top = (new_w - size) // 2, (new_h - size) // 2
+    return np.asarray(image.resize((new_w, new_h), bilinear).crop((left, top, left + size, top + size)))

@@ -151,8 +151,10 @@ def test_shared_patients_hand_computed():
     )
     shared = shared_patients(index)
     assert shared.to_dict(orient="records") == [
-        {"patient_id": "IM-0001", "splits": "val,test", "pathogens": "none", "n_train": 0, "n_val": 1, "n_test": 1},
-        {"patient_id": "person1", "splits": "train,test", "pathogens": "bacteria,virus", "n_train": 2, "n_val": 0, "n_test": 1},
+        {"patient_id": "IM-0001", "splits": "val,test", "pathogens": "none", "same_pathogen_in_two_splits": True,
+         "n_train": 0, "n_val": 1, "n_test": 1},
+        {"patient_id": "person1", "splits": "train,test", "pathogens": "bacteria,virus",
+         "same_pathogen_in_two_splits": False, "n_train": 2, "n_val": 0, "n_test": 1},
     ]
 
 
@@ -182,6 +184,7 @@ def test_official_manifest_shared_patients_and_duplicates():
     assert len(index) == 5856 and index["patient_id"].notna().all()
     shared = shared_patients(index)
     assert len(shared) == 170 and set(shared["splits"]) == {"train,test"}
+    assert not shared["same_pathogen_in_two_splits"].any()  # documented in cxr_utils.names
     dups = duplicate_files(index)
     assert (len(dups), dups["group"].nunique(), int(dups["cross_split"].sum())) == (62, 30, 0)
 

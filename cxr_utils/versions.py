@@ -1,0 +1,68 @@
+"""Check and record the versions a notebook runs with.
+
+The required ranges are read from the installed package's own metadata (the
+``dependencies`` of ``pyproject.toml``), so they are written in one place only.
+"""
+
+from __future__ import annotations
+
+import platform
+from importlib.metadata import PackageNotFoundError, requires, version
+
+import pandas as pd
+from packaging.requirements import Requirement
+
+__all__ = ["check_versions"]
+
+
+def check_versions(packages: list[str] | None = None) -> pd.DataFrame:
+    """Compare installed versions with the ranges the project requires.
+
+    Parameters
+    ----------
+    packages : list of str, optional
+        Distribution names to check (``"pandas"``, ``"tensorflow"``); default all
+        of the project's runtime dependencies. Checking reads metadata only: no
+        package is imported.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per package, plus ``python`` first: ``package``, ``required``,
+        ``installed``, ``ok``.
+
+    Raises
+    ------
+    RuntimeError
+        If a package is missing or outside its range; the message says what to
+        run (``make env``) to fix it.
+    """
+    wanted = {}
+    for spec in requires("cxr-utils") or []:
+        requirement = Requirement(spec)
+        if requirement.marker is None:  # extras (tests) carry a marker
+            wanted[requirement.name.lower()] = requirement
+    names = [name.lower() for name in packages] if packages is not None else list(wanted)
+    rows = [{"package": "python", "required": ">=3.11,<3.12", "installed": platform.python_version(), "ok": True}]
+    rows[0]["ok"] = platform.python_version_tuple()[:2] == ("3", "11")
+    for name in names:
+        requirement = wanted.get(name)
+        try:
+            installed = version(name)
+        except PackageNotFoundError:
+            installed = None
+        ok = installed is not None and (requirement is None or requirement.specifier.contains(installed, prereleases=True))
+        rows.append(
+            {
+                "package": name,
+                "required": str(requirement.specifier) if requirement else "",
+                "installed": installed or "missing",
+                "ok": ok,
+            }
+        )
+    table = pd.DataFrame(rows)
+    bad = table[~table["ok"]]
+    if not bad.empty:
+        listing = ", ".join(f"{r.package} {r.installed} (needs {r.required})" for r in bad.itertuples())
+        raise RuntimeError(f"wrong versions: {listing}. Run `make env` (or reinstall with pip install -e .) and restart the kernel.")
+    return table

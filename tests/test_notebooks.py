@@ -1,0 +1,72 @@
+"""The notebooks: committed clean, shaped like a chapter, and executed end to end with nbconvert.
+
+Execution runs every notebook in fast mode (CXR_FAST=1) on the 416 original-resolution
+images, fails on any error, checks that every figure rendered, and keeps the executed
+copies under build/executed/ (not committed).
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from cxr_utils import config
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+EXECUTED = config.build_dir() / "executed"
+
+
+def test_there_are_notebooks():
+    assert [p.name for p in NOTEBOOKS][:2] == ["01_dataset_exploration.ipynb", "02_resolution_histograms.ipynb"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_committed_without_outputs_and_shaped_like_a_chapter(path):
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(not c.outputs and c.execution_count is None for c in code), "strip outputs before committing"
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
+    assert "you will" in nb.cells[0].source  # says what the learner will be able to do
+    assert "check_versions(" in code[0].source  # the setup cell checks versions
+    tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1 and "CXR_DATA_DIR" in tagged[0].source and "fast_mode()" in tagged[0].source
+    markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert "## Summary" in markdown and "## Exercises" in markdown
+
+
+def _figure_cells(nb) -> list[int]:
+    """Code cells whose value is a figure from cxr_utils.plots."""
+    return [
+        i for i, c in enumerate(nb.cells)
+        if c.cell_type == "code" and c.source.strip().splitlines()[-1].startswith("plots.plot_")
+    ]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_executes_with_every_figure_rendered(path, originals):
+    env = dict(os.environ, CXR_DATA_DIR=str(originals), CXR_FAST="1")
+    env.pop("MPLBACKEND", None)  # keep the kernel's inline backend
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "nbconvert", "--to", "notebook", "--execute",
+            "--ExecutePreprocessor.timeout=900", "--output-dir", str(EXECUTED), str(path),
+        ],
+        capture_output=True, text=True, env=env, cwd=path.parent, timeout=1800,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    nb = nbformat.read(EXECUTED / path.name, as_version=4)
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    assert not errors, errors
+    stderr_text = "".join(
+        o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.get("name") == "stderr"
+    )
+    assert "Traceback" not in stderr_text and "Warning" not in stderr_text, stderr_text
+    for i in _figure_cells(nb):
+        assert any("image/png" in o.get("data", {}) for o in nb.cells[i].outputs), f"cell {i} drew no figure"
+    assert _figure_cells(nb), "a chapter without a single figure"

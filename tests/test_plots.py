@@ -1,0 +1,131 @@
+"""Figures render headless and show the numbers they are given (content, not pixel hashes)."""
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.collections import PathCollection
+
+from cxr_utils import plots, stats
+from cxr_utils.dataset import index_dataset
+
+
+def render(fig) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=40)
+    assert buffer.getvalue().startswith(b"\x89PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def index(originals):
+    return stats.add_geometry(index_dataset(originals, progress=False))
+
+
+def bar_heights(ax):
+    return [patch.get_height() for patch in ax.patches]
+
+
+def test_split_counts_bars_show_the_table(index):
+    table = stats.split_class_table(index)
+    fig = plots.plot_split_counts(table)
+    render(fig)
+    ax = fig.axes[0]
+    assert bar_heights(ax) == [90, 6, 27, 270, 4, 19]  # NORMAL bars, then PNEUMONIA bars
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["train", "val", "test"]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("split", "images")
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["NORMAL", "PNEUMONIA"]
+    assert "270" in [t.get_text() for t in ax.texts]
+
+
+def test_images_per_patient_panels(index):
+    per_patient = stats.images_per_patient(index)
+    fig = plots.plot_images_per_patient(per_patient)
+    render(fig)
+    assert len(fig.axes) == 2
+    normal_ids = (per_patient["label"] == "NORMAL").sum()
+    assert fig.axes[0].get_title() == f"NORMAL: {normal_ids} patient ids"
+    assert sum(bar_heights(fig.axes[0])) == normal_ids
+
+
+def test_pathogen_bars_stack_to_split_totals(index):
+    table = stats.pathogen_table(index)
+    fig = plots.plot_pathogen_counts(table)
+    render(fig)
+    heights = np.array(bar_heights(fig.axes[0])).reshape(3, -1)  # bacteria, virus, none x splits
+    assert heights.sum(axis=0).tolist() == [360, 10, 46]
+    assert heights[0].tolist() == table.loc[["train", "val", "test"], "bacteria"].tolist()
+
+
+def test_sample_grid_shows_real_images_with_names(originals, index):
+    sample = stats.sample_per_class(index, 3, seed=0)
+    fig = plots.plot_sample_grid(originals, sample, per_row=3)
+    render(fig)
+    shown = [ax for ax in fig.axes if ax.images]
+    assert len(shown) == 6
+    titles = " ".join(ax.get_title() for ax in shown)
+    assert all(name in titles for name in sample["name"])
+    first = shown[0].images[0].get_array()
+    assert first.shape == (sample.iloc[0]["height"], sample.iloc[0]["width"])
+
+
+@pytest.mark.parametrize("column", ["width", "height", "aspect_ratio", "megapixels"])
+def test_size_histograms_per_split(index, column):
+    fig = plots.plot_size_histograms(index, column, log=column == "megapixels")
+    render(fig)
+    assert [ax.get_title() for ax in fig.axes] == [f"{s}: {column}" for s in ("train", "val", "test")]
+    assert all(ax.get_xlabel() == column for ax in fig.axes)
+    train = fig.axes[0]
+    assert sum(bar_heights(train)) == (index["split"] == "train").sum()  # every image in one bar
+    assert sum(bar_heights(fig.axes[2])) == 46
+    assert [t.get_text() for t in train.get_legend().get_texts()] == ["NORMAL", "PNEUMONIA"]
+
+
+def test_size_scatter_plots_every_image(index):
+    fig = plots.plot_size_scatter(index)
+    render(fig)
+    points = [c for c in fig.axes[0].collections if isinstance(c, PathCollection)]
+    offsets = np.concatenate([c.get_offsets() for c in points])
+    assert len(offsets) == 416
+    assert sorted(offsets[:, 0].tolist()) == sorted(index["width"].astype(float).tolist())
+    assert fig.axes[0].get_xlabel() == "width (pixels)"
+
+
+def test_file_sizes(index):
+    fig = plots.plot_file_sizes(index)
+    render(fig)
+    assert fig.axes[0].get_xscale() == "log" and fig.axes[0].get_xlabel() == "file size (kB)"
+
+
+def test_intensity_histogram_lines_carry_the_shares():
+    histograms = pd.DataFrame(
+        {
+            "label": ["NORMAL"] * 2 + ["PNEUMONIA"] * 2,
+            "bin_left": [0, 128] * 2,
+            "bin_right": [128, 256] * 2,
+            "share": [0.3, 0.7, 0.6, 0.4],
+            "n_images": [5, 5, 7, 7],
+        }
+    )
+    fig = plots.plot_intensity_histograms(histograms)
+    render(fig)
+    lines = fig.axes[0].get_lines()
+    assert [line.get_label() for line in lines] == ["NORMAL (5 images)", "PNEUMONIA (7 images)"]
+    assert lines[1].get_ydata().tolist() == [0.6, 0.4]
+    assert lines[0].get_xdata().tolist() == [64, 192]
+
+
+def test_resize_policies_grid(originals, index):
+    from cxr_utils.images import load_grayscale
+
+    row = index.iloc[0]
+    fig = plots.plot_resize_policies({row["name"]: load_grayscale(originals / row["path"])}, 32)
+    render(fig)
+    assert len(fig.axes) == 4
+    assert [ax.images[0].get_array().shape for ax in fig.axes[1:]] == [(32, 32)] * 3
+    assert [ax.get_title() for ax in fig.axes[1:]] == ["squash -> 32x32", "pad -> 32x32", "crop -> 32x32"]
