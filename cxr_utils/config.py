@@ -11,6 +11,8 @@ the conventions are written down once:
     Where tests find the real data (default: ``../shared/data`` beside the project).
 ``CXR_WEIGHTS_DIR``
     A folder of Keras weight files to use offline.
+``CXR_CACHE_DIR``
+    Where decoded, resized image arrays are cached (default: the project's ``cache/``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ __all__ = [
     "fast_mode",
     "build_dir",
     "runs_dir",
+    "cache_dir",
 ]
 
 
@@ -82,3 +85,8 @@ def build_dir() -> Path:
 def runs_dir() -> Path:
     """Where run artefacts go (models, predictions, metrics): ``<project>/runs``."""
     return project_root() / "runs"
+
+
+def cache_dir() -> Path:
+    """Where decoded image arrays are cached: ``$CXR_CACHE_DIR``, else ``<project>/cache``."""
+    return _path_from_env("CXR_CACHE_DIR", project_root() / "cache")

@@ -129,3 +129,29 @@ def test_resize_policies_grid(originals, index):
     assert len(fig.axes) == 4
     assert [ax.images[0].get_array().shape for ax in fig.axes[1:]] == [(32, 32)] * 3
     assert [ax.get_title() for ax in fig.axes[1:]] == ["squash -> 32x32", "pad -> 32x32", "crop -> 32x32"]
+
+
+def test_history_curves():
+    history = pd.DataFrame(
+        {"epoch": [0, 1, 2], "loss": [0.6, 0.4, 0.3], "val_loss": [0.7, 0.5, 0.6],
+         "auc": [0.8, 0.9, 0.95], "val_auc": [0.75, 0.88, 0.86]}
+    )
+    fig = plots.plot_history(history)
+    render(fig)
+    loss_ax, auc_ax = fig.axes
+    assert [line.get_label() for line in loss_ax.get_lines()] == ["training", "validation"]
+    assert auc_ax.get_lines()[1].get_ydata().tolist() == [0.75, 0.88, 0.86]
+    assert auc_ax.get_lines()[0].get_xdata().tolist() == [1, 2, 3]
+    assert list(auc_ax.get_lines()[2].get_xdata()) == [2, 2]  # best validation epoch marked
+
+
+def test_augmented_samples_grid():
+    from cxr_utils.pipeline import augmentation_layers
+
+    images = np.random.default_rng(0).integers(0, 256, (2, 32, 32), dtype=np.uint8)
+    fig = plots.plot_augmented_samples(images, augmentation_layers(seed=0), variants=3)
+    render(fig)
+    assert len(fig.axes) == 8
+    np.testing.assert_array_equal(fig.axes[0].images[0].get_array(), images[0])
+    assert not np.array_equal(fig.axes[1].images[0].get_array(), images[0])
+    assert [ax.get_title() for ax in fig.axes[:4]] == ["as cached", "augmented 1", "augmented 2", "augmented 3"]

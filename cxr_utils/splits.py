@@ -1,0 +1,79 @@
+"""The course's train / validation / test split, grouped by patient.
+
+The official val split holds 16 images: too few to choose epochs or a threshold. The
+course pools the official train and val images and carves a validation split out of
+them, **grouped by patient id** (all images of one patient land on the same side, so
+validation never sees a training patient) and stratified by class. The official test
+split is kept as it is and touched once, at the end of a chapter.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedGroupKFold
+from sklearn.utils.class_weight import compute_class_weight
+
+__all__ = ["course_splits", "patients_in_two_splits", "class_weights"]
+
+
+def course_splits(index: pd.DataFrame, *, validation_fraction: float = 0.2, seed: int = 0) -> pd.Series:
+    """Assign each image to ``"train"``, ``"validation"`` or ``"test"``.
+
+    Parameters
+    ----------
+    index : pandas.DataFrame
+        With ``split`` (official), ``label`` and ``patient_id`` columns.
+    validation_fraction : float
+        Roughly the share of the pooled train + val images that go to validation;
+        the exact share depends on patient group sizes.
+    seed : int
+        Same seed, same split.
+
+    Returns
+    -------
+    pandas.Series
+        Aligned with ``index``, named ``course_split``.
+
+    Raises
+    ------
+    ValueError
+        If ``validation_fraction`` is not between 0 and 0.5, or a pooled image has no
+        patient id.
+    """
+    if not 0 < validation_fraction <= 0.5:
+        raise ValueError(f"validation_fraction must be in (0, 0.5], got {validation_fraction}")
+    result = pd.Series("test", index=index.index, name="course_split", dtype=object)
+    pool = index[index["split"] != "test"]
+    if pool["patient_id"].isna().any():
+        raise ValueError("every train/val image needs a patient id to group by (see cxr_utils.names)")
+    folds = StratifiedGroupKFold(n_splits=round(1 / validation_fraction), shuffle=True, random_state=seed)
+    _, validation = next(folds.split(pool, pool["label"], groups=pool["patient_id"]))
+    result.loc[pool.index] = "train"
+    result.loc[pool.index[validation]] = "validation"
+    return result
+
+
+def patients_in_two_splits(index: pd.DataFrame, splits: pd.Series, between=("train", "validation")) -> list[str]:
+    """Patient ids that have images on both sides of two course splits (should be empty)."""
+    first = set(index.loc[splits == between[0], "patient_id"])
+    second = set(index.loc[splits == between[1], "patient_id"])
+    return sorted(first & second)
+
+
+def class_weights(labels: np.ndarray) -> dict[int, float]:
+    """Balanced class weights ``n / (2 n_c)``: each class contributes equally to the loss.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        Shape ``(n,)``, 0 (NORMAL) or 1 (PNEUMONIA).
+
+    Returns
+    -------
+    dict
+        ``{0: weight of NORMAL, 1: weight of PNEUMONIA}``.
+    """
+    classes = np.array([0, 1])
+    weights = compute_class_weight("balanced", classes=classes, y=np.asarray(labels))
+    return {int(c): float(w) for c, w in zip(classes, weights)}

@@ -1,0 +1,52 @@
+"""finish_run: the threshold comes from validation alone; artefacts are complete."""
+
+import numpy as np
+import pandas as pd
+
+from cxr_utils.evaluate import binary_metrics, choose_threshold
+from cxr_utils.experiment import finish_run
+from cxr_utils.runs import load_predictions, read_json
+
+
+def _fixture(seed=0):
+    rng = np.random.default_rng(seed)
+    n = 120
+    labels = np.where(np.arange(n) % 3 == 0, "NORMAL", "PNEUMONIA")
+    index = pd.DataFrame(
+        {
+            "path": [f"x/{i}.jpeg" for i in range(n)],
+            "split": ["train"] * 80 + ["test"] * 40,
+            "label": labels,
+            "patient_id": [f"p{i // 2}" for i in range(n)],
+            "pathogen": ["none"] * n,
+        }
+    )
+    splits = pd.Series(["train"] * 40 + ["validation"] * 40 + ["test"] * 40)
+    y = (labels == "PNEUMONIA").astype(int)
+    scores = np.clip(y * 0.4 + rng.uniform(0, 0.6, n), 0, 1)
+    return index, splits, scores[40:80], scores[80:], y
+
+
+def test_threshold_from_validation_and_artefacts(tmp_path):
+    index, splits, validation_scores, test_scores, y = _fixture()
+    result = finish_run(tmp_path, index, splits, validation_scores, test_scores, n_boot=100, parameters={"a": 1})
+    assert result["threshold"] == choose_threshold(y[40:80], validation_scores)
+    expected = binary_metrics(y[80:], test_scores, result["threshold"])
+    assert result["test"].loc["accuracy", "value"] == expected["accuracy"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "config.json", "metrics.json", "predictions_test.csv", "predictions_validation.csv", "threshold.json"
+    ]
+    predictions = load_predictions(tmp_path / "predictions_test.csv")
+    assert predictions["path"].tolist() == index["path"].iloc[80:].tolist()
+    assert predictions["y_true"].tolist() == y[80:].tolist()
+    np.testing.assert_allclose(predictions["score"], test_scores)
+    metrics = read_json(tmp_path / "metrics.json")
+    assert metrics["test"]["roc_auc"]["value"] == result["test"].loc["roc_auc", "value"]
+    assert read_json(tmp_path / "config.json")["parameters"] == {"a": 1}
+
+
+def test_test_scores_never_move_the_threshold(tmp_path):
+    index, splits, validation_scores, test_scores, _ = _fixture()
+    first = finish_run(tmp_path / "a", index, splits, validation_scores, test_scores, n_boot=50)
+    second = finish_run(tmp_path / "b", index, splits, validation_scores, 1 - test_scores, n_boot=50)
+    assert first["threshold"] == second["threshold"]

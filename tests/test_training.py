@@ -1,0 +1,69 @@
+"""Training: the CNN builder, a short real run, and resuming after the process is killed."""
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from cxr_utils.training import read_history
+
+TRAIN_SCRIPT = textwrap.dedent(
+    """
+    import os, sys
+    import keras
+    from cxr_utils.cache import cache_images
+    from cxr_utils.models import build_cnn, compile_binary
+    from cxr_utils.pipeline import CachedBatches
+    from cxr_utils.training import fit, set_seeds
+
+    data, cache_dir, run_dir, kill_after = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    set_seeds(0)
+    cache = cache_images(data, size=32, cache_dir=cache_dir, progress=False)
+    x, y = cache.images, cache.labels
+    train = CachedBatches(x[::2], y[::2], 32, shuffle=True)
+    validation = CachedBatches(x[1::2], y[1::2], 64)
+    model = compile_binary(build_cnn(32, filters=(8, 16), dropout=0.0))
+
+    class Kill(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            print(f"starting epoch {epoch}", flush=True)
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch + 1 == kill_after:
+                os._exit(9)  # as abrupt as a killed kernel: no cleanup
+
+    history = fit(model, train, validation, run_dir=run_dir, epochs=3, patience=10, extra_callbacks=[Kill()], verbose=0)
+    print("epochs", list(history["epoch"]), flush=True)
+    """
+)
+
+
+def test_cnn_shapes():
+    from cxr_utils.models import build_cnn
+
+    model = build_cnn(64, channels=1, filters=(8, 16, 32))
+    assert model.input_shape == (None, 64, 64, 1) and model.output_shape == (None, 1)
+    out = model.predict(np.zeros((2, 64, 64, 1), "float32"), verbose=0)
+    assert ((0 <= out) & (out <= 1)).all()
+
+
+@pytest.mark.slow
+def test_training_resumes_after_being_killed(originals, tmp_path):
+    script = tmp_path / "train.py"
+    script.write_text(TRAIN_SCRIPT)
+    run_dir = tmp_path / "run"
+    args = [sys.executable, str(script), str(originals), str(tmp_path / "cache"), str(run_dir)]
+    killed = subprocess.run(args + ["1"], capture_output=True, text=True, timeout=600)
+    assert killed.returncode == 9, killed.stderr[-2000:]
+    assert "starting epoch 0" in killed.stdout and "starting epoch 1" not in killed.stdout
+    assert list(read_history(run_dir)["epoch"]) == [0]
+    assert (run_dir / "backup").exists() and (run_dir / "best.weights.h5").exists()
+
+    resumed = subprocess.run(args + ["0"], capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "starting epoch 0" not in resumed.stdout and "starting epoch 1" in resumed.stdout
+    assert "epochs [0, 1, 2]" in resumed.stdout
+    history = read_history(run_dir)
+    assert list(history["epoch"]) == [0, 1, 2] and history["val_auc"].notna().all()
+    assert not (run_dir / "backup").exists()  # removed once training finished
