@@ -9,7 +9,29 @@ from __future__ import annotations
 
 import keras
 
-__all__ = ["build_cnn", "compile_binary"]
+__all__ = ["PerImageStandardization", "build_cnn", "compile_binary"]
+
+
+@keras.saving.register_keras_serializable(package="cxr_utils")
+class PerImageStandardization(keras.layers.Layer):
+    """Scale each image to zero mean and unit standard deviation over its pixels.
+
+    Removes differences of overall brightness and contrast between images (exposure,
+    scanner, export settings), so the network sees anatomy rather than acquisition.
+    Input and output shape ``(batch, height, width, channels)``.
+    """
+
+    def __init__(self, epsilon: float = 1e-3, **kwargs):
+        super().__init__(**kwargs)
+        self.epsilon = epsilon
+
+    def call(self, inputs):
+        mean = keras.ops.mean(inputs, axis=(1, 2, 3), keepdims=True)
+        std = keras.ops.std(inputs, axis=(1, 2, 3), keepdims=True)
+        return (inputs - mean) / (std + self.epsilon)
+
+    def get_config(self):
+        return {**super().get_config(), "epsilon": self.epsilon}
 
 
 def build_cnn(
@@ -19,6 +41,7 @@ def build_cnn(
     filters: tuple[int, ...] = (16, 32, 64, 128),
     convs_per_block: int = 2,
     dropout: float = 0.3,
+    standardize: bool = True,
     augmentation: keras.Layer | None = None,
     name: str = "scratch_cnn",
 ) -> keras.Model:
@@ -37,6 +60,9 @@ def build_cnn(
         full resolution).
     dropout : float
         Dropout before the output layer.
+    standardize : bool
+        Standardize each image (:class:`PerImageStandardization`) instead of only
+        scaling 0..255 to 0..1.
     augmentation : keras.Layer, optional
         Applied first, in training only (see :func:`cxr_utils.pipeline.augmentation_layers`).
 
@@ -48,7 +74,10 @@ def build_cnn(
     """
     inputs = keras.Input((input_size, input_size, channels), name="image")
     x = augmentation(inputs) if augmentation is not None else inputs
-    x = keras.layers.Rescaling(1 / 255.0, name="to_unit_range")(x)
+    if standardize:
+        x = PerImageStandardization(name="standardize")(x)
+    else:
+        x = keras.layers.Rescaling(1 / 255.0, name="to_unit_range")(x)
     for block, width in enumerate(filters):
         for _ in range(1 if block == 0 else convs_per_block):
             x = keras.layers.Conv2D(width, 3, padding="same", use_bias=False)(x)

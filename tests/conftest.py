@@ -68,3 +68,12 @@ def make_dataset(root: Path, files: dict[str, bytes | None]) -> Path:
     for relative, data in files.items():
         write_file(root / relative, jpeg_bytes() if data is None else data)
     return root
+
+
+@pytest.fixture(scope="session")
+def keras_weights() -> Path:
+    """The folder of real ImageNet weight files (CXR_WEIGHTS_DIR, else ../shared/weights/keras)."""
+    path = config.weights_dir() or (config.test_data_dir().parent / "weights" / "keras")
+    if not path.is_dir():
+        pytest.skip(f"ImageNet weights not found at {path}: set CXR_WEIGHTS_DIR")
+    return path

@@ -1,0 +1,158 @@
+"""Transfer learning from an ImageNet backbone, fast on a CPU: freeze the bottom, cache it.
+
+A backbone (``keras.applications``) is cut in two at a layer:
+
+* the **bottom** (input to the cut) stays frozen. Its output for every image (the
+  *activations*) is computed once and kept in memory, for a few augmented views of
+  each training image as well;
+* the **top** (the cut to the last feature map) is small. Frozen, its pooled output
+  gives the classic "frozen features" for a linear classifier; trainable, it is
+  fine-tuned with a new head on the cached activations, so an epoch costs only the
+  layers that train.
+
+Batch normalization layers of the backbone always run in inference mode (their
+ImageNet statistics are kept), also while the top is fine-tuned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+from tqdm.auto import tqdm
+
+from .pipeline import CachedBatches, augmentation_layers
+from .weights import build_backbone, preprocess_function
+
+__all__ = ["CUT_LAYERS", "SplitBackbone", "split_backbone", "bottom_activations", "pooled_features", "build_top_classifier"]
+
+#: Where each architecture is cut by default: the fine-tuned top is what follows.
+CUT_LAYERS = {
+    "MobileNetV2": "block_12_add",  # top: blocks 13-16 and the last 1x1 convolution (7x7 resolution)
+    "MobileNet": "conv_pw_11_relu",
+    "EfficientNetB0": "block6a_expand_activation",
+    "DenseNet121": "pool4_relu",
+    "ResNet50": "conv4_block6_out",
+}
+
+
+@dataclass
+class SplitBackbone:
+    """A backbone cut in two. ``bottom``: images (preprocessed) -> activations; ``top``: -> feature map."""
+
+    architecture: str
+    alpha: float
+    input_size: int
+    cut_layer: str
+    bottom: keras.Model
+    top: keras.Model
+
+    def preprocess(self, images: np.ndarray) -> np.ndarray:
+        """RGB 0..255 float images -> the backbone's input range."""
+        return preprocess_function(self.architecture)(images)
+
+
+def split_backbone(
+    architecture: str = "MobileNetV2",
+    *,
+    input_size: int = 224,
+    alpha: float = 0.5,
+    cut_layer: str | None = None,
+    weights_dir=None,
+    allow_download: bool = False,
+) -> SplitBackbone:
+    """Build a backbone with ImageNet weights (see :func:`cxr_utils.weights.build_backbone`) and cut it.
+
+    Raises
+    ------
+    cxr_utils.weights.WeightsNotFoundError
+        No local weights and ``allow_download`` is False.
+    """
+    backbone = build_backbone(
+        architecture, input_size=input_size, alpha=alpha, weights_dir=weights_dir, allow_download=allow_download
+    )
+    cut_layer = cut_layer or CUT_LAYERS[architecture]
+    cut = backbone.get_layer(cut_layer).output
+    bottom = keras.Model(backbone.input, cut, name=f"{architecture}_bottom")
+    top = keras.Model(cut, backbone.output, name=f"{architecture}_top")
+    bottom.trainable = False
+    return SplitBackbone(architecture, alpha, input_size, cut_layer, bottom, top)
+
+
+def bottom_activations(
+    split: SplitBackbone,
+    images: np.ndarray,
+    *,
+    view_seed: int | None = None,
+    augmentation_options: dict | None = None,
+    batch_size: int = 64,
+    progress: bool = True,
+    desc: str = "Bottom activations",
+) -> np.ndarray:
+    """Run the frozen bottom over cached gray images (repeated to RGB), optionally augmented.
+
+    Parameters
+    ----------
+    images : numpy.ndarray
+        Shape ``(n, size, size)``, uint8, with ``size == split.input_size``.
+    view_seed : int, optional
+        None: the images as they are. An int: one randomly augmented view of each
+        image (:func:`cxr_utils.pipeline.augmentation_layers`, seeded with it, so
+        the same seed gives the same view).
+    augmentation_options : dict, optional
+        Keyword arguments for :func:`cxr_utils.pipeline.augmentation_layers`.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(n, h, w, c)`` (the cut layer's output), float16 to halve memory.
+    """
+    if images.shape[1:] != (split.input_size, split.input_size):
+        raise ValueError(f"images are {images.shape[1:]}, the backbone takes {split.input_size}x{split.input_size}")
+    augmentation = None
+    if view_seed is not None:
+        augmentation = augmentation_layers(seed=view_seed, **(augmentation_options or {}))
+    batches = CachedBatches(images, np.zeros(len(images)), batch_size, channels=3)
+    chunks = []
+    for number in tqdm(range(len(batches)), desc=desc, unit="batch", disable=not progress):
+        x, _ = batches[number]
+        if augmentation is not None:
+            x = keras.ops.convert_to_numpy(augmentation(x, training=True))
+        chunks.append(keras.ops.convert_to_numpy(split.bottom(split.preprocess(x), training=False)).astype(np.float16))
+    return np.concatenate(chunks)
+
+
+def pooled_features(split: SplitBackbone, activations: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """The frozen backbone's global-average-pooled features from cached bottom activations.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(n, channels of the last feature map)``, float32.
+    """
+    pooled = []
+    for start in range(0, len(activations), batch_size):
+        maps = split.top(activations[start : start + batch_size].astype(np.float32), training=False)
+        pooled.append(keras.ops.convert_to_numpy(keras.ops.mean(maps, axis=(1, 2))))
+    return np.concatenate(pooled)
+
+
+def build_top_classifier(split: SplitBackbone, *, dropout: float = 0.3, trainable_top: bool = True) -> keras.Model:
+    """The backbone's top with a new head, on cached activations.
+
+    Input ``(batch, h, w, c)`` activations; output ``(batch, 1)`` probability of
+    PNEUMONIA. The top's batch normalization stays in inference mode.
+    """
+    split.top.trainable = trainable_top
+    for layer in split.top.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            # Keras runs a non-trainable BatchNormalization in inference mode; a
+            # training=False call argument alone is overridden inside nested models.
+            layer.trainable = False
+    inputs = keras.Input(split.bottom.output_shape[1:], name="activations")
+    x = split.top(inputs, training=False)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Dropout(dropout)(x)
+    outputs = keras.layers.Dense(1, activation="sigmoid", name="pneumonia")(x)
+    return keras.Model(inputs, outputs, name=f"{split.architecture}_finetuned_top")

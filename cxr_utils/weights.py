@@ -1,0 +1,159 @@
+"""ImageNet weights for ``keras.applications`` backbones, found on disk before any download.
+
+Keras downloads a backbone's weights into ``$KERAS_HOME/models`` (``~/.keras/models``)
+the first time it is built with ``weights="imagenet"``. Machines without internet (CI,
+a hospital network) cannot, and a download attempt there may hang. So the course
+always looks for the exact file Keras would fetch, in this order:
+
+1. the folder ``weights_dir`` passed in, else ``$CXR_WEIGHTS_DIR``;
+2. ``$KERAS_HOME/models`` or ``~/.keras/models`` (where earlier downloads went);
+
+and builds the backbone from that file (``weights=<path>``), which never touches the
+network. Only when no file is found *and* ``allow_download=True`` does Keras download.
+Otherwise :class:`WeightsNotFoundError` names the file and the fix at once.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from . import config
+
+__all__ = ["BACKBONES", "WeightsNotFoundError", "weights_file_name", "find_weights", "build_backbone", "preprocess_function"]
+
+#: Architectures the course knows, with the preprocessing module of keras.applications.
+BACKBONES = {
+    "MobileNetV2": "mobilenet_v2",
+    "MobileNet": "mobilenet",
+    "EfficientNetB0": "efficientnet",
+    "DenseNet121": "densenet",
+    "ResNet50": "resnet",
+}
+
+
+class WeightsNotFoundError(FileNotFoundError):
+    """No local copy of a backbone's ImageNet weights, and downloading is not allowed."""
+
+
+def weights_file_name(architecture: str, alpha: float = 1.0) -> str:
+    """The file name Keras uses for a backbone's ImageNet weights without the top layers.
+
+    Parameters
+    ----------
+    architecture : str
+        One of :data:`BACKBONES`.
+    alpha : float
+        Width multiplier (MobileNet and MobileNetV2 only).
+
+    Raises
+    ------
+    ValueError
+        For an unknown architecture.
+    """
+    if architecture == "MobileNetV2":
+        return f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{float(alpha)}_224_no_top.h5"
+    if architecture == "MobileNet":
+        alpha_text = {1.0: "1_0", 0.75: "7_5", 0.5: "5_0", 0.25: "2_5"}.get(float(alpha))
+        if alpha_text is None:
+            raise ValueError(f"MobileNet has ImageNet weights for alpha 0.25, 0.5, 0.75 or 1.0, not {alpha}")
+        return f"mobilenet_{alpha_text}_224_tf_no_top.h5"
+    names = {
+        "EfficientNetB0": "efficientnetb0_notop.h5",
+        "DenseNet121": "densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        "ResNet50": "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    }
+    if architecture not in names:
+        raise ValueError(f"unknown backbone {architecture!r}; choose one of {sorted(BACKBONES)}")
+    return names[architecture]
+
+
+def _search_folders(weights_dir: str | os.PathLike | None) -> list[Path]:
+    folders = []
+    if weights_dir is not None:
+        folders.append(Path(weights_dir))
+    elif config.weights_dir() is not None:
+        folders.append(config.weights_dir())
+    keras_home = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras"))
+    folders.append(keras_home / "models")
+    return folders
+
+
+def find_weights(architecture: str, alpha: float = 1.0, weights_dir: str | os.PathLike | None = None) -> Path:
+    """The local file holding a backbone's ImageNet weights.
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    WeightsNotFoundError
+        Naming the file, the folders searched and how to get it.
+    """
+    name = weights_file_name(architecture, alpha)
+    folders = _search_folders(weights_dir)
+    for folder in folders:
+        if (folder / name).is_file():
+            return folder / name
+    raise WeightsNotFoundError(
+        f"ImageNet weights for {architecture} (alpha {alpha:g}) not found: no {name} in "
+        f"{', '.join(map(str, folders))}. Fix: put that file (as Keras downloads it) in a folder and set "
+        "CXR_WEIGHTS_DIR to it, or, on a machine with internet, pass allow_download=True once."
+    )
+
+
+def build_backbone(
+    architecture: str = "MobileNetV2",
+    *,
+    input_size: int = 224,
+    alpha: float = 0.5,
+    weights_dir: str | os.PathLike | None = None,
+    allow_download: bool = False,
+):
+    """A ``keras.applications`` backbone without its classifier, with ImageNet weights.
+
+    Parameters
+    ----------
+    architecture : str
+        One of :data:`BACKBONES`.
+    input_size : int
+        Side of the square RGB input in pixels.
+    alpha : float
+        Width multiplier for MobileNet / MobileNetV2 (ignored otherwise).
+    weights_dir : path-like, optional
+        Where to look first (default ``$CXR_WEIGHTS_DIR``).
+    allow_download : bool
+        When no local file exists, let Keras download the weights (needs internet).
+
+    Returns
+    -------
+    keras.Model
+        Input ``(batch, input_size, input_size, 3)`` *already preprocessed* for this
+        architecture (see :func:`preprocess_function`); output the last feature map.
+
+    Raises
+    ------
+    WeightsNotFoundError
+        No local weights and ``allow_download`` is False (raised before any network use).
+    """
+    import keras
+
+    try:
+        weights = str(find_weights(architecture, alpha, weights_dir))
+    except WeightsNotFoundError:
+        if not allow_download:
+            raise
+        weights = "imagenet"
+    constructor = getattr(keras.applications, architecture)
+    kwargs = {"alpha": alpha} if architecture in ("MobileNet", "MobileNetV2") else {}
+    return constructor(include_top=False, weights=weights, input_shape=(input_size, input_size, 3), **kwargs)
+
+
+def preprocess_function(architecture: str):
+    """The ``preprocess_input`` of a backbone's ``keras.applications`` module (0..255 RGB in)."""
+    import keras
+
+    if architecture not in BACKBONES:
+        raise ValueError(f"unknown backbone {architecture!r}; choose one of {sorted(BACKBONES)}")
+    return getattr(keras.applications, BACKBONES[architecture]).preprocess_input

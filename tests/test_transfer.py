@@ -1,0 +1,55 @@
+"""The split backbone: bottom + top equals the whole, activations cached, only the top trains."""
+
+import numpy as np
+import pytest
+
+from cxr_utils.models import compile_binary
+from cxr_utils.transfer import bottom_activations, build_top_classifier, pooled_features, split_backbone
+from cxr_utils.weights import build_backbone
+
+
+@pytest.fixture(scope="module")
+def split(keras_weights):
+    return split_backbone("MobileNetV2", input_size=96, alpha=0.35, weights_dir=keras_weights)
+
+
+@pytest.fixture(scope="module")
+def images():
+    return np.random.default_rng(0).integers(0, 256, (6, 96, 96), dtype=np.uint8)
+
+
+def test_bottom_then_top_equals_the_whole_backbone(split, images, keras_weights):
+    whole = build_backbone("MobileNetV2", input_size=96, alpha=0.35, weights_dir=keras_weights)
+    rgb = np.repeat(images[..., None].astype("float32"), 3, axis=-1)
+    expected = np.asarray(whole(split.preprocess(rgb), training=False))
+    activations = bottom_activations(split, images, progress=False)
+    assert activations.shape == (6, 6, 6, 32) and activations.dtype == np.float16  # 96 / 16 = 6
+    got = np.asarray(split.top(activations.astype("float32"), training=False))
+    np.testing.assert_allclose(got, expected, atol=0.05)  # float16 storage of the activations
+    features = pooled_features(split, activations)
+    np.testing.assert_allclose(features, expected.mean(axis=(1, 2)), atol=0.05)
+
+
+def test_augmented_views_differ_and_repeat_by_seed(split, images):
+    first = bottom_activations(split, images, view_seed=5, progress=False)
+    again = bottom_activations(split, images, view_seed=5, progress=False)
+    other = bottom_activations(split, images, view_seed=6, progress=False)
+    plain = bottom_activations(split, images, progress=False)
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, other) and not np.array_equal(first, plain)
+
+
+def test_only_the_top_and_head_train_and_batch_norm_stays_frozen(split, images):
+    activations = bottom_activations(split, images, progress=False).astype("float32")
+    model = compile_binary(build_top_classifier(split, dropout=0.0), learning_rate=0.01)
+    bottom_before = [w.copy() for w in split.bottom.get_weights()]
+    bn = next(layer for layer in split.top.layers if layer.__class__.__name__ == "BatchNormalization")
+    moving_mean = np.asarray(bn.moving_mean).copy()
+    kernel = next(layer for layer in split.top.layers if layer.__class__.__name__ == "Conv2D")
+    kernel_before = np.asarray(kernel.kernel).copy()
+    model.fit(activations, np.array([0, 1, 0, 1, 0, 1], "float32"), epochs=2, verbose=0)
+    assert all(np.array_equal(a, b) for a, b in zip(bottom_before, split.bottom.get_weights()))
+    np.testing.assert_array_equal(np.asarray(bn.moving_mean), moving_mean)  # inference-mode BN
+    assert not np.array_equal(np.asarray(kernel.kernel), kernel_before)  # the top did train
+    frozen = build_top_classifier(split, trainable_top=False)
+    assert len(frozen.trainable_weights) == 2  # the head's kernel and bias
