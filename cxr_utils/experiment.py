@@ -19,7 +19,7 @@ from .evaluate import bootstrap_ci, choose_threshold, metrics_to_json
 from .pipeline import CachedBatches
 from .runs import save_predictions, software_versions, write_json
 
-__all__ = ["predict_scores", "finish_run"]
+__all__ = ["predict_scores", "mean_logit", "finish_run"]
 
 
 def predict_scores(model: keras.Model, images: np.ndarray, *, batch_size: int = 64, channels: int = 1) -> np.ndarray:
@@ -37,6 +37,24 @@ def predict_scores(model: keras.Model, images: np.ndarray, *, batch_size: int = 
     """
     batches = CachedBatches(images, np.zeros(len(images)), batch_size, channels=channels)
     return np.asarray(model.predict(batches, verbose=0), dtype=np.float64).reshape(-1)
+
+
+def mean_logit(*scores: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    """Ensemble probabilities by averaging their log-odds (then back to a probability).
+
+    Parameters
+    ----------
+    *scores : numpy.ndarray
+        Probabilities of PNEUMONIA from several models, each shape ``(n,)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(n,)``.
+    """
+    stacked = np.clip(np.stack([np.asarray(s, dtype=np.float64) for s in scores]), eps, 1 - eps)
+    mean = np.log(stacked / (1 - stacked)).mean(axis=0)
+    return 1 / (1 + np.exp(-mean))
 
 
 def finish_run(

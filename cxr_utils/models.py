@@ -40,7 +40,7 @@ def build_cnn(
     channels: int = 1,
     filters: tuple[int, ...] = (16, 32, 64, 128),
     convs_per_block: int = 2,
-    dropout: float = 0.3,
+    dropout: float = 0.5,
     standardize: bool = True,
     augmentation: keras.Layer | None = None,
     name: str = "scratch_cnn",

@@ -28,7 +28,8 @@ class CachedBatches(keras.utils.PyDataset):
     ----------
     images : numpy.ndarray
         Shape ``(n, size, size)``, dtype ``uint8`` (e.g. ``ImageCache.images``, a
-        memory map, or a subset of it).
+        memory map, or a subset of it); or shape ``(n, h, w, c)`` of any dtype (e.g.
+        cached backbone activations), served as float32 unchanged.
     labels : numpy.ndarray
         Shape ``(n,)``: 0 NORMAL, 1 PNEUMONIA.
     batch_size : int
@@ -37,10 +38,11 @@ class CachedBatches(keras.utils.PyDataset):
     seed : int
         Seed of the shuffling: the same seed gives the same sequence of epochs.
     channels : {1, 3}
-        3 repeats the gray channel for ImageNet backbones.
+        For gray images: 3 repeats the gray channel for ImageNet backbones.
 
     Each item is ``(x, y)``: ``x`` of shape ``(batch, size, size, channels)``,
-    float32 in 0..255; ``y`` of shape ``(batch,)``, float32.
+    float32 in 0..255 (or ``(batch, h, w, c)`` for 4-D inputs); ``y`` of shape
+    ``(batch,)``, float32.
     """
 
     def __init__(self, images, labels, batch_size: int = 32, *, shuffle: bool = False, seed: int = 0,
@@ -63,6 +65,8 @@ class CachedBatches(keras.utils.PyDataset):
 
     def __getitem__(self, number: int):
         rows = self._order[number * self.batch_size : (number + 1) * self.batch_size]
+        if self.images.ndim == 4:
+            return self.images[rows].astype(np.float32), self.labels[rows]
         batch = self.images[rows].astype(np.float32)[..., None]
         if self.channels == 3:
             batch = np.repeat(batch, 3, axis=-1)
@@ -75,11 +79,12 @@ class CachedBatches(keras.utils.PyDataset):
 
 def augmentation_layers(
     *,
-    rotation_degrees: float = 7.0,
-    zoom: float = 0.1,
-    translation: float = 0.06,
-    brightness: float = 0.1,
-    contrast: float = 0.15,
+    rotation_degrees: float = 10.0,
+    zoom: float = 0.2,
+    stretch: float = 0.3,
+    translation: float = 0.1,
+    brightness: float = 0.2,
+    contrast: float = 0.3,
     seed: int = 0,
 ) -> keras.Sequential:
     """Random small rotations, zoom, shifts, brightness and contrast, for 0..255 inputs.
@@ -93,6 +98,10 @@ def augmentation_layers(
         Up to this many degrees either way.
     zoom, translation : float
         Fractions of the image side.
+    stretch : float
+        Extra zoom range of the width alone: the aspect ratio changes by up to this
+        fraction. Squashing made the aspect ratio a clue to the class (chapter 02:
+        PNEUMONIA originals are wider), and random stretching takes that clue away.
     brightness : float
         Up to this fraction of the 0..255 range added or removed.
     contrast : float
@@ -106,7 +115,12 @@ def augmentation_layers(
     return keras.Sequential(
         [
             keras.layers.RandomRotation(rotation_degrees / 360.0, fill_mode="constant", seed=seed),
-            keras.layers.RandomZoom(zoom, fill_mode="constant", seed=seed + 1),
+            keras.layers.RandomZoom(
+                height_factor=(-zoom, zoom),
+                width_factor=(-zoom - stretch, zoom + stretch) if stretch else None,
+                fill_mode="constant",
+                seed=seed + 1,
+            ),
             keras.layers.RandomTranslation(translation, translation, fill_mode="constant", seed=seed + 2),
             keras.layers.RandomBrightness(brightness, value_range=(0, 255), seed=seed + 3),
             keras.layers.RandomContrast(contrast, value_range=(0, 255), seed=seed + 4),

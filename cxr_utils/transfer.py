@@ -25,7 +25,18 @@ from tqdm.auto import tqdm
 from .pipeline import CachedBatches, augmentation_layers
 from .weights import build_backbone, preprocess_function
 
-__all__ = ["CUT_LAYERS", "SplitBackbone", "split_backbone", "bottom_activations", "pooled_features", "build_top_classifier"]
+__all__ = [
+    "CUT_LAYERS",
+    "SplitBackbone",
+    "split_backbone",
+    "bottom_activations",
+    "pooled_features",
+    "build_top_classifier",
+    "BackbonePreprocessing",
+    "image_model",
+    "LogisticHead",
+    "fit_logistic_head",
+]
 
 #: Where each architecture is cut by default: the fine-tuned top is what follows.
 CUT_LAYERS = {
@@ -156,3 +167,91 @@ def build_top_classifier(split: SplitBackbone, *, dropout: float = 0.3, trainabl
     x = keras.layers.Dropout(dropout)(x)
     outputs = keras.layers.Dense(1, activation="sigmoid", name="pneumonia")(x)
     return keras.Model(inputs, outputs, name=f"{split.architecture}_finetuned_top")
+
+
+@keras.saving.register_keras_serializable(package="cxr_utils")
+class BackbonePreprocessing(keras.layers.Layer):
+    """A backbone's ``preprocess_input`` as a layer: RGB 0..255 in, the backbone's range out."""
+
+    def __init__(self, architecture: str, **kwargs):
+        super().__init__(**kwargs)
+        self.architecture = architecture
+
+    def call(self, inputs):
+        return preprocess_function(self.architecture)(inputs)
+
+    def get_config(self):
+        return {**super().get_config(), "architecture": self.architecture}
+
+
+def image_model(split: SplitBackbone, classifier: keras.Model) -> keras.Model:
+    """One model from images to probability: preprocessing, the frozen bottom, the trained top and head.
+
+    This is the model to save, to predict on new images, and to explain with
+    Grad-CAM (chapter 05).
+
+    Returns
+    -------
+    keras.Model
+        Input ``(batch, size, size, 3)`` RGB in 0..255 (gray repeated); output
+        ``(batch, 1)``, the probability of PNEUMONIA.
+    """
+    inputs = keras.Input((split.input_size, split.input_size, 3), name="image")
+    x = BackbonePreprocessing(split.architecture, name="preprocess")(inputs)
+    x = split.bottom(x, training=False)
+    outputs = classifier(x)
+    return keras.Model(inputs, outputs, name=f"{split.architecture}_transfer")
+
+
+@dataclass
+class LogisticHead:
+    """A logistic regression on frozen features, its regularisation chosen on validation.
+
+    Attributes
+    ----------
+    model : sklearn.pipeline.Pipeline
+        Standardisation then logistic regression (balanced class weights).
+    C : float
+        The chosen inverse regularisation strength.
+    validation_auc_by_c : dict
+        Validation ROC AUC of every ``C`` tried.
+    """
+
+    model: object
+    C: float
+    validation_auc_by_c: dict
+
+    def predict_proba(self, features: np.ndarray) -> np.ndarray:
+        """Shape ``(n, 2)``: probabilities of NORMAL and PNEUMONIA."""
+        return self.model.predict_proba(features)
+
+
+def fit_logistic_head(
+    train_features: np.ndarray,
+    train_labels: np.ndarray,
+    validation_features: np.ndarray,
+    validation_labels: np.ndarray,
+    Cs: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0),
+) -> LogisticHead:
+    """Fit a logistic regression per ``C`` on training features; keep the best on validation ROC AUC.
+
+    Parameters
+    ----------
+    train_features, validation_features : numpy.ndarray
+        Shape ``(n, d)`` pooled features (:func:`pooled_features`).
+    train_labels, validation_labels : numpy.ndarray
+        Shape ``(n,)``, 0 or 1.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    fitted, aucs = {}, {}
+    for c in Cs:
+        model = make_pipeline(StandardScaler(), LogisticRegression(C=c, class_weight="balanced", max_iter=3000))
+        model.fit(train_features, train_labels)
+        fitted[c] = model
+        aucs[c] = round(float(roc_auc_score(validation_labels, model.predict_proba(validation_features)[:, 1])), 5)
+    best = max(Cs, key=lambda c: aucs[c])
+    return LogisticHead(fitted[best], best, aucs)

@@ -50,3 +50,23 @@ def test_test_scores_never_move_the_threshold(tmp_path):
     first = finish_run(tmp_path / "a", index, splits, validation_scores, test_scores, n_boot=50)
     second = finish_run(tmp_path / "b", index, splits, validation_scores, 1 - test_scores, n_boot=50)
     assert first["threshold"] == second["threshold"]
+
+
+def test_mean_logit_averages_log_odds():
+    from cxr_utils.experiment import mean_logit
+
+    np.testing.assert_allclose(mean_logit(np.array([0.5, 0.9]), np.array([0.5, 0.1])), [0.5, 0.5])
+    # logit(0.8) = log 4, logit(0.5) = 0: the mean log-odds is log 2, i.e. probability 2/3
+    np.testing.assert_allclose(mean_logit(np.array([0.8]), np.array([0.5])), [2 / 3])
+
+
+def test_logistic_head_picks_c_on_validation():
+    from cxr_utils.transfer import fit_logistic_head
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    features = rng.normal(size=(200, 5)) + y[:, None] * np.array([2.0, 0, 0, 0, 0])
+    head = fit_logistic_head(features[:120], y[:120], features[120:], y[120:], Cs=(0.001, 1.0))
+    assert set(head.validation_auc_by_c) == {0.001, 1.0}
+    assert head.validation_auc_by_c[head.C] == max(head.validation_auc_by_c.values())
+    assert head.predict_proba(features[120:]).shape == (80, 2)
