@@ -30,7 +30,7 @@ from .images import RESIZE_POLICIES, load_grayscale, resize_image
 
 __all__ = ["ImageCache", "cache_images", "decode_resized"]
 
-CACHE_FORMAT = 1  # bump when the array layout or the decoding changes
+CACHE_FORMAT = 2  # bump when the array layout or the decoding changes
 
 
 @dataclass
@@ -69,8 +69,12 @@ class ImageCache:
 
 
 def decode_resized(path: str | os.PathLike, size: int, policy: str) -> np.ndarray:
-    """Decode one image to gray and resize it: shape ``(size, size)``, dtype ``uint8``."""
-    return resize_image(load_grayscale(path), size, policy)
+    """Decode one image to gray and resize it: shape ``(size, size)``, dtype ``uint8``.
+
+    JPEGs are decoded at the smallest libjpeg scale that keeps both sides at least
+    ``size`` pixels (see :func:`cxr_utils.images.load_grayscale`), then resized.
+    """
+    return resize_image(load_grayscale(path, min_side=size), size, policy)
 
 
 def _cache_key(root: Path, index: pd.DataFrame, size: int, policy: str) -> str:

@@ -120,3 +120,30 @@ def test_complete_files_pass_integrity_check(tmp_path):
 def test_sha256_matches_known_digest(tmp_path):
     path = write_file(tmp_path / "abc", b"abc")
     assert file_sha256(path) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+
+def test_reduced_scale_decoding_keeps_min_side_and_matches_full_decode(originals):
+    """Draft-mode decoding of real full-resolution X-rays (gray and RGB files) stays
+    at least min_side on both sides and, once resized, within a grey level of the
+    full decode on average."""
+    from cxr_utils.images import resize_image
+
+    paths = sorted((originals / "train" / "NORMAL").glob("*.jpeg"))[:4]
+    paths += sorted((originals / "train" / "PNEUMONIA").glob("*.jpeg"))[:4]
+    paths.append(next(p for p in sorted((originals / "train" / "PNEUMONIA").glob("*.jpeg"))
+                      if Image.open(p).mode == "RGB"))
+    for path in paths:
+        full = load_grayscale(path)
+        reduced = load_grayscale(path, min_side=128)
+        assert min(reduced.shape) >= 128
+        assert reduced.shape[0] < full.shape[0]  # originals are large enough to shrink at least by 2
+        difference = np.abs(resize_image(reduced, 128).astype(int) - resize_image(full, 128)).mean()
+        assert difference < 2.0, path.name
+
+
+def test_min_side_leaves_small_and_non_jpeg_images_full_size(tmp_path):
+    small = write_file(tmp_path / "small.jpeg", jpeg_bytes(40, 30))
+    assert load_grayscale(small, min_side=16).shape == (30, 40)  # 40 // 16 = 2 but 30 // 16 = 1
+    png = tmp_path / "big.png"
+    Image.new("L", (300, 200), 7).save(png)
+    assert load_grayscale(png, min_side=50).shape == (200, 300)
