@@ -9,7 +9,13 @@ returns plain numbers or small DataFrames a notebook shows:
 - :func:`choose_threshold` a threshold picked on *validation* predictions;
 - :func:`evaluation_table` and :func:`format_table` models side by side with the
   paper and the always-PNEUMONIA floor;
-- :func:`metrics_to_json` a bootstrap frame as JSON-ready data.
+- :func:`metrics_to_json` a bootstrap frame as JSON-ready data;
+- :func:`reliability_table`, :func:`expected_calibration_error`,
+  :func:`calibration_summary` how far probabilities are from observed frequencies,
+  and :func:`fit_temperature` / :func:`apply_temperature` a one-parameter fix;
+- :func:`mcnemar_test`, :func:`delong_test`, :func:`compare_models` two models on
+  the same images: accuracy and ROC AUC differences and their p-values;
+- :func:`subgroup_table` where the errors fall.
 
 Ratios whose denominator is zero (e.g. the PPV of a model that predicts no
 PNEUMONIA) are NaN, never errors; so are the AUCs when only one class is present.
@@ -23,7 +29,17 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
-from sklearn.metrics import auc, average_precision_score, confusion_matrix, roc_auc_score, roc_curve
+from scipy.optimize import minimize_scalar
+from scipy.stats import binomtest, norm, rankdata
+from sklearn.metrics import (
+    auc,
+    average_precision_score,
+    brier_score_loss,
+    confusion_matrix,
+    log_loss,
+    roc_auc_score,
+    roc_curve,
+)
 
 __all__ = [
     "PAPER",
@@ -34,6 +50,15 @@ __all__ = [
     "evaluation_table",
     "format_table",
     "metrics_to_json",
+    "reliability_table",
+    "expected_calibration_error",
+    "calibration_summary",
+    "fit_temperature",
+    "apply_temperature",
+    "mcnemar_test",
+    "delong_test",
+    "compare_models",
+    "subgroup_table",
 ]
 
 #: Chest X-ray results of Kermany et al., "Identifying Medical Diagnoses and Treatable
@@ -452,3 +477,251 @@ def metrics_to_json(frame: pd.DataFrame) -> dict[str, dict[str, float | None]]:
         str(metric): {column: clean(frame.loc[metric, column]) for column in ("value", "ci_low", "ci_high")}
         for metric in frame.index
     }
+
+
+# --- Calibration -------------------------------------------------------------------
+
+
+def reliability_table(y_true: ArrayLike, scores: ArrayLike, n_bins: int = 10) -> pd.DataFrame:
+    """Observed share of PNEUMONIA against the mean predicted probability, per score bin.
+
+    The bins split 0..1 into ``n_bins`` equal widths (the last one closed); empty bins
+    are kept with ``count`` 0 and NaN means, so tables of two models line up.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per bin: ``bin_low``, ``bin_high``, ``count``, ``mean_score``,
+        ``observed`` (share of PNEUMONIA among the bin's images) and ``gap``
+        (``observed - mean_score``).
+
+    Raises
+    ------
+    ValueError
+        As :func:`binary_metrics`, or for scores outside 0..1 or ``n_bins < 1``.
+    """
+    y, s = _check_labels_scores(y_true, scores)
+    if n_bins < 1:
+        raise ValueError(f"n_bins must be at least 1, got {n_bins}")
+    if s.min() < 0 or s.max() > 1:
+        raise ValueError("scores must be probabilities in 0..1 for a reliability table")
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    bins = np.clip(np.searchsorted(edges, s, side="right") - 1, 0, n_bins - 1)
+    count = np.bincount(bins, minlength=n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_score = np.bincount(bins, weights=s, minlength=n_bins) / count
+        observed = np.bincount(bins, weights=y, minlength=n_bins) / count
+    return pd.DataFrame({
+        "bin_low": edges[:-1], "bin_high": edges[1:], "count": count,
+        "mean_score": mean_score, "observed": observed, "gap": observed - mean_score,
+    })
+
+
+def expected_calibration_error(y_true: ArrayLike, scores: ArrayLike, n_bins: int = 10) -> float:
+    """ECE: the count-weighted mean of ``|observed - mean_score|`` over the bins of
+    :func:`reliability_table` (0 = perfectly calibrated; same units as a probability)."""
+    table = reliability_table(y_true, scores, n_bins)
+    used = table["count"] > 0
+    return float((table.loc[used, "count"] * table.loc[used, "gap"].abs()).sum() / table["count"].sum())
+
+
+def calibration_summary(y_true: ArrayLike, scores: ArrayLike, n_bins: int = 10) -> dict[str, float]:
+    """Brier score (mean squared error of the probabilities), log loss and ECE."""
+    y, s = _check_labels_scores(y_true, scores)
+    return {
+        "brier": float(brier_score_loss(y, s)),
+        "log_loss": float(log_loss(y, np.clip(s, 1e-7, 1 - 1e-7), labels=[0, 1])),
+        "ece": expected_calibration_error(y, s, n_bins),
+    }
+
+
+def _logit(scores: np.ndarray, eps: float = 1e-7) -> np.ndarray:
+    s = np.clip(scores, eps, 1 - eps)
+    return np.log(s) - np.log1p(-s)
+
+
+def fit_temperature(y_true: ArrayLike, scores: ArrayLike) -> float:
+    """Temperature scaling (Guo et al., 2017) fitted on validation predictions.
+
+    Finds ``T > 0`` minimising the log loss of ``sigmoid(logit(score) / T)``. ``T > 1``
+    softens an over-confident model, ``T < 1`` sharpens an under-confident one. The
+    ranking of images, hence the ROC AUC, does not change; a threshold does move, so
+    apply :func:`apply_temperature` to the threshold too.
+
+    Returns
+    -------
+    float
+        The temperature, searched in ``[0.05, 20]``.
+    """
+    y, s = _check_labels_scores(y_true, scores)
+    z = _logit(s)
+
+    def loss(log_t: float) -> float:
+        p = np.clip(1 / (1 + np.exp(-z / np.exp(log_t))), 1e-12, 1 - 1e-12)
+        return float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p)))
+
+    result = minimize_scalar(loss, bounds=(math.log(0.05), math.log(20.0)), method="bounded")
+    return float(np.exp(result.x))
+
+
+def apply_temperature(scores: ArrayLike, temperature: float) -> np.ndarray:
+    """``sigmoid(logit(scores) / temperature)``: same shape as ``scores``."""
+    if not temperature > 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    return 1 / (1 + np.exp(-_logit(np.asarray(scores, dtype=np.float64)) / temperature))
+
+
+# --- Comparing two models on the same images ---------------------------------------
+
+
+def mcnemar_test(y_true: ArrayLike, predicted_a: ArrayLike, predicted_b: ArrayLike) -> dict[str, float]:
+    """McNemar's exact test: do two classifiers' accuracies differ on the same images?
+
+    Only the discordant images count: ``a_only`` (A right, B wrong) and ``b_only``.
+    Under the null hypothesis each discordant image is a fair coin; the p-value is the
+    two-sided exact binomial one (1 when there is no discordant image).
+
+    Parameters
+    ----------
+    y_true, predicted_a, predicted_b : array-like of 0/1, shape (n_samples,)
+
+    Returns
+    -------
+    dict
+        ``a_only``, ``b_only``, ``accuracy_a``, ``accuracy_b`` and ``p_value``.
+    """
+    y = np.asarray(y_true).astype(int)
+    a, b = np.asarray(predicted_a).astype(int), np.asarray(predicted_b).astype(int)
+    if not (y.shape == a.shape == b.shape) or y.ndim != 1:
+        raise ValueError(f"labels and predictions must be 1-D of one length, got {y.shape}, {a.shape}, {b.shape}")
+    right_a, right_b = a == y, b == y
+    a_only, b_only = int((right_a & ~right_b).sum()), int((~right_a & right_b).sum())
+    p_value = 1.0 if a_only + b_only == 0 else float(binomtest(a_only, a_only + b_only, 0.5).pvalue)
+    return {"a_only": a_only, "b_only": b_only, "accuracy_a": float(right_a.mean()),
+            "accuracy_b": float(right_b.mean()), "p_value": p_value}
+
+
+def _delong_covariance(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """AUCs and their DeLong covariance for ``scores`` of shape (k models, n images).
+
+    The structural components are computed with midranks (Sun & Xu, IEEE Signal
+    Processing Letters 21(11), 2014), so ties count one half as in the AUC itself.
+    """
+    positive = y == 1
+    m, n = int(positive.sum()), int((~positive).sum())
+    aucs, v_pos, v_neg = [], [], []
+    for row in scores:
+        pos, neg = row[positive], row[~positive]
+        ranks_all = rankdata(np.concatenate([pos, neg]))
+        ranks_pos, ranks_neg = rankdata(pos), rankdata(neg)
+        aucs.append((ranks_all[:m].sum() / m - (m + 1) / 2) / n)
+        v_pos.append((ranks_all[:m] - ranks_pos) / n)  # share of negatives below each positive
+        v_neg.append(1 - (ranks_all[m:] - ranks_neg) / m)  # share of positives above each negative
+    covariance = np.atleast_2d(np.cov(np.array(v_pos))) / m + np.atleast_2d(np.cov(np.array(v_neg))) / n
+    return np.array(aucs), covariance
+
+
+def delong_test(y_true: ArrayLike, scores_a: ArrayLike, scores_b: ArrayLike) -> dict[str, float]:
+    """DeLong's test for two correlated ROC AUCs (DeLong et al., Biometrics 44, 1988).
+
+    Returns
+    -------
+    dict
+        ``auc_a``, ``auc_b``, ``difference`` (A - B), its standard error ``se``, its 95%
+        interval ``ci_low``/``ci_high`` (normal approximation), ``z`` and the
+        two-sided ``p_value`` (1 when the two score vectors rank identically).
+
+    Raises
+    ------
+    ValueError
+        As :func:`binary_metrics`, or when a class is missing.
+    """
+    y, a = _check_labels_scores(y_true, scores_a)
+    _, b = _check_labels_scores(y_true, scores_b)
+    if np.unique(y).size < 2:
+        raise ValueError("an AUC comparison needs both NORMAL (0) and PNEUMONIA (1) examples")
+    aucs, covariance = _delong_covariance(y, np.vstack([a, b]))
+    difference = float(aucs[0] - aucs[1])
+    variance = float(covariance[0, 0] + covariance[1, 1] - 2 * covariance[0, 1])
+    se = math.sqrt(max(variance, 0.0))
+    if se == 0:
+        z, p_value = 0.0, 1.0
+    else:
+        z = difference / se
+        p_value = float(2 * norm.sf(abs(z)))
+    return {"auc_a": float(aucs[0]), "auc_b": float(aucs[1]), "difference": difference, "se": se,
+            "ci_low": difference - 1.959964 * se, "ci_high": difference + 1.959964 * se,
+            "z": z, "p_value": p_value}
+
+
+def compare_models(
+    y_true: ArrayLike, models: Mapping[str, tuple[ArrayLike, float]]
+) -> pd.DataFrame:
+    """Every pair of models on the same images: McNemar on accuracy, DeLong on ROC AUC.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+    models : mapping of str to (scores, threshold)
+        Each model's scores on the same images, in the same order, and its threshold.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per pair ``(model_a, model_b)``: accuracies, ``mcnemar_p``, AUCs, the
+        AUC difference with its 95% interval and ``delong_p``.
+    """
+    names = list(models)
+    rows = []
+    for i, first in enumerate(names):
+        for second in names[i + 1:]:
+            (sa, ta), (sb, tb) = models[first], models[second]
+            mc = mcnemar_test(y_true, np.asarray(sa) >= ta, np.asarray(sb) >= tb)
+            dl = delong_test(y_true, sa, sb)
+            rows.append({
+                "model_a": first, "model_b": second,
+                "accuracy_a": mc["accuracy_a"], "accuracy_b": mc["accuracy_b"],
+                "a_right_b_wrong": mc["a_only"], "b_right_a_wrong": mc["b_only"], "mcnemar_p": mc["p_value"],
+                "auc_a": dl["auc_a"], "auc_b": dl["auc_b"], "auc_difference": dl["difference"],
+                "auc_difference_ci_low": dl["ci_low"], "auc_difference_ci_high": dl["ci_high"],
+                "delong_p": dl["p_value"],
+            })
+    return pd.DataFrame(rows)
+
+
+# --- Errors by subgroup --------------------------------------------------------------
+
+
+def subgroup_table(y_true: ArrayLike, scores: ArrayLike, threshold: float, groups: ArrayLike) -> pd.DataFrame:
+    """Where the errors fall: counts and rates per subgroup at one threshold.
+
+    Parameters
+    ----------
+    y_true, scores, threshold
+        As :func:`binary_metrics`.
+    groups : array-like of shape (n_samples,)
+        A subgroup label per image (e.g. pathogen, size band).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index: the groups, sorted. Columns ``images``, ``normal``, ``pneumonia``,
+        ``false_positives``, ``false_negatives``, ``error_rate``, ``sensitivity`` and
+        ``specificity`` (NaN where the group has no image of that class).
+    """
+    y, s = _check_labels_scores(y_true, scores)
+    threshold = _check_threshold(threshold)
+    groups = np.asarray(groups)
+    if groups.shape != y.shape:
+        raise ValueError(f"groups must have one entry per image: {groups.shape} != {y.shape}")
+    predicted = s >= threshold
+    frame = pd.DataFrame({"group": groups, "y": y, "fp": (y == 0) & predicted, "fn": (y == 1) & ~predicted})
+    table = frame.groupby("group", sort=True).agg(
+        images=("y", "size"), pneumonia=("y", "sum"), false_positives=("fp", "sum"), false_negatives=("fn", "sum"),
+    )
+    table.insert(1, "normal", table["images"] - table["pneumonia"])
+    table["error_rate"] = (table["false_positives"] + table["false_negatives"]) / table["images"]
+    table["sensitivity"] = _ratio(table["pneumonia"] - table["false_negatives"], table["pneumonia"])
+    table["specificity"] = _ratio(table["normal"] - table["false_positives"], table["normal"])
+    table.index.name = None
+    return table

@@ -386,3 +386,110 @@ def test_metrics_to_json_round_trips():
     assert data["sensitivity"]["value"] == 2 / 3
     assert type(data["sensitivity"]["ci_low"]) is float
     assert json.loads(json.dumps(data, allow_nan=False)) == data
+
+
+# --- calibration, paired comparisons, subgroups -----------------------------------
+
+from cxr_utils.evaluate import (  # noqa: E402
+    apply_temperature,
+    calibration_summary,
+    compare_models,
+    delong_test,
+    expected_calibration_error,
+    fit_temperature,
+    mcnemar_test,
+    reliability_table,
+    subgroup_table,
+)
+
+
+def test_reliability_table_by_hand():
+    y = [0, 0, 1, 1, 1]
+    s = [0.05, 0.15, 0.15, 0.95, 1.0]
+    table = reliability_table(y, s, n_bins=2)
+    assert table["count"].tolist() == [3, 2]
+    np.testing.assert_allclose(table["mean_score"], [(0.05 + 0.15 + 0.15) / 3, 0.975])
+    np.testing.assert_allclose(table["observed"], [1 / 3, 1.0])
+    ece = (3 * abs(1 / 3 - 0.35 / 3) + 2 * abs(1 - 0.975)) / 5
+    assert expected_calibration_error(y, s, n_bins=2) == pytest.approx(ece)
+    assert reliability_table(y, s, n_bins=10)["count"].sum() == 5  # empty bins kept, nothing lost
+    with pytest.raises(ValueError, match="0..1"):
+        reliability_table([0, 1], [-0.1, 0.5])
+
+
+def test_calibration_summary_matches_scikit_learn():
+    from sklearn.metrics import brier_score_loss, log_loss
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 300)
+    s = rng.uniform(0.01, 0.99, 300)
+    summary = calibration_summary(y, s)
+    assert summary["brier"] == pytest.approx(brier_score_loss(y, s))
+    assert summary["log_loss"] == pytest.approx(log_loss(y, s))
+
+
+def test_temperature_recovers_overconfidence_and_keeps_the_ranking():
+    rng = np.random.default_rng(1)
+    z = rng.normal(0, 2, 4000)
+    y = (rng.uniform(size=z.size) < 1 / (1 + np.exp(-z))).astype(int)  # calibrated on z
+    overconfident = 1 / (1 + np.exp(-3 * z))
+    temperature = fit_temperature(y, overconfident)
+    assert temperature == pytest.approx(3.0, rel=0.15)
+    fixed = apply_temperature(overconfident, temperature)
+    assert expected_calibration_error(y, fixed) < expected_calibration_error(y, overconfident) / 2
+    assert np.all(np.diff(fixed[np.argsort(overconfident)]) >= 0)  # a monotone map: the ranking is kept
+    with pytest.raises(ValueError):
+        apply_temperature(fixed, 0.0)
+
+
+def test_mcnemar_exact_p_value_by_hand():
+    # 10 images only A gets right, 2 only B: p = 2 * P(X <= 2), X ~ Binomial(12, 1/2)
+    y = np.ones(20, dtype=int)
+    a = np.r_[np.ones(10), np.zeros(2), np.ones(5), np.zeros(3)]
+    b = np.r_[np.zeros(10), np.ones(2), np.ones(5), np.zeros(3)]
+    result = mcnemar_test(y, a, b)
+    assert (result["a_only"], result["b_only"]) == (10, 2)
+    assert result["p_value"] == pytest.approx(2 * (1 + 12 + 66) / 4096)
+    assert mcnemar_test(y, a, a)["p_value"] == 1.0
+
+
+def test_delong_aucs_and_variance_against_a_paired_bootstrap():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(2)
+    y = np.r_[np.zeros(150, dtype=int), np.ones(250, dtype=int)]
+    shared = rng.normal(size=y.size)
+    a = y * 1.2 + shared + rng.normal(0, 0.5, y.size)
+    b = np.round(y * 0.9 + shared + rng.normal(0, 0.5, y.size), 1)  # rounding makes ties
+    result = delong_test(y, a, b)
+    assert result["auc_a"] == pytest.approx(roc_auc_score(y, a))
+    assert result["auc_b"] == pytest.approx(roc_auc_score(y, b))
+    differences = []
+    for _ in range(2000):
+        pick = np.r_[rng.choice(150, 150), 150 + rng.choice(250, 250)]  # stratified, as DeLong conditions on counts
+        differences.append(roc_auc_score(y[pick], a[pick]) - roc_auc_score(y[pick], b[pick]))
+    assert result["se"] == pytest.approx(np.std(differences), rel=0.15)
+    assert result["ci_low"] < result["difference"] < result["ci_high"]
+    assert delong_test(y, a, a)["p_value"] == 1.0
+    assert delong_test(y, a, -a)["p_value"] < 1e-6
+
+
+def test_compare_models_runs_every_pair():
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 200)
+    models = {name: (np.clip(y * 0.3 + rng.uniform(0, 0.7, 200), 0, 1), 0.5) for name in "ABC"}
+    table = compare_models(y, models)
+    assert list(zip(table["model_a"], table["model_b"])) == [("A", "B"), ("A", "C"), ("B", "C")]
+    assert table[["mcnemar_p", "delong_p"]].apply(lambda c: c.between(0, 1)).all().all()
+
+
+def test_subgroup_table_by_hand():
+    y = [0, 0, 1, 1, 1, 0]
+    s = [0.9, 0.1, 0.2, 0.8, 0.7, 0.6]
+    groups = ["none", "none", "virus", "virus", "bacteria", "none"]
+    table = subgroup_table(y, s, 0.5, groups)
+    assert table.index.tolist() == ["bacteria", "none", "virus"]
+    assert table.loc["none", ["images", "normal", "pneumonia", "false_positives", "false_negatives"]].tolist() == [3, 3, 0, 2, 0]
+    assert table.loc["virus", "sensitivity"] == 0.5 and np.isnan(table.loc["virus", "specificity"])
+    assert table.loc["none", "error_rate"] == pytest.approx(2 / 3)
+    assert table["images"].sum() == 6
