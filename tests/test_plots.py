@@ -155,3 +155,86 @@ def test_augmented_samples_grid():
     np.testing.assert_array_equal(fig.axes[0].images[0].get_array(), images[0])
     assert not np.array_equal(fig.axes[1].images[0].get_array(), images[0])
     assert [ax.get_title() for ax in fig.axes[:4]] == ["as cached", "augmented 1", "augmented 2", "augmented 3"]
+
+
+# --- chapter 05 figures -------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def scored():
+    rng = np.random.default_rng(0)
+    y = np.r_[np.zeros(40, dtype=int), np.ones(60, dtype=int)]
+    return y, {"A": (np.clip(0.35 * y + rng.uniform(0, 0.65, 100), 0, 1), 0.5),
+               "B": (np.clip(0.2 * y + rng.uniform(0, 0.8, 100), 0, 1), 0.4)}
+
+
+def test_confusion_matrices_show_the_counts(scored):
+    from sklearn.metrics import confusion_matrix
+
+    y, models = scored
+    fig = plots.plot_confusion_matrices(y, models)
+    render(fig)
+    assert len(fig.axes) == 2
+    for ax, (scores, threshold) in zip(fig.axes, models.values()):
+        counts = [int(t.get_text().split("\n")[0]) for t in ax.texts]
+        assert counts == confusion_matrix(y, scores >= threshold).ravel().tolist()
+        assert sum(counts) == 100
+
+
+def test_roc_pr_curves_and_operating_points(scored):
+    from sklearn.metrics import roc_auc_score
+
+    y, models = scored
+    fig = plots.plot_roc_pr(y, models)
+    render(fig)
+    roc_ax = fig.axes[0]
+    labels = roc_ax.get_legend().get_texts()
+    assert f"{roc_auc_score(y, models['A'][0]):.3f}" in labels[0].get_text()
+    scores, threshold = models["A"]
+    point = roc_ax.lines[1].get_xydata()[0]
+    np.testing.assert_allclose(point, [(scores[y == 0] >= threshold).mean(), (scores[y == 1] >= threshold).mean()])
+
+
+def test_threshold_tradeoff_curves_end_where_they_must(scored):
+    y, models = scored
+    fig = plots.plot_threshold_tradeoff({"validation": (y, models["A"][0]), "test": (y, models["B"][0])}, 0.5)
+    render(fig)
+    lines = [line for line in fig.axes[0].lines if len(line.get_xdata()) == 201]
+    assert len(lines) == 4
+    sensitivity = lines[0].get_ydata()
+    assert sensitivity[0] == 1.0 and np.all(np.diff(sensitivity) <= 0)
+
+
+def test_score_shift_panels_hold_every_image(scored):
+    y, models = scored
+    fig = plots.plot_score_shift({"validation": (y, models["A"][0]), "test": (y, models["B"][0])}, 0.5)
+    render(fig)
+    assert [ax.get_title() for ax in fig.axes] == ["validation", "test"]
+    for ax in fig.axes:
+        heights = [sum(p.get_height() for p in container) for container in ax.containers]
+        np.testing.assert_allclose(heights, [1.0, 1.0])  # shares of each class, none clipped off the axis
+
+
+def test_reliability_points_are_the_table(scored):
+    from cxr_utils.evaluate import reliability_table
+
+    y, models = scored
+    table = reliability_table(y, models["A"][0], n_bins=5)
+    fig = plots.plot_reliability({"A": table})
+    render(fig)
+    used = table[table["count"] > 0]
+    np.testing.assert_allclose(fig.axes[0].lines[1].get_xydata(), used[["mean_score", "observed"]].to_numpy())
+
+
+def test_gradcam_gallery(originals, index):
+    from cxr_utils.images import load_grayscale, resize_image
+
+    rows = index.head(3)
+    images = np.stack([resize_image(load_grayscale(originals / p), 64) for p in rows["path"]])
+    heatmaps = np.random.default_rng(0).uniform(size=(3, 64, 64))
+    fig = plots.plot_gradcam_gallery(images, heatmaps, [p.split("/")[-1] for p in rows["path"]], per_row=2)
+    render(fig)
+    shown = [ax for ax in fig.axes if ax.images]
+    assert len(shown) == 3 and all(len(ax.images) == 2 for ax in shown)
+    assert shown[0].get_title() == rows["path"].iloc[0].split("/")[-1]
+    with pytest.raises(ValueError):
+        plots.plot_gradcam_gallery(images, heatmaps[:2], ["a", "b", "c"])
