@@ -59,6 +59,8 @@ __all__ = [
     "delong_test",
     "compare_models",
     "subgroup_table",
+    "versus_paper",
+    "table_to_markdown",
 ]
 
 #: Chest X-ray results of Kermany et al., "Identifying Medical Diagnoses and Treatable
@@ -725,3 +727,32 @@ def subgroup_table(y_true: ArrayLike, scores: ArrayLike, threshold: float, group
     table["specificity"] = _ratio(table["normal"] - table["false_positives"], table["normal"])
     table.index.name = None
     return table
+
+
+def versus_paper(frame: pd.DataFrame) -> pd.DataFrame:
+    """A :func:`bootstrap_ci` frame against :data:`PAPER`: is the paper's figure inside our interval?
+
+    The paper publishes no per-image predictions, so no paired test is possible; an
+    interval that excludes the paper's figure is the evidence of a difference.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index: the metrics the paper reports. Columns ``ours``, ``ci_low``, ``ci_high``,
+        ``paper`` and ``verdict`` ("above the paper", "below the paper" or "no difference shown").
+    """
+    rows = {}
+    for metric, paper in PAPER.items():
+        value, low, high = (float(frame.loc[metric, c]) for c in ("value", "ci_low", "ci_high"))
+        verdict = "above the paper" if low > paper else "below the paper" if high < paper else "no difference shown"
+        rows[metric] = {"ours": value, "ci_low": low, "ci_high": high, "paper": paper, "verdict": verdict}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def table_to_markdown(table: pd.DataFrame) -> str:
+    """A small DataFrame (e.g. :func:`format_table`'s) as a GitHub Markdown table, index first."""
+    header = [table.index.name or ""] + [str(c) for c in table.columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, row in table.iterrows():
+        lines.append("| " + " | ".join([str(name)] + [str(v) for v in row]) + " |")
+    return "\n".join(lines) + "\n"

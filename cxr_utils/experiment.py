@@ -19,7 +19,7 @@ from .evaluate import bootstrap_ci, choose_threshold, metrics_to_json
 from .pipeline import CachedBatches
 from .runs import save_predictions, software_versions, write_json
 
-__all__ = ["predict_scores", "mean_logit", "finish_run"]
+__all__ = ["predict_scores", "mean_logit", "finish_run", "confident_errors"]
 
 
 def predict_scores(model: keras.Model, images: np.ndarray, *, batch_size: int = 64, channels: int = 1) -> np.ndarray:
@@ -129,3 +129,27 @@ def finish_run(
     if model is not None:
         model.save(run_dir / "model.keras")
     return {"threshold": threshold, "validation": validation, "test": test}
+
+
+def confident_errors(predictions: pd.DataFrame, threshold: float, n: int = 4) -> pd.DataFrame:
+    """The most confident mistakes: up to ``n`` false positives and ``n`` false negatives.
+
+    Parameters
+    ----------
+    predictions : pandas.DataFrame
+        With ``y_true`` (1 = PNEUMONIA) and ``score`` columns (a run's prediction file).
+    threshold : float
+        The operating threshold: ``score >= threshold`` is PNEUMONIA.
+    n : int
+        Most rows of each kind.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The rows, false positives first (highest score first), then false negatives
+        (lowest score first), with a column ``error`` ("false positive" or "false negative").
+    """
+    predicted = predictions["score"] >= threshold
+    positives = predictions[(predictions["y_true"] == 0) & predicted].nlargest(n, "score")
+    negatives = predictions[(predictions["y_true"] == 1) & ~predicted].nsmallest(n, "score")
+    return pd.concat([positives.assign(error="false positive"), negatives.assign(error="false negative")])

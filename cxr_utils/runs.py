@@ -17,6 +17,7 @@ import json
 import math
 import os
 import platform
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -27,7 +28,10 @@ import pandas as pd
 
 from . import config
 
-__all__ = ["run_folder", "software_versions", "write_json", "read_json", "save_predictions", "load_predictions"]
+__all__ = [
+    "run_folder", "software_versions", "write_json", "read_json", "save_predictions", "load_predictions",
+    "Run", "load_run",
+]
 
 PREDICTION_COLUMNS = ["path", "split", "label", "patient_id", "pathogen", "y_true", "score"]
 
@@ -100,3 +104,85 @@ def save_predictions(path: str | os.PathLike, index: pd.DataFrame, scores: np.nd
 def load_predictions(path: str | os.PathLike) -> pd.DataFrame:
     """Read a predictions file written by :func:`save_predictions`."""
     return pd.read_csv(path)
+
+
+@dataclass
+class Run:
+    """A finished run folder, read back (see the module docstring for the files).
+
+    Attributes
+    ----------
+    name : str
+    folder : pathlib.Path
+    validation, test : pandas.DataFrame
+        The prediction files: one row per image with ``path``, ``label``, ``y_true``, ``score``, ...
+    threshold : float
+        The operating threshold, chosen on validation.
+    metrics, config : dict
+        ``metrics.json`` and ``config.json``.
+    """
+
+    name: str
+    folder: Path
+    validation: pd.DataFrame
+    test: pd.DataFrame
+    threshold: float
+    metrics: dict
+    config: dict
+
+    @property
+    def model_path(self) -> Path:
+        """``model.keras`` in the folder (it may be missing: see :meth:`load_model`)."""
+        return self.folder / "model.keras"
+
+    def load_model(self):
+        """The saved Keras model, with the course's custom layers registered.
+
+        Raises
+        ------
+        FileNotFoundError
+            If the run saved no model.
+        """
+        import keras
+
+        from . import models, transfer  # noqa: F401  (registers the custom layers for deserialisation)
+
+        if not self.model_path.exists():
+            raise FileNotFoundError(f"run {self.name!r} saved no model ({self.model_path} is missing)")
+        return keras.models.load_model(self.model_path)
+
+
+RUN_FILES = ("predictions_validation.csv", "predictions_test.csv", "threshold.json", "metrics.json", "config.json")
+
+
+def load_run(name: str, notebook: str, root: str | os.PathLike | None = None) -> Run:
+    """Read the run folder ``<runs>/<name>`` written by a training notebook.
+
+    Parameters
+    ----------
+    name : str
+        The run's name, e.g. ``"04_transfer_learning"`` (``..._fast`` in fast mode).
+    notebook : str
+        The notebook that writes it, named in the error when the run is missing.
+    root : path-like, optional
+        Default :func:`cxr_utils.config.runs_dir`.
+
+    Raises
+    ------
+    FileNotFoundError
+        If a file of the run is missing: the message says which notebook to execute.
+    """
+    folder = (Path(root) if root is not None else config.runs_dir()) / name
+    missing = [f for f in RUN_FILES if not (folder / f).exists()]
+    if missing:
+        raise FileNotFoundError(
+            f"run {name!r} is missing {', '.join(missing)} in {folder}: execute {notebook} first, "
+            f"with the same CXR_FAST and CXR_DATA_DIR settings, to make it"
+        )
+    return Run(
+        name=name, folder=folder,
+        validation=load_predictions(folder / "predictions_validation.csv"),
+        test=load_predictions(folder / "predictions_test.csv"),
+        threshold=float(read_json(folder / "threshold.json")["threshold"]),
+        metrics=read_json(folder / "metrics.json"), config=read_json(folder / "config.json"),
+    )
