@@ -45,14 +45,17 @@ def project_root() -> Path:
 
 
 def _path_from_env(name: str, default: Path) -> Path:
+    """``$name`` as an absolute path (a relative one is taken relative to the project
+    root, so notebooks, which run in ``notebooks/``, read it as the shell did), else ``default``."""
     value = os.environ.get(name, "").strip()
     if not value:
         return default
-    return Path(os.path.abspath(Path(value).expanduser()))
+    path = Path(value).expanduser()
+    return Path(os.path.abspath(path if path.is_absolute() else project_root() / path))
 
 
 def data_dir() -> Path:
-    """The dataset root: ``$CXR_DATA_DIR``, else ``<project>/data``."""
+    """The dataset root: ``$CXR_DATA_DIR`` (relative to the project root), else ``<project>/data``."""
     return _path_from_env("CXR_DATA_DIR", project_root() / "data")
 
 
@@ -67,9 +70,9 @@ def test_data_dir() -> Path:
 
 
 def weights_dir() -> Path | None:
-    """The folder named by ``$CXR_WEIGHTS_DIR``, or ``None`` when it is unset."""
+    """The folder named by ``$CXR_WEIGHTS_DIR`` (relative to the project root), or ``None`` when it is unset."""
     value = os.environ.get("CXR_WEIGHTS_DIR", "").strip()
-    return Path(value).expanduser().resolve() if value else None
+    return _path_from_env("CXR_WEIGHTS_DIR", Path()) if value else None
 
 
 def fast_mode() -> bool:
@@ -88,5 +91,5 @@ def runs_dir() -> Path:
 
 
 def cache_dir() -> Path:
-    """Where decoded image arrays are cached: ``$CXR_CACHE_DIR``, else ``<project>/cache``."""
+    """Where decoded image arrays are cached: ``$CXR_CACHE_DIR`` (relative to the project root), else ``<project>/cache``."""
     return _path_from_env("CXR_CACHE_DIR", project_root() / "cache")

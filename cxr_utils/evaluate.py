@@ -707,18 +707,19 @@ def subgroup_table(y_true: ArrayLike, scores: ArrayLike, threshold: float, group
     Returns
     -------
     pandas.DataFrame
-        Index: the groups, sorted. Columns ``images``, ``normal``, ``pneumonia``,
+        Index: the groups, sorted (in category order for a pandas Categorical, e.g.
+        the bands of :func:`pandas.qcut`; empty categories are left out). Columns ``images``, ``normal``, ``pneumonia``,
         ``false_positives``, ``false_negatives``, ``error_rate``, ``sensitivity`` and
         ``specificity`` (NaN where the group has no image of that class).
     """
     y, s = _check_labels_scores(y_true, scores)
     threshold = _check_threshold(threshold)
-    groups = np.asarray(groups)
-    if groups.shape != y.shape:
-        raise ValueError(f"groups must have one entry per image: {groups.shape} != {y.shape}")
+    groups = pd.Series(groups).reset_index(drop=True)  # a Categorical keeps its order
+    if len(groups) != len(y):
+        raise ValueError(f"groups must have one entry per image: {len(groups)} != {len(y)}")
     predicted = s >= threshold
     frame = pd.DataFrame({"group": groups, "y": y, "fp": (y == 0) & predicted, "fn": (y == 1) & ~predicted})
-    table = frame.groupby("group", sort=True).agg(
+    table = frame.groupby("group", sort=True, observed=True).agg(
         images=("y", "size"), pneumonia=("y", "sum"), false_positives=("fp", "sum"), false_negatives=("fn", "sum"),
     )
     table.insert(1, "normal", table["images"] - table["pneumonia"])
