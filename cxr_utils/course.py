@@ -2,11 +2,14 @@
 
 This is what the README's main command (``make course``, i.e. ``cxr course``) does.
 Notebooks are executed in order with nbclient (nbconvert's executor) into
-``build/executed/``; the first failing cell stops the run and is named.
+``build/executed/``; the first failing cell stops the run and is named. Each executed
+notebook is rendered to ``build/html/``, and ``build/summary.md`` / ``build/summary.json``
+record the time each notebook took and the results table of notebook 05.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import dataclass
@@ -20,7 +23,19 @@ from . import config
 from .dataset import DatasetLayoutError, find_dataset, verify_dataset
 from .download import download_dataset
 
-__all__ = ["CourseError", "NotebookRun", "resolve_dataset", "list_notebooks", "execute_notebook", "run_course"]
+__all__ = [
+    "CourseError",
+    "NotebookRun",
+    "resolve_dataset",
+    "list_notebooks",
+    "execute_notebook",
+    "render_html",
+    "write_summary",
+    "run_course",
+]
+
+#: The run folder whose results table the summary quotes (``_fast`` appended in fast mode).
+RESULTS_RUN = "05_error_analysis"
 
 
 class CourseError(RuntimeError):
@@ -173,6 +188,7 @@ def run_course(
     if fast is not None:
         os.environ["CXR_FAST"] = "1" if fast else "0"
     out = Path(out_dir) if out_dir is not None else config.build_dir() / "executed"
+    html_dir = out.parent / "html"
     notebooks = list_notebooks(notebooks_dir)
     if not notebooks:
         print("No notebooks to execute yet (notebooks/NN_*.ipynb).", flush=True)
@@ -181,5 +197,72 @@ def run_course(
         print(f"[{number}/{len(notebooks)}] executing {notebook.name} ...", flush=True)
         seconds = execute_notebook(notebook, out / notebook.name)
         runs.append(NotebookRun(notebook, out / notebook.name, seconds))
-        print(f"[{number}/{len(notebooks)}] {notebook.name} done in {seconds:.0f} s -> {out / notebook.name}", flush=True)
+        html = render_html(out / notebook.name, html_dir)
+        print(f"[{number}/{len(notebooks)}] {notebook.name} done in {seconds:.0f} s -> {out / notebook.name}, {html}",
+              flush=True)
+    summary_md, _ = write_summary(runs, out.parent, data_dir=root, fast=config.fast_mode())
+    print(f"Summary: {summary_md}", flush=True)
     return runs
+
+
+def render_html(executed: str | os.PathLike, html_dir: str | os.PathLike) -> Path:
+    """Render an executed notebook to ``<html_dir>/<name>.html`` with nbconvert (figures embedded)."""
+    from nbconvert import HTMLExporter
+
+    executed, html_dir = Path(executed), Path(html_dir)
+    html_dir.mkdir(parents=True, exist_ok=True)
+    body, _ = HTMLExporter().from_notebook_node(nbformat.read(executed, as_version=4))
+    target = html_dir / executed.with_suffix(".html").name
+    target.write_text(body, encoding="utf-8")
+    return target
+
+
+def write_summary(
+    runs: list[NotebookRun],
+    build_dir: str | os.PathLike,
+    *,
+    data_dir: str | os.PathLike,
+    fast: bool,
+    runs_dir: str | os.PathLike | None = None,
+) -> tuple[Path, Path]:
+    """Write ``summary.md`` and ``summary.json`` into ``build_dir``.
+
+    They hold the data folder, the mode, each notebook's wall time, and the results
+    table notebook 05 saved in ``<runs>/05_error_analysis[_fast]/results.{md,json}``
+    (copied unchanged, so the summary shows the notebook's own numbers), or a line
+    saying it is missing.
+
+    Returns
+    -------
+    tuple of pathlib.Path
+        The Markdown and the JSON file.
+    """
+    from .runs import software_versions, write_json
+
+    build_dir = Path(build_dir)
+    build_dir.mkdir(parents=True, exist_ok=True)
+    results_dir = (Path(runs_dir) if runs_dir is not None else config.runs_dir()) / (RESULTS_RUN + ("_fast" if fast else ""))
+    results_md, results_json = results_dir / "results.md", results_dir / "results.json"
+    mode = "fast (CXR_FAST=1)" if fast else "full"
+    lines = [
+        "# Course run summary", "",
+        f"- data: `{data_dir}`", f"- mode: {mode}",
+        f"- notebooks: {len(runs)}, {sum(r.seconds for r in runs) / 60:.1f} min in all", "",
+        "| notebook | minutes | executed copy |", "|---|---|---|",
+    ]
+    lines += [f"| {r.notebook.name} | {r.seconds / 60:.1f} | `{r.executed}` |" for r in runs]
+    lines += ["", "## Results on the official test split (from notebook 05)", ""]
+    if results_md.exists():
+        lines.append(results_md.read_text(encoding="utf-8").rstrip("\n"))
+        lines += ["", "Brackets: 95% bootstrap intervals. Thresholds were chosen on validation."]
+    else:
+        lines.append(f"No results table: {results_md} is missing (notebook 05 did not run).")
+    markdown = build_dir / "summary.md"
+    markdown.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    content = {
+        "data_dir": str(data_dir), "fast": fast,
+        "notebooks": [{"notebook": r.notebook.name, "seconds": r.seconds, "executed": str(r.executed)} for r in runs],
+        "results": json.loads(results_json.read_text(encoding="utf-8")) if results_json.exists() else None,
+        "software": software_versions(),
+    }
+    return markdown, write_json(build_dir / "summary.json", content)

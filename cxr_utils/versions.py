@@ -15,7 +15,7 @@ from packaging.requirements import Requirement
 __all__ = ["check_versions"]
 
 
-def check_versions(packages: list[str] | None = None) -> pd.DataFrame:
+def check_versions(packages: list[str] | None = None, *, show: bool = True) -> pd.DataFrame:
     """Compare installed versions with the ranges the project requires.
 
     Parameters
@@ -24,6 +24,9 @@ def check_versions(packages: list[str] | None = None) -> pd.DataFrame:
         Distribution names to check (``"pandas"``, ``"tensorflow"``); default all
         of the project's runtime dependencies. Checking reads metadata only: no
         package is imported.
+    show : bool
+        Print one line, ``Versions: python 3.11.7, numpy 2.4.6, ...``, so that an
+        executed notebook records what it ran with.
 
     Returns
     -------
@@ -65,4 +68,14 @@ def check_versions(packages: list[str] | None = None) -> pd.DataFrame:
     if not bad.empty:
         listing = ", ".join(f"{r.package} {r.installed} (needs {r.required})" for r in bad.itertuples())
         raise RuntimeError(f"wrong versions: {listing}. Run `make env` (or reinstall with pip install -e .) and restart the kernel.")
+    if show:
+        print("Versions: " + ", ".join(f"{r.package} {r.installed}" for r in table.itertuples())
+              + f" (cxr-utils {_own_version()})")
     return table
+
+
+def _own_version() -> str:
+    try:
+        return version("cxr-utils")
+    except PackageNotFoundError:
+        return "not installed"

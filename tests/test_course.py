@@ -1,5 +1,6 @@
 """The course runner: data resolution and notebook execution."""
 
+import json
 import nbformat
 import pytest
 
@@ -77,3 +78,27 @@ def test_failing_cell_is_named(tmp_path):
     with pytest.raises(CourseError, match=r"01_demo.ipynb: cell 1 failed with ValueError: bad cell"):
         execute_notebook(path, out)
     assert out.exists()  # the executed copy keeps the traceback
+
+
+def test_html_and_summary_quote_the_results_table(tmp_path):
+    from cxr_utils.course import NotebookRun, render_html, write_summary
+    from cxr_utils.runs import write_json
+
+    path = _notebook(tmp_path, "print('hello')")
+    executed = tmp_path / "build" / "executed" / "01_demo.ipynb"
+    seconds = execute_notebook(path, executed)
+    html = render_html(executed, tmp_path / "build" / "html")
+    assert html.name == "01_demo.html" and "hello" in html.read_text()
+    runs_dir = tmp_path / "runs"
+    results = runs_dir / "05_error_analysis_fast"
+    results.mkdir(parents=True)
+    (results / "results.md").write_text("| model | accuracy |\n|---|---|\n| A | 0.912 [0.889, 0.934] |\n")
+    write_json(results / "results.json", {"results": {"A": {"accuracy": 0.912}}})
+    runs = [NotebookRun(path, executed, seconds)]
+    markdown, summary = write_summary(runs, tmp_path / "build", data_dir="/data", fast=True, runs_dir=runs_dir)
+    text = markdown.read_text()
+    assert "| 01_demo.ipynb |" in text and "| A | 0.912 [0.889, 0.934] |" in text and "fast" in text
+    content = json.loads(summary.read_text())
+    assert content["results"]["results"]["A"]["accuracy"] == 0.912 and content["notebooks"][0]["seconds"] == seconds
+    markdown, _ = write_summary(runs, tmp_path / "build", data_dir="/data", fast=False, runs_dir=runs_dir)
+    assert "05_error_analysis/results.md is missing" in markdown.read_text()

@@ -5,6 +5,7 @@ images, fails on any error, checks that every figure rendered, and keeps the exe
 copies under build/executed/ (not committed).
 """
 
+import ast
 import os
 import subprocess
 import sys
@@ -69,6 +70,22 @@ def test_notebook_executes_with_every_figure_rendered(path, originals, request):
         o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.get("name") == "stderr"
     )
     assert "Traceback" not in stderr_text and "Warning" not in stderr_text, stderr_text
+    first = "".join(o.get("text", "") for o in next(c for c in nb.cells if c.cell_type == "code").outputs)
+    assert "Versions: python 3.11" in first, "the executed copy does not record the versions it ran with"
     for i in _figure_cells(nb):
         assert any("image/png" in o.get("data", {}) for o in nb.cells[i].outputs), f"cell {i} drew no figure"
     assert _figure_cells(nb), "a chapter without a single figure"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_logic_lives_in_the_package(path):
+    """Notebooks are thin: they import cxr_utils and define no function or class longer than 6 lines."""
+    nb = nbformat.read(path, as_version=4)
+    sources = [c.source for c in nb.cells if c.cell_type == "code"]
+    assert any("from cxr_utils" in s or "import cxr_utils" in s for s in sources)
+    for source in sources:
+        code = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
+        for node in ast.walk(ast.parse(code)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                length = node.end_lineno - node.lineno + 1
+                assert length <= 6, f"{path.name}: {node.name} has {length} lines; move it into cxr_utils"
