@@ -28,6 +28,7 @@ __all__ = [
     "fast_mode",
     "build_dir",
     "runs_dir",
+    "downloads_allowed",
     "cache_dir",
 ]
 
@@ -78,6 +79,11 @@ def weights_dir() -> Path | None:
 def fast_mode() -> bool:
     """True when ``$CXR_FAST`` is set to a true value (``1``, ``true``, ``yes``)."""
     return os.environ.get("CXR_FAST", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def downloads_allowed() -> bool:
+    """False when ``$CXR_NO_DOWNLOAD`` is set to a true value: nothing (data, weights) is downloaded."""
+    return os.environ.get("CXR_NO_DOWNLOAD", "").strip().lower() not in {"1", "true", "yes", "on"}
 
 
 def build_dir() -> Path:

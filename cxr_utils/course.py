@@ -185,6 +185,8 @@ def run_course(
             flush=True,
         )
     os.environ["CXR_DATA_DIR"] = str(root)
+    if not download:
+        os.environ["CXR_NO_DOWNLOAD"] = "1"  # the notebooks download no weights either
     if fast is not None:
         os.environ["CXR_FAST"] = "1" if fast else "0"
     out = Path(out_dir) if out_dir is not None else config.build_dir() / "executed"

@@ -103,6 +103,21 @@ def find_weights(architecture: str, alpha: float = 1.0, weights_dir: str | os.Pa
     )
 
 
+#: Where ``keras.applications`` downloads ImageNet weights from.
+WEIGHTS_HOST = "storage.googleapis.com"
+
+
+def _reachable(host: str, port: int = 443, timeout: float = 5.0) -> bool:
+    """Whether a TCP connection to ``host:port`` opens within ``timeout`` seconds."""
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 def build_backbone(
     architecture: str = "MobileNetV2",
     *,
@@ -135,15 +150,19 @@ def build_backbone(
     Raises
     ------
     WeightsNotFoundError
-        No local weights and ``allow_download`` is False (raised before any network use).
+        No local weights and ``allow_download`` is False (raised before any network
+        use), or downloading is allowed but Keras's weight server cannot be reached
+        within a few seconds (so an offline machine fails at once instead of hanging).
     """
     import keras
 
     try:
         weights = str(find_weights(architecture, alpha, weights_dir))
-    except WeightsNotFoundError:
+    except WeightsNotFoundError as error:
         if not allow_download:
             raise
+        if not _reachable(WEIGHTS_HOST):
+            raise WeightsNotFoundError(f"{error} (Downloading was allowed, but {WEIGHTS_HOST} cannot be reached.)") from None
         weights = "imagenet"
     constructor = getattr(keras.applications, architecture)
     kwargs = {"alpha": alpha} if architecture in ("MobileNet", "MobileNetV2") else {}

@@ -51,7 +51,7 @@ def _figure_cells(nb) -> list[int]:
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_executes_with_every_figure_rendered(path, originals, request):
-    env = dict(os.environ, CXR_DATA_DIR=str(originals), CXR_FAST="1")
+    env = dict(os.environ, CXR_DATA_DIR=str(originals), CXR_FAST="1", CXR_NO_DOWNLOAD="1")
     if "transfer" in path.name:  # needs the real ImageNet weights, offline
         env["CXR_WEIGHTS_DIR"] = str(request.getfixturevalue("keras_weights"))
     env.pop("MPLBACKEND", None)  # keep the kernel's inline backend

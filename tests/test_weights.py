@@ -56,3 +56,17 @@ def test_real_weights_load_without_download(keras_weights, no_network, monkeypat
 def test_non_standard_input_size_uses_the_same_file(keras_weights, no_network):
     backbone = build_backbone("MobileNetV2", input_size=160, alpha=0.35, weights_dir=keras_weights)
     assert backbone.input_shape == (None, 160, 160, 3)
+
+
+def test_allowed_download_fails_fast_when_the_server_cannot_be_reached(tmp_path, monkeypatch):
+    import time
+
+    from cxr_utils import weights
+
+    monkeypatch.setattr(weights, "WEIGHTS_HOST", "127.0.0.1.invalid")  # never resolves
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    start = time.perf_counter()
+    with pytest.raises(weights.WeightsNotFoundError, match="cannot be reached"):
+        weights.build_backbone("MobileNetV2", alpha=0.35, weights_dir=tmp_path, allow_download=True)
+    assert time.perf_counter() - start < 15
