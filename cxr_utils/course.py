@@ -253,7 +253,7 @@ def write_summary(
         "| notebook | minutes | executed copy |", "|---|---|---|",
     ]
     lines += [f"| {r.notebook.name} | {r.seconds / 60:.1f} | `{r.executed}` |" for r in runs]
-    lines += ["", "## Results on the official test split (from notebook 05)", ""]
+    lines += ["", "## Results on the test split of this copy (from notebook 05)", ""]
     if results_md.exists():
         lines.append(results_md.read_text(encoding="utf-8").rstrip("\n"))
         lines += ["", "Brackets: 95% bootstrap intervals. Thresholds were chosen on validation."]
