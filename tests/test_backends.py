@@ -1,0 +1,42 @@
+"""The chapter 03 and 04 code runs on Keras's other backends (JAX, PyTorch) where installed.
+
+Each backend runs tests/scripts/backend_portability.py in a subprocess (a process
+has one Keras backend). Its frozen-bottom activations must equal TensorFlow's, and
+training the fine-tuned top and the scratch CNN must give finite probabilities.
+Skipped, with the reason, for a backend that is not installed (``pip install "jax[cpu]"``
+or ``torch`` to run them). Grad-CAM (cxr_utils.explain) needs TensorFlow and is not run here.
+"""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cxr_utils.transfer import bottom_activations, split_backbone
+
+SCRIPT = Path(__file__).parent / "scripts" / "backend_portability.py"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_transfer_and_scratch_code_on_another_backend(backend, keras_weights, tmp_path):
+    if importlib.util.find_spec(backend) is None:
+        pytest.skip(f"{backend} is not installed; install it to check the Keras {backend} backend")
+    env = dict(os.environ, KERAS_BACKEND=backend, CXR_WEIGHTS_DIR=str(keras_weights), CXR_NO_DOWNLOAD="1")
+    result = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path)], capture_output=True, text=True,
+                            env=env, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["backend"] == backend
+    for low, high in (report["top_scores"], report["cnn_scores"]):
+        assert 0 <= low <= high <= 1
+    images = np.random.default_rng(0).integers(0, 256, (16, 96, 96), dtype=np.uint8)  # as the script
+    split = split_backbone("MobileNetV2", input_size=96, alpha=0.35, weights_dir=keras_weights)
+    expected = bottom_activations(split, images, progress=False).astype(np.float32)
+    got = np.load(tmp_path / "activations.npy").astype(np.float32)
+    np.testing.assert_allclose(got, expected, atol=0.05)  # float16 storage
