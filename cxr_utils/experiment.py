@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .evaluate import bootstrap_ci, choose_threshold, metrics_to_json
-from .pipeline import CachedBatches
+from .pipeline import CachedBatches, predict_batches
 from .runs import save_predictions, software_versions, write_json
 
 __all__ = ["predict_scores", "mean_logit", "finish_run", "confident_errors"]
@@ -35,8 +35,7 @@ def predict_scores(model: keras.Model, images: np.ndarray, *, batch_size: int = 
     numpy.ndarray
         Shape ``(n,)``, float64 in 0..1.
     """
-    batches = CachedBatches(images, np.zeros(len(images)), batch_size, channels=channels)
-    return np.asarray(model.predict(batches, verbose=0), dtype=np.float64).reshape(-1)
+    return predict_batches(model, CachedBatches(images, np.zeros(len(images)), batch_size, channels=channels))
 
 
 def mean_logit(*scores: np.ndarray, eps: float = 1e-6) -> np.ndarray:
@@ -67,6 +66,8 @@ def finish_run(
     model: keras.Model | None = None,
     threshold_method: str = "youden",
     target_sensitivity: float | None = None,
+    threshold_data: tuple[np.ndarray, np.ndarray] | None = None,
+    threshold_note: str = "validation (patient-grouped, carved from official train + val)",
     n_boot: int = 2000,
     seed: int = 0,
     parameters: dict | None = None,
@@ -87,6 +88,11 @@ def finish_run(
         Saved as ``model.keras`` when given.
     threshold_method, target_sensitivity :
         As :func:`cxr_utils.evaluate.choose_threshold`.
+    threshold_data : (labels, scores), optional
+        Validation data to choose the threshold on instead of the validation rows'
+        predictions (e.g. validation plus stressed copies of it). Never test data.
+    threshold_note : str
+        What the threshold was chosen on, written to ``threshold.json``.
     n_boot : int
         Bootstrap resamples for the intervals (validation resamples whole patients).
     parameters : dict, optional
@@ -105,9 +111,8 @@ def finish_run(
     y_validation = (validation_rows["label"] == "PNEUMONIA").to_numpy(dtype=int)
     y_test = (test_rows["label"] == "PNEUMONIA").to_numpy(dtype=int)
 
-    threshold = choose_threshold(
-        y_validation, validation_scores, method=threshold_method, target_sensitivity=target_sensitivity
-    )
+    y_choose, s_choose = threshold_data if threshold_data is not None else (y_validation, validation_scores)
+    threshold = choose_threshold(y_choose, s_choose, method=threshold_method, target_sensitivity=target_sensitivity)
     validation = bootstrap_ci(
         y_validation, validation_scores, threshold, n_boot=n_boot, seed=seed, groups=validation_rows["patient_id"]
     )
@@ -118,7 +123,7 @@ def finish_run(
     write_json(
         run_dir / "threshold.json",
         {"threshold": threshold, "method": threshold_method, "target_sensitivity": target_sensitivity,
-         "chosen_on": "validation (patient-grouped, carved from official train + val)"},
+         "chosen_on": threshold_note},
     )
     write_json(
         run_dir / "metrics.json",

@@ -18,7 +18,7 @@ import math
 import keras
 import numpy as np
 
-__all__ = ["CachedBatches", "augmentation_layers"]
+__all__ = ["CachedBatches", "augmentation_layers", "recompress_jpeg", "random_jpeg_recompression", "predict_batches"]
 
 
 class CachedBatches(keras.utils.PyDataset):
@@ -127,3 +127,70 @@ def augmentation_layers(
         ],
         name="augmentation",
     )
+
+
+def recompress_jpeg(images: np.ndarray, quality: int | np.ndarray) -> np.ndarray:
+    """Encode gray images as JPEG at ``quality`` and decode them again.
+
+    Chest X-ray collections differ in how hard their files were compressed; in this
+    dataset PNEUMONIA originals carry far fewer bytes per pixel than NORMAL ones
+    (chapter 02), so compression artefacts can become a clue to the label. This
+    simulates other compression levels, for augmentation and for stress tests.
+
+    Parameters
+    ----------
+    images : numpy.ndarray
+        Shape ``(n, h, w)``, uint8.
+    quality : int or numpy.ndarray
+        JPEG quality 1..95 (Pillow's scale), one for all images or one per image.
+
+    Returns
+    -------
+    numpy.ndarray
+        Same shape and dtype.
+    """
+    import io
+
+    from PIL import Image
+
+    images = np.asarray(images)
+    if images.ndim != 3 or images.dtype != np.uint8:
+        raise ValueError(f"images must be uint8 of shape (n, h, w), got {images.dtype} {images.shape}")
+    qualities = np.broadcast_to(np.asarray(quality, dtype=int), (len(images),))
+    if qualities.min(initial=1) < 1 or qualities.max(initial=95) > 95:
+        raise ValueError("JPEG quality must be in 1..95")
+    out = np.empty_like(images)
+    for number, (image, level) in enumerate(zip(images, qualities)):
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, format="JPEG", quality=int(level))
+        buffer.seek(0)
+        out[number] = np.asarray(Image.open(buffer).convert("L"))
+    return out
+
+
+def random_jpeg_recompression(images: np.ndarray, quality_range: tuple[int, int] = (10, 95), *, seed: int = 0) -> np.ndarray:
+    """Each image re-encoded at a JPEG quality drawn uniformly from ``quality_range`` (seeded).
+
+    See :func:`recompress_jpeg`; same shape and dtype as ``images``.
+    """
+    low, high = quality_range
+    qualities = np.random.default_rng(seed).integers(low, high + 1, len(images))
+    return recompress_jpeg(images, qualities)
+
+
+def predict_batches(model: keras.Model, batches: CachedBatches) -> np.ndarray:
+    """``model``'s outputs for every batch, flattened to shape ``(n,)`` (float64).
+
+    The last, shorter batch is padded to full size and the padding dropped, so the
+    model's predict function is traced for one input shape only (``model.predict``
+    retraces for every new batch shape, and TensorFlow warns about it).
+    """
+    outputs = []
+    for number in range(len(batches)):
+        x, _ = batches[number]
+        short = batches.batch_size - len(x)
+        if short > 0:
+            x = np.concatenate([x, np.zeros((short, *x.shape[1:]), dtype=x.dtype)])
+        result = np.asarray(model.predict_on_batch(x), dtype=np.float64).reshape(len(x), -1)
+        outputs.append(result[: len(x) - max(short, 0)])
+    return np.concatenate(outputs).reshape(-1)

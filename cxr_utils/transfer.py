@@ -16,13 +16,16 @@ ImageNet statistics are kept), also while the top is fine-tuned.
 
 from __future__ import annotations
 
+import os
+
 from dataclasses import dataclass
 
 import keras
 import numpy as np
+import pandas as pd
 from tqdm.auto import tqdm
 
-from .pipeline import CachedBatches, augmentation_layers
+from .pipeline import CachedBatches, augmentation_layers, predict_batches, random_jpeg_recompression
 from .weights import build_backbone, preprocess_function
 
 __all__ = [
@@ -97,6 +100,7 @@ def bottom_activations(
     *,
     view_seed: int | None = None,
     augmentation_options: dict | None = None,
+    jpeg_quality: tuple[int, int] | None = None,
     batch_size: int = 64,
     progress: bool = True,
     desc: str = "Bottom activations",
@@ -113,6 +117,10 @@ def bottom_activations(
         the same seed gives the same view).
     augmentation_options : dict, optional
         Keyword arguments for :func:`cxr_utils.pipeline.augmentation_layers`.
+    jpeg_quality : (int, int), optional
+        For an augmented view: first re-encode each image as JPEG at a quality drawn
+        from this range (:func:`cxr_utils.pipeline.random_jpeg_recompression`, seeded
+        with ``view_seed``), so that compression artefacts stop telling the class.
 
     Returns
     -------
@@ -124,6 +132,10 @@ def bottom_activations(
     augmentation = None
     if view_seed is not None:
         augmentation = augmentation_layers(seed=view_seed, **(augmentation_options or {}))
+        if jpeg_quality is not None:
+            images = random_jpeg_recompression(images, jpeg_quality, seed=view_seed)
+    elif jpeg_quality is not None:
+        raise ValueError("jpeg_quality is an augmentation: give a view_seed too")
     batches = CachedBatches(images, np.zeros(len(images)), batch_size, channels=3)
     chunks = []
     for number in tqdm(range(len(batches)), desc=desc, unit="batch", disable=not progress):
@@ -153,16 +165,21 @@ def build_top_classifier(split: SplitBackbone, *, dropout: float = 0.3, trainabl
     """The backbone's top with a new head, on cached activations.
 
     Input ``(batch, h, w, c)`` activations; output ``(batch, 1)`` probability of
-    PNEUMONIA. The top's batch normalization stays in inference mode.
+    PNEUMONIA. The top is a copy with the ImageNet weights, so training one classifier
+    leaves ``split.top`` (and every other classifier) unchanged. Its batch
+    normalization stays in inference mode.
     """
-    split.top.trainable = trainable_top
-    for layer in split.top.layers:
+    top = keras.models.clone_model(split.top)  # each classifier trains its own copy of the ImageNet top
+    for copy, original in zip(top.weights, split.top.weights):
+        copy.assign(original)
+    top.trainable = trainable_top
+    for layer in top.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             # Keras runs a non-trainable BatchNormalization in inference mode; a
             # training=False call argument alone is overridden inside nested models.
             layer.trainable = False
     inputs = keras.Input(split.bottom.output_shape[1:], name="activations")
-    x = split.top(inputs, training=False)
+    x = top(inputs, training=False)
     x = keras.layers.GlobalAveragePooling2D()(x)
     x = keras.layers.Dropout(dropout)(x)
     outputs = keras.layers.Dense(1, activation="sigmoid", name="pneumonia")(x)
@@ -255,3 +272,55 @@ def fit_logistic_head(
         aucs[c] = round(float(roc_auc_score(validation_labels, model.predict_proba(validation_features)[:, 1])), 5)
     best = max(Cs, key=lambda c: aucs[c])
     return LogisticHead(fitted[best], best, aucs)
+
+
+def fine_tune_top(
+    split: SplitBackbone,
+    train_views: list[np.ndarray],
+    y_train: np.ndarray,
+    validation_activations: np.ndarray,
+    y_validation: np.ndarray,
+    *,
+    run_dir: str | os.PathLike,
+    epochs: int,
+    learning_rate: float = 3e-4,
+    dropout: float = 0.3,
+    patience: int = 3,
+    seed: int = 0,
+    verbose: int | str = 2,
+) -> tuple[keras.Model, pd.DataFrame]:
+    """Fine-tune a fresh copy of the top, with a new head, on cached activations.
+
+    Parameters
+    ----------
+    train_views : list of numpy.ndarray
+        Activations of the training images, each ``(n_train, h, w, c)``: the plain
+        view and augmented views, all in the order of ``y_train``.
+    y_train, y_validation : numpy.ndarray
+        Labels (1 = PNEUMONIA).
+    validation_activations : numpy.ndarray
+        ``(n_validation, h, w, c)``: early stopping on their ROC AUC.
+    run_dir : path-like
+        Checkpoints and the CSV log (:func:`cxr_utils.training.fit`); one per classifier.
+
+    Returns
+    -------
+    (keras.Model, pandas.DataFrame)
+        The classifier at its best epoch, and the per-epoch history.
+    """
+    from .models import compile_binary
+    from .splits import class_weights
+    from .training import fit
+
+    classifier = compile_binary(build_top_classifier(split, dropout=dropout), learning_rate=learning_rate)
+    train = CachedBatches(np.concatenate(train_views), np.concatenate([y_train] * len(train_views)), 64,
+                          shuffle=True, seed=seed)
+    validation = CachedBatches(validation_activations, y_validation, 128)
+    history = fit(classifier, train, validation, run_dir=run_dir, epochs=epochs, class_weight=class_weights(y_train),
+                  patience=patience, verbose=verbose)
+    return classifier, history
+
+
+def top_scores(classifier: keras.Model, activations: np.ndarray, batch_size: int = 128) -> np.ndarray:
+    """A fine-tuned top's probabilities of PNEUMONIA for cached activations: shape ``(n,)``."""
+    return predict_batches(classifier, CachedBatches(activations, np.zeros(len(activations)), batch_size))

@@ -119,3 +119,36 @@ def test_augmentation_only_in_training():
     changed = np.asarray(augment(batch, training=True))
     assert changed.shape == batch.shape and not np.allclose(changed, batch)
     assert "RandomFlip" not in [type(layer).__name__ for layer in augment.layers]
+
+
+def test_jpeg_recompression_degrades_with_lower_quality(resized_224):
+    from PIL import Image
+
+    from cxr_utils.pipeline import random_jpeg_recompression, recompress_jpeg
+
+    paths = sorted((resized_224 / "test" / "NORMAL").glob("*.jpeg"))[:6]
+    images = np.stack([np.asarray(Image.open(p).convert("L")) for p in paths])
+    errors = [np.abs(recompress_jpeg(images, q).astype(int) - images).mean() for q in (90, 50, 10)]
+    assert 0 < errors[0] < errors[1] < errors[2]  # lower quality, larger artefacts
+    assert recompress_jpeg(images, 50).shape == images.shape and recompress_jpeg(images, 50).dtype == np.uint8
+    first = random_jpeg_recompression(images, (10, 95), seed=3)
+    np.testing.assert_array_equal(first, random_jpeg_recompression(images, (10, 95), seed=3))
+    assert not np.array_equal(first, random_jpeg_recompression(images, (10, 95), seed=4))
+    with pytest.raises(ValueError):
+        recompress_jpeg(images, 0)
+    with pytest.raises(ValueError):
+        recompress_jpeg(images.astype(np.float32), 50)
+
+
+def test_predict_batches_pads_the_last_batch_and_matches_predict():
+    import keras
+
+    from cxr_utils.pipeline import CachedBatches, predict_batches
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(1, activation="sigmoid")])
+    images = np.random.default_rng(0).integers(0, 256, (70, 8, 8), dtype=np.uint8)
+    batches = CachedBatches(images, np.zeros(70), 32)
+    got = predict_batches(model, batches)
+    assert got.shape == (70,)
+    np.testing.assert_allclose(got, model.predict(batches, verbose=0).reshape(-1), rtol=1e-5, atol=1e-6)

@@ -40,16 +40,41 @@ def test_augmented_views_differ_and_repeat_by_seed(split, images):
 
 
 def test_only_the_top_and_head_train_and_batch_norm_stays_frozen(split, images):
+    import keras
+
     activations = bottom_activations(split, images, progress=False).astype("float32")
     model = compile_binary(build_top_classifier(split, dropout=0.0), learning_rate=0.01)
+    top = next(layer for layer in model.layers if isinstance(layer, keras.Model))  # the classifier's own copy
     bottom_before = [w.copy() for w in split.bottom.get_weights()]
-    bn = next(layer for layer in split.top.layers if layer.__class__.__name__ == "BatchNormalization")
+    shared_before = [w.copy() for w in split.top.get_weights()]
+    bn = next(layer for layer in top.layers if layer.__class__.__name__ == "BatchNormalization")
     moving_mean = np.asarray(bn.moving_mean).copy()
-    kernel = next(layer for layer in split.top.layers if layer.__class__.__name__ == "Conv2D")
+    kernel = next(layer for layer in top.layers if layer.__class__.__name__ == "Conv2D")
     kernel_before = np.asarray(kernel.kernel).copy()
     model.fit(activations, np.array([0, 1, 0, 1, 0, 1], "float32"), epochs=2, verbose=0)
     assert all(np.array_equal(a, b) for a, b in zip(bottom_before, split.bottom.get_weights()))
     np.testing.assert_array_equal(np.asarray(bn.moving_mean), moving_mean)  # inference-mode BN
     assert not np.array_equal(np.asarray(kernel.kernel), kernel_before)  # the top did train
+    assert all(np.array_equal(a, b) for a, b in zip(shared_before, split.top.get_weights()))  # its own copy
     frozen = build_top_classifier(split, trainable_top=False)
     assert len(frozen.trainable_weights) == 2  # the head's kernel and bias
+
+
+def test_fine_tune_top_and_scores(split, images, tmp_path):
+    from cxr_utils.transfer import fine_tune_top, top_scores
+
+    activations = bottom_activations(split, images, progress=False)
+    labels = np.array([0, 1, 0, 1, 0, 1])
+    classifier, history = fine_tune_top(split, [activations, activations], labels, activations, labels,
+                                        run_dir=tmp_path, epochs=2, verbose=0)
+    assert len(history) == 2 and (tmp_path / "history.csv").exists()
+    scores = top_scores(classifier, activations)
+    assert scores.shape == (6,) and np.all((scores >= 0) & (scores <= 1))
+
+
+def test_jpeg_augmented_view_needs_a_seed_and_changes_the_view(split, images):
+    plain_view = bottom_activations(split, images, view_seed=5, progress=False)
+    jpeg_view = bottom_activations(split, images, view_seed=5, jpeg_quality=(10, 30), progress=False)
+    assert jpeg_view.shape == plain_view.shape and not np.array_equal(jpeg_view, plain_view)
+    with pytest.raises(ValueError, match="view_seed"):
+        bottom_activations(split, images, jpeg_quality=(10, 30), progress=False)
