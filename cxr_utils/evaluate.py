@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 from scipy.optimize import minimize_scalar
+from scipy.special import expit, logit
 from scipy.stats import binomtest, norm, rankdata
 from sklearn.metrics import (
     auc,
@@ -53,6 +54,7 @@ __all__ = [
     "reliability_table",
     "expected_calibration_error",
     "calibration_summary",
+    "clipped_logit",
     "fit_temperature",
     "apply_temperature",
     "mcnemar_test",
@@ -537,9 +539,9 @@ def calibration_summary(y_true: ArrayLike, scores: ArrayLike, n_bins: int = 10) 
     }
 
 
-def _logit(scores: np.ndarray, eps: float = 1e-7) -> np.ndarray:
-    s = np.clip(scores, eps, 1 - eps)
-    return np.log(s) - np.log1p(-s)
+def clipped_logit(scores: ArrayLike, eps: float = 1e-7) -> np.ndarray:
+    """Log-odds of probabilities clipped to ``[eps, 1 - eps]``, so 0 and 1 stay finite."""
+    return logit(np.clip(np.asarray(scores, dtype=np.float64), eps, 1 - eps))
 
 
 def fit_temperature(y_true: ArrayLike, scores: ArrayLike) -> float:
@@ -556,10 +558,10 @@ def fit_temperature(y_true: ArrayLike, scores: ArrayLike) -> float:
         The temperature, searched in ``[0.05, 20]``.
     """
     y, s = _check_labels_scores(y_true, scores)
-    z = _logit(s)
+    z = clipped_logit(s)
 
     def loss(log_t: float) -> float:
-        p = np.clip(1 / (1 + np.exp(-z / np.exp(log_t))), 1e-12, 1 - 1e-12)
+        p = np.clip(expit(z / np.exp(log_t)), 1e-12, 1 - 1e-12)
         return float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p)))
 
     result = minimize_scalar(loss, bounds=(math.log(0.05), math.log(20.0)), method="bounded")
@@ -570,7 +572,7 @@ def apply_temperature(scores: ArrayLike, temperature: float) -> np.ndarray:
     """``sigmoid(logit(scores) / temperature)``: same shape as ``scores``."""
     if not temperature > 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
-    return 1 / (1 + np.exp(-_logit(np.asarray(scores, dtype=np.float64)) / temperature))
+    return expit(clipped_logit(scores) / temperature)
 
 
 # --- Comparing two models on the same images ---------------------------------------

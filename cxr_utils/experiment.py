@@ -14,8 +14,9 @@ from pathlib import Path
 import keras
 import numpy as np
 import pandas as pd
+from scipy.special import expit
 
-from .evaluate import bootstrap_ci, choose_threshold, metrics_to_json
+from .evaluate import bootstrap_ci, choose_threshold, clipped_logit, metrics_to_json
 from .pipeline import CachedBatches, predict_batches
 from .runs import save_predictions, software_versions, write_json
 
@@ -51,9 +52,7 @@ def mean_logit(*scores: np.ndarray, eps: float = 1e-6) -> np.ndarray:
     numpy.ndarray
         Shape ``(n,)``.
     """
-    stacked = np.clip(np.stack([np.asarray(s, dtype=np.float64) for s in scores]), eps, 1 - eps)
-    mean = np.log(stacked / (1 - stacked)).mean(axis=0)
-    return 1 / (1 + np.exp(-mean))
+    return expit(np.mean([clipped_logit(s, eps) for s in scores], axis=0))
 
 
 def finish_run(

@@ -81,41 +81,66 @@ def _linear_part(dense: keras.layers.Dense, x):
     return z + dense.bias if dense.use_bias else z
 
 
-def _ends_in_sigmoid_dense(model: keras.Model) -> bool:
-    last = model.layers[-1]
-    return isinstance(last, keras.layers.Dense) and last.activation is keras.activations.sigmoid
+def _is_sigmoid_dense(layer: keras.Layer) -> bool:
+    return isinstance(layer, keras.layers.Dense) and layer.activation is keras.activations.sigmoid
 
 
-def _forward(model: keras.Model, x, path: Sequence[str], logits: bool):
-    """Run ``model`` on ``x``: (the activations at ``path``, the class score, whether it is a logit).
+def _build_forward(model: keras.Model, path: Sequence[str], logits: bool):
+    """A function ``x -> (activations at path, class score, whether the score is a logit)``.
 
-    Where the layer sits directly in ``model``, a two-output view of the model's
-    own graph is used. Where it sits in a nested model, ``model`` is run as the
-    chain of its layers, recursing into the nested one.
+    Built once per :func:`grad_cam` call. Where the layer sits directly in
+    ``model``, it is a two-output view of the model's own graph; where it sits in a
+    nested model, ``model`` runs as the chain of its layers, with the nested one
+    replaced by its own forward function.
     """
     if len(path) == 1:
         layer = model.get_layer(path[0])
-        if layer is model.layers[-1]:  # e.g. a backbone's top, which ends in its last activation
-            features = model(x, training=False)
-            return features, features, False
-        if logits and _ends_in_sigmoid_dense(model):
-            probe = keras.Model(model.inputs, [layer.output, model.layers[-1].input])
-            features, hidden = probe(x, training=False)
-            return features, _linear_part(model.layers[-1], hidden), True
-        probe = keras.Model(model.inputs, [layer.output, model.outputs[0]])
-        features, score = probe(x, training=False)
-        return features, score, False
-    features, is_logit = None, False
+        last = model.layers[-1]
+        if layer is last:  # e.g. a backbone's top, which ends in its last activation
+
+            def forward(x):
+                features = model(x, training=False)
+                return features, features, False
+
+        elif logits and _is_sigmoid_dense(last):
+            probe = keras.Model(model.inputs, [layer.output, last.input])
+
+            def forward(x):
+                features, hidden = probe(x, training=False)
+                return features, _linear_part(last, hidden), True
+
+        else:
+            probe = keras.Model(model.inputs, [layer.output, model.outputs[0]])
+
+            def forward(x):
+                features, score = probe(x, training=False)
+                return features, score, False
+
+        return forward
+
     layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+    steps = []
     for number, layer in enumerate(layers):
         last = number == len(layers) - 1
         if layer.name == path[0]:
-            features, x, is_logit = _forward(layer, x, path[1:], logits and last)
-        elif last and logits and isinstance(layer, keras.layers.Dense) and layer.activation is keras.activations.sigmoid:
-            x, is_logit = _linear_part(layer, x), True
+            steps.append(("nested", _build_forward(layer, path[1:], logits and last)))
+        elif last and logits and _is_sigmoid_dense(layer):
+            steps.append(("logit", layer))
         else:
-            x, is_logit = layer(x, training=False), False
-    return features, x, is_logit
+            steps.append(("layer", layer))
+
+    def forward(x):
+        features, is_logit = None, False
+        for kind, step in steps:
+            if kind == "nested":
+                features, x, is_logit = step(x)
+            elif kind == "logit":
+                x, is_logit = _linear_part(step, x), True
+            else:
+                x, is_logit = step(x, training=False), False
+        return features, x, is_logit
+
+    return forward
 
 
 def _resize_maps(maps: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -183,11 +208,12 @@ def grad_cam(
     for name in path:
         node = node.get_layer(name)  # raises ValueError for an unknown name
 
+    forward = _build_forward(model, path, logits=True)
     maps = []
     for start in range(0, len(images), batch_size):
         batch = tf.convert_to_tensor(images[start:start + batch_size])
         with tf.GradientTape() as tape:
-            features, score, is_logit = _forward(model, batch, path, logits=True)
+            features, score, is_logit = forward(batch)
             score = score[:, 0]
             signed = score if target == "PNEUMONIA" else -score
         if start == 0:

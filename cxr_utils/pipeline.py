@@ -13,10 +13,12 @@ test images are never altered.
 
 from __future__ import annotations
 
+import io
 import math
 
 import keras
 import numpy as np
+from PIL import Image
 
 __all__ = ["CachedBatches", "augmentation_layers", "recompress_jpeg", "random_jpeg_recompression", "predict_batches"]
 
@@ -149,10 +151,6 @@ def recompress_jpeg(images: np.ndarray, quality: int | np.ndarray) -> np.ndarray
     numpy.ndarray
         Same shape and dtype.
     """
-    import io
-
-    from PIL import Image
-
     images = np.asarray(images)
     if images.ndim != 3 or images.dtype != np.uint8:
         raise ValueError(f"images must be uint8 of shape (n, h, w), got {images.dtype} {images.shape}")

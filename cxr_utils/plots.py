@@ -337,12 +337,7 @@ def plot_confusion_matrices(y_true: np.ndarray, models: dict[str, tuple[np.ndarr
 def plot_roc_pr(y_true: np.ndarray, models: dict[str, tuple[np.ndarray, float]]) -> Figure:
     """ROC and precision-recall curves, each model's operating point marked.
 
-    Parameters
-    ----------
-    y_true : numpy.ndarray
-        Shape ``(n,)``, 1 = PNEUMONIA.
-    models : dict
-        Model name to ``(scores, threshold)`` on the same images.
+    Parameters as :func:`plot_confusion_matrices`.
     """
     from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_curve
 
@@ -411,19 +406,20 @@ def plot_score_shift(frames: dict[str, tuple[np.ndarray, np.ndarray]], threshold
     threshold : float, optional
         Drawn as a vertical line.
     """
+    from .evaluate import clipped_logit
+
     fig = _figure(4.6 * len(frames), 3.6)
     axes = fig.subplots(1, len(frames), squeeze=False, sharex=True)[0]
-    eps = 1e-6
     for ax, (name, (y_true, scores)) in zip(axes, frames.items()):
         y_true = np.asarray(y_true)
-        logits = np.log(np.clip(scores, eps, 1 - eps)) - np.log1p(-np.clip(scores, eps, 1 - eps))
+        logits = clipped_logit(scores, eps=1e-6)
         bins = np.linspace(-14, 14, 57)
         for value, label in enumerate(LABELS):
             share = np.ones((y_true == value).sum()) / max((y_true == value).sum(), 1)
             ax.hist(logits[y_true == value], bins=bins, weights=share, alpha=0.6, color=CLASS_COLOURS[label],
                     label=f"{label} ({(y_true == value).sum()})")
         if threshold is not None:
-            ax.axvline(np.log(threshold) - np.log1p(-threshold), color="black", linewidth=0.8)
+            ax.axvline(clipped_logit(threshold), color="black", linewidth=0.8)
         ax.set(xlabel="log-odds of PNEUMONIA", ylabel="share of the class", title=name)
         ax.legend(fontsize=8)
     return fig

@@ -12,6 +12,8 @@ from importlib.metadata import PackageNotFoundError, requires, version
 import pandas as pd
 from packaging.requirements import Requirement
 
+from . import __version__
+
 __all__ = ["check_versions"]
 
 
@@ -70,12 +72,5 @@ def check_versions(packages: list[str] | None = None, *, show: bool = True) -> p
         raise RuntimeError(f"wrong versions: {listing}. Run `make env` (or reinstall with pip install -e .) and restart the kernel.")
     if show:
         print("Versions: " + ", ".join(f"{r.package} {r.installed}" for r in table.itertuples())
-              + f" (cxr-utils {_own_version()})")
+              + f" (cxr-utils {__version__})")
     return table
-
-
-def _own_version() -> str:
-    try:
-        return version("cxr-utils")
-    except PackageNotFoundError:
-        return "not installed"
