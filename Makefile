@@ -1,6 +1,7 @@
 # The course's two commands (see README.md):
 #   make course   set up .venv and run the course (data: $CXR_DATA_DIR, else data/, downloaded if absent)
 #   make test     set up .venv and run the test suite (what CI runs)
+#   make lint     ruff: lint and formatting of the package, tests, benchmarks and notebooks (CI runs it too)
 # The environment is rebuilt when pyproject.toml changes.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -8,7 +9,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: course fast test env clean
+.PHONY: course fast test lint env clean
 
 course: $(VENV)/.installed
 	$(BIN)/cxr course
@@ -18,6 +19,10 @@ fast: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 env: $(VENV)/.installed
 

@@ -48,10 +48,15 @@ def main() -> None:
     rows = []
     rows.append(("header, serial", best_rate(lambda: [inspect(p) for p in images], n, args.repeat)))
     with ThreadPoolExecutor(4 * cores) as pool:
-        rows.append((f"header, {4 * cores} threads", best_rate(lambda: list(pool.map(inspect, images)), n, args.repeat)))
+        rows.append(
+            (f"header, {4 * cores} threads", best_rate(lambda: list(pool.map(inspect, images)), n, args.repeat))
+        )
     with ProcessPoolExecutor(cores) as pool:
         rows.append(
-            (f"header, {cores} processes", best_rate(lambda: list(pool.map(inspect, images, chunksize=64)), n, args.repeat))
+            (
+                f"header, {cores} processes",
+                best_rate(lambda: list(pool.map(inspect, images, chunksize=64)), n, args.repeat),
+            )
         )
         rows.append(
             (f"full decode, {cores} processes", best_rate(lambda: list(pool.map(decode, images, chunksize=8)), n, 1))

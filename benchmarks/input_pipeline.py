@@ -53,15 +53,31 @@ def keras_epochs(root: Path, size: int, batch: int, epochs: int) -> list[float]:
     rates = []
     start = time.perf_counter()
     dataset = keras.utils.image_dataset_from_directory(
-        root / "train", labels="inferred", label_mode="binary", color_mode="grayscale",
-        image_size=(size, size), batch_size=batch, shuffle=True, seed=0, verbose=False,
+        root / "train",
+        labels="inferred",
+        label_mode="binary",
+        color_mode="grayscale",
+        image_size=(size, size),
+        batch_size=batch,
+        shuffle=True,
+        seed=0,
+        verbose=False,
     )
     for split in ("val", "test"):
         if (root / split).is_dir():
-            dataset = dataset.concatenate(keras.utils.image_dataset_from_directory(
-                root / split, labels="inferred", label_mode="binary", color_mode="grayscale",
-                image_size=(size, size), batch_size=batch, shuffle=True, seed=0, verbose=False,
-            ))
+            dataset = dataset.concatenate(
+                keras.utils.image_dataset_from_directory(
+                    root / split,
+                    labels="inferred",
+                    label_mode="binary",
+                    color_mode="grayscale",
+                    image_size=(size, size),
+                    batch_size=batch,
+                    shuffle=True,
+                    seed=0,
+                    verbose=False,
+                )
+            )
     for epoch in range(epochs):
         if epoch:
             start = time.perf_counter()
@@ -105,10 +121,13 @@ def main() -> None:
         print(f"  {'epoch':<8}{'cached':>10}{'keras':>10}{'ratio':>8}")
         for epoch, (mine, theirs) in enumerate(zip(cached, baseline), start=1):
             print(f"  {epoch:<8}{mine:>10.1f}{theirs:>10.1f}{mine / theirs:>7.1f}x")
-    pipeline, in_memory = overhead(find_dataset(data / "chest_xray_224").root, args.size, args.batch, args.overhead_images)
+    pipeline, in_memory = overhead(
+        find_dataset(data / "chest_xray_224").root, args.size, args.batch, args.overhead_images
+    )
     print(f"\ninput overhead, one training epoch of {args.overhead_images} images:")
-    print(f"  CachedBatches {pipeline:.2f} s, in-memory array {in_memory:.2f} s: "
-          f"{(pipeline / in_memory - 1) * 100:+.1f}%")
+    print(
+        f"  CachedBatches {pipeline:.2f} s, in-memory array {in_memory:.2f} s: {(pipeline / in_memory - 1) * 100:+.1f}%"
+    )
 
 
 if __name__ == "__main__":

@@ -135,8 +135,10 @@ def cache_images(
     if "problem" in index:
         bad = index[index["problem"].notna()]
         if len(bad):
-            print(f"Leaving out {len(bad)} unreadable image(s): {', '.join(bad['path'].head(5))}"
-                  + (" ..." if len(bad) > 5 else ""))
+            print(
+                f"Leaving out {len(bad)} unreadable image(s): {', '.join(bad['path'].head(5))}"
+                + (" ..." if len(bad) > 5 else "")
+            )
         index = index[index["problem"].isna()]
     index = index.reset_index(drop=True)
     folder = Path(cache_dir) if cache_dir is not None else config.cache_dir()

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pandas as pd
 
-
 __all__ = ["main"]
 
 
@@ -113,7 +112,11 @@ def _cmd_download(args: argparse.Namespace) -> int:
     from .download import download_dataset
 
     report = download_dataset(
-        args.dest, args.url, sha256=args.sha256, manifest=_manifest_argument(args.manifest), keep_archive=args.keep_archive
+        args.dest,
+        args.url,
+        sha256=args.sha256,
+        manifest=_manifest_argument(args.manifest),
+        keep_archive=args.keep_archive,
     )
     print(report)
     return 0 if not (report.missing or report.altered) and report.problems.empty else 1
@@ -144,7 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
     verify = commands.add_parser("verify", help="check counts (and hashes) against the official dataset")
     verify.add_argument("root", help="dataset root or a folder above it")
     verify.add_argument(
-        "--manifest", nargs="?", const="official", default=None,
+        "--manifest",
+        nargs="?",
+        const="official",
+        default=None,
         help="compare files with a manifest (path<TAB>sha256<TAB>bytes); without a value, the official one",
     )
     verify.add_argument("--json", help="also write the result as JSON to this file")

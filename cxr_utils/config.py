@@ -97,5 +97,8 @@ def runs_dir() -> Path:
 
 
 def cache_dir() -> Path:
-    """Where decoded image arrays are cached: ``$CXR_CACHE_DIR`` (relative to the project root), else ``<project>/cache``."""
+    """Where decoded image arrays are cached.
+
+    ``$CXR_CACHE_DIR`` (relative to the project root), else ``<project>/cache``.
+    """
     return _path_from_env("CXR_CACHE_DIR", project_root() / "cache")

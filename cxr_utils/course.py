@@ -74,7 +74,9 @@ def resolve_dataset(data_dir: str | os.PathLike | None = None, *, download: bool
         return find_dataset(folder).root
     except (FileNotFoundError, DatasetLayoutError) as error:
         if explicit:
-            raise CourseError(f"CXR_DATA_DIR / --data names {folder}, which holds no usable dataset: {error}") from error
+            raise CourseError(
+                f"CXR_DATA_DIR / --data names {folder}, which holds no usable dataset: {error}"
+            ) from error
         if not download:
             raise CourseError(
                 f"no dataset in {folder} and downloading is switched off. Point CXR_DATA_DIR at a copy "
@@ -135,11 +137,17 @@ def execute_notebook(
         client.execute()
     except CellExecutionError as error:
         failed = next(
-            (i for i, cell in enumerate(nb.cells) if any(o.get("output_type") == "error" for o in cell.get("outputs", []))),
+            (
+                i
+                for i, cell in enumerate(nb.cells)
+                if any(o.get("output_type") == "error" for o in cell.get("outputs", []))
+            ),
             None,
         )
         summary = f"{error.ename}: {error.evalue}" if getattr(error, "ename", None) else str(error).splitlines()[-1]
-        raise CourseError(f"{notebook.name}: cell {failed} failed with {summary} (executed copy: {executed})") from error
+        raise CourseError(
+            f"{notebook.name}: cell {failed} failed with {summary} (executed copy: {executed})"
+        ) from error
     finally:
         nbformat.write(nb, executed)
     return time.perf_counter() - start
@@ -200,8 +208,10 @@ def run_course(
         seconds = execute_notebook(notebook, out / notebook.name)
         runs.append(NotebookRun(notebook, out / notebook.name, seconds))
         html = render_html(out / notebook.name, html_dir)
-        print(f"[{number}/{len(notebooks)}] {notebook.name} done in {seconds:.0f} s -> {out / notebook.name}, {html}",
-              flush=True)
+        print(
+            f"[{number}/{len(notebooks)}] {notebook.name} done in {seconds:.0f} s -> {out / notebook.name}, {html}",
+            flush=True,
+        )
     summary_md, _ = write_summary(runs, out.parent, data_dir=root, fast=config.fast_mode())
     print(f"Summary: {summary_md}", flush=True)
     return runs
@@ -243,14 +253,20 @@ def write_summary(
 
     build_dir = Path(build_dir)
     build_dir.mkdir(parents=True, exist_ok=True)
-    results_dir = (Path(runs_dir) if runs_dir is not None else config.runs_dir()) / (RESULTS_RUN + ("_fast" if fast else ""))
+    results_dir = (Path(runs_dir) if runs_dir is not None else config.runs_dir()) / (
+        RESULTS_RUN + ("_fast" if fast else "")
+    )
     results_md, results_json = results_dir / "results.md", results_dir / "results.json"
     mode = "fast (CXR_FAST=1)" if fast else "full"
     lines = [
-        "# Course run summary", "",
-        f"- data: `{data_dir}`", f"- mode: {mode}",
-        f"- notebooks: {len(runs)}, {sum(r.seconds for r in runs) / 60:.1f} min in all", "",
-        "| notebook | minutes | executed copy |", "|---|---|---|",
+        "# Course run summary",
+        "",
+        f"- data: `{data_dir}`",
+        f"- mode: {mode}",
+        f"- notebooks: {len(runs)}, {sum(r.seconds for r in runs) / 60:.1f} min in all",
+        "",
+        "| notebook | minutes | executed copy |",
+        "|---|---|---|",
     ]
     lines += [f"| {r.notebook.name} | {r.seconds / 60:.1f} | `{r.executed}` |" for r in runs]
     lines += ["", "## Results on the test split of this copy (from notebook 05)", ""]
@@ -262,7 +278,8 @@ def write_summary(
     markdown = build_dir / "summary.md"
     markdown.write_text("\n".join(lines) + "\n", encoding="utf-8")
     content = {
-        "data_dir": str(data_dir), "fast": fast,
+        "data_dir": str(data_dir),
+        "fast": fast,
         "notebooks": [{"notebook": r.notebook.name, "seconds": r.seconds, "executed": str(r.executed)} for r in runs],
         "results": json.loads(results_json.read_text(encoding="utf-8")) if results_json.exists() else None,
         "software": software_versions(),

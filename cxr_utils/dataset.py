@@ -22,12 +22,13 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
+from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pandas as pd
 from tqdm.auto import tqdm
@@ -205,9 +206,7 @@ def find_dataset(path: str | os.PathLike, max_depth: int = 3) -> DatasetLayout:
     split_names = tuple(s for s in SPLITS if s in splits)
     layout = "kaggle" if "val" in splits else "mendeley"
     indexed_dirs = {
-        class_dir.resolve()
-        for split_dir in splits.values()
-        for class_dir in _class_dirs(split_dir).values()
+        class_dir.resolve() for split_dir in splits.values() for class_dir in _class_dirs(split_dir).values()
     }
     ignored_resolved = [c.resolve() for c in ignored]
 
@@ -251,8 +250,7 @@ def _describe_missing_layout(base: Path) -> str:
         hint = " It has split folders, but train/ and test/ each need NORMAL/ and PNEUMONIA/ inside."
     return (
         f"no chest X-ray dataset found under {base}: expected <root>/{{train,test}}[/val]/"
-        f"{{NORMAL,PNEUMONIA}}/*.jpeg, up to 3 levels down. Found: {children or 'an empty folder'}."
-        + hint
+        f"{{NORMAL,PNEUMONIA}}/*.jpeg, up to 3 levels down. Found: {children or 'an empty folder'}." + hint
     )
 
 
@@ -395,8 +393,9 @@ def shared_patients(index: pd.DataFrame) -> pd.DataFrame:
         One row per shared patient id: ``patient_id``, ``splits`` (comma-joined, in
         train/val/test order), ``pathogens`` (comma-joined),
         ``same_pathogen_in_two_splits`` (True when one pathogen occurs under this id
-        in two splits) and one image-count column per split ``n_<split>``. Sorted by patient id. Names only: see :mod:`cxr_utils.names`
-        for what a shared id can and cannot mean.
+        in two splits) and one image-count column per split ``n_<split>``. Sorted
+        by patient id. Names only: see :mod:`cxr_utils.names` for what a shared id
+        can and cannot mean.
     """
     known = index.dropna(subset=["patient_id"])
     counts = pd.crosstab(known["patient_id"], known["split"])
@@ -686,9 +685,7 @@ def _compare_with_manifest(
     report.manifest = "<DataFrame>" if isinstance(manifest, pd.DataFrame) else str(manifest)
     if report.layout == "mendeley":  # Mendeley's train holds Kaggle's val
         expected["split"] = expected["split"].replace({"val": "train"})
-    merged = index.merge(
-        expected, on=["label", "name"], how="outer", suffixes=("_found", "_expected"), indicator=True
-    )
+    merged = index.merge(expected, on=["label", "name"], how="outer", suffixes=("_found", "_expected"), indicator=True)
     report.missing = sorted(merged.loc[merged["_merge"] == "right_only", "path_expected"])
     report.extra = sorted(merged.loc[merged["_merge"] == "left_only", "path_found"])
     both = merged[merged["_merge"] == "both"]

@@ -105,9 +105,7 @@ def download_archive(
     level = logger.level
     logger.setLevel("WARNING")  # pooch's own notes speak of its API, not of this command
     try:
-        path = pooch.retrieve(
-            url, known_hash=known_hash, fname=ARCHIVE_NAME, path=dest_dir, downloader=downloader
-        )
+        path = pooch.retrieve(url, known_hash=known_hash, fname=ARCHIVE_NAME, path=dest_dir, downloader=downloader)
     except requests.RequestException as error:
         raise DownloadError(
             f"downloading {url} failed: {error}. Nothing named {ARCHIVE_NAME} was kept in {dest_dir}; "
@@ -124,9 +122,7 @@ def _is_macos_member(name: str) -> bool:
     return any(part == "__MACOSX" or part.startswith("._") for part in PurePosixPath(name).parts)
 
 
-def extract_archive(
-    archive: str | os.PathLike, dest_dir: str | os.PathLike, *, progress: bool = True
-) -> Path:
+def extract_archive(archive: str | os.PathLike, dest_dir: str | os.PathLike, *, progress: bool = True) -> Path:
     """Extract the dataset from a zip into ``dest_dir/chest_xray``.
 
     ``__MACOSX/`` entries are left out, and when the zip holds two copies (Kaggle's

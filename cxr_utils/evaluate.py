@@ -185,8 +185,14 @@ def binary_metrics(y_true: ArrayLike, scores: ArrayLike, threshold: float) -> di
     result = {name: result[name] for name in METRICS}
     n_positive = int(y.sum())
     result.update(
-        threshold=threshold, n=int(y.size), n_positive=n_positive, n_negative=int(y.size) - n_positive,
-        tp=tp, fp=fp, tn=tn, fn=fn,
+        threshold=threshold,
+        n=int(y.size),
+        n_positive=n_positive,
+        n_negative=int(y.size) - n_positive,
+        tp=tp,
+        fp=fp,
+        tn=tn,
+        fn=fn,
     )
     return result
 
@@ -239,7 +245,7 @@ def _replicates(y: np.ndarray, s: np.ndarray, threshold: float, weights: np.ndar
     for column, name in enumerate(_THRESHOLD_METRICS):
         out[:, column] = counted[name]
     for row in range(w.shape[0]):
-        out[row, len(_THRESHOLD_METRICS):] = _score_metrics(y, s, w[row])
+        out[row, len(_THRESHOLD_METRICS) :] = _score_metrics(y, s, w[row])
     return out
 
 
@@ -363,10 +369,9 @@ def choose_threshold(
     if np.unique(y).size < 2:
         raise ValueError("choosing a threshold needs both NORMAL (0) and PNEUMONIA (1) examples")
     fpr, tpr, thresholds = roc_curve(y, s, drop_intermediate=False)
-    if method == "youden":
-        best = int(np.argmax(tpr - fpr))
-    else:
-        best = int(np.argmax(tpr >= target_sensitivity))  # tpr rises to 1, so a match exists
+    # Youden: the largest J; sensitivity: the first (largest) threshold reaching the
+    # target (tpr rises to 1, so one exists)
+    best = int(np.argmax(tpr - fpr if method == "youden" else tpr >= target_sensitivity))
     threshold = float(thresholds[best])
     if not np.isfinite(threshold):
         threshold = float(np.nextafter(s.max(), np.inf))
@@ -515,10 +520,16 @@ def reliability_table(y_true: ArrayLike, scores: ArrayLike, n_bins: int = 10) ->
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_score = np.bincount(bins, weights=s, minlength=n_bins) / count
         observed = np.bincount(bins, weights=y, minlength=n_bins) / count
-    return pd.DataFrame({
-        "bin_low": edges[:-1], "bin_high": edges[1:], "count": count,
-        "mean_score": mean_score, "observed": observed, "gap": observed - mean_score,
-    })
+    return pd.DataFrame(
+        {
+            "bin_low": edges[:-1],
+            "bin_high": edges[1:],
+            "count": count,
+            "mean_score": mean_score,
+            "observed": observed,
+            "gap": observed - mean_score,
+        }
+    )
 
 
 def expected_calibration_error(y_true: ArrayLike, scores: ArrayLike, n_bins: int = 10) -> float:
@@ -601,8 +612,13 @@ def mcnemar_test(y_true: ArrayLike, predicted_a: ArrayLike, predicted_b: ArrayLi
     right_a, right_b = a == y, b == y
     a_only, b_only = int((right_a & ~right_b).sum()), int((~right_a & right_b).sum())
     p_value = 1.0 if a_only + b_only == 0 else float(binomtest(a_only, a_only + b_only, 0.5).pvalue)
-    return {"a_only": a_only, "b_only": b_only, "accuracy_a": float(right_a.mean()),
-            "accuracy_b": float(right_b.mean()), "p_value": p_value}
+    return {
+        "a_only": a_only,
+        "b_only": b_only,
+        "accuracy_a": float(right_a.mean()),
+        "accuracy_b": float(right_b.mean()),
+        "p_value": p_value,
+    }
 
 
 def _delong_covariance(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -653,14 +669,19 @@ def delong_test(y_true: ArrayLike, scores_a: ArrayLike, scores_b: ArrayLike) -> 
     else:
         z = difference / se
         p_value = float(2 * norm.sf(abs(z)))
-    return {"auc_a": float(aucs[0]), "auc_b": float(aucs[1]), "difference": difference, "se": se,
-            "ci_low": difference - 1.959964 * se, "ci_high": difference + 1.959964 * se,
-            "z": z, "p_value": p_value}
+    return {
+        "auc_a": float(aucs[0]),
+        "auc_b": float(aucs[1]),
+        "difference": difference,
+        "se": se,
+        "ci_low": difference - 1.959964 * se,
+        "ci_high": difference + 1.959964 * se,
+        "z": z,
+        "p_value": p_value,
+    }
 
 
-def compare_models(
-    y_true: ArrayLike, models: Mapping[str, tuple[ArrayLike, float]]
-) -> pd.DataFrame:
+def compare_models(y_true: ArrayLike, models: Mapping[str, tuple[ArrayLike, float]]) -> pd.DataFrame:
     """Every pair of models on the same images: McNemar on accuracy, DeLong on ROC AUC.
 
     Parameters
@@ -678,18 +699,27 @@ def compare_models(
     names = list(models)
     rows = []
     for i, first in enumerate(names):
-        for second in names[i + 1:]:
+        for second in names[i + 1 :]:
             (sa, ta), (sb, tb) = models[first], models[second]
             mc = mcnemar_test(y_true, np.asarray(sa) >= ta, np.asarray(sb) >= tb)
             dl = delong_test(y_true, sa, sb)
-            rows.append({
-                "model_a": first, "model_b": second,
-                "accuracy_a": mc["accuracy_a"], "accuracy_b": mc["accuracy_b"],
-                "a_right_b_wrong": mc["a_only"], "b_right_a_wrong": mc["b_only"], "mcnemar_p": mc["p_value"],
-                "auc_a": dl["auc_a"], "auc_b": dl["auc_b"], "auc_difference": dl["difference"],
-                "auc_difference_ci_low": dl["ci_low"], "auc_difference_ci_high": dl["ci_high"],
-                "delong_p": dl["p_value"],
-            })
+            rows.append(
+                {
+                    "model_a": first,
+                    "model_b": second,
+                    "accuracy_a": mc["accuracy_a"],
+                    "accuracy_b": mc["accuracy_b"],
+                    "a_right_b_wrong": mc["a_only"],
+                    "b_right_a_wrong": mc["b_only"],
+                    "mcnemar_p": mc["p_value"],
+                    "auc_a": dl["auc_a"],
+                    "auc_b": dl["auc_b"],
+                    "auc_difference": dl["difference"],
+                    "auc_difference_ci_low": dl["ci_low"],
+                    "auc_difference_ci_high": dl["ci_high"],
+                    "delong_p": dl["p_value"],
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -722,7 +752,10 @@ def subgroup_table(y_true: ArrayLike, scores: ArrayLike, threshold: float, group
     predicted = s >= threshold
     frame = pd.DataFrame({"group": groups, "y": y, "fp": (y == 0) & predicted, "fn": (y == 1) & ~predicted})
     table = frame.groupby("group", sort=True, observed=True).agg(
-        images=("y", "size"), pneumonia=("y", "sum"), false_positives=("fp", "sum"), false_negatives=("fn", "sum"),
+        images=("y", "size"),
+        pneumonia=("y", "sum"),
+        false_positives=("fp", "sum"),
+        false_negatives=("fn", "sum"),
     )
     table.insert(1, "normal", table["images"] - table["pneumonia"])
     table["error_rate"] = (table["false_positives"] + table["false_negatives"]) / table["images"]

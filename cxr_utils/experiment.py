@@ -121,13 +121,23 @@ def finish_run(
     save_predictions(run_dir / "predictions_test.csv", test_rows, test_scores)
     write_json(
         run_dir / "threshold.json",
-        {"threshold": threshold, "method": threshold_method, "target_sensitivity": target_sensitivity,
-         "chosen_on": threshold_note},
+        {
+            "threshold": threshold,
+            "method": threshold_method,
+            "target_sensitivity": target_sensitivity,
+            "chosen_on": threshold_note,
+        },
     )
     write_json(
         run_dir / "metrics.json",
-        {"threshold": threshold, "validation": metrics_to_json(validation), "test": metrics_to_json(test),
-         "n_validation": len(y_validation), "n_test": len(y_test), "bootstrap_resamples": n_boot},
+        {
+            "threshold": threshold,
+            "validation": metrics_to_json(validation),
+            "test": metrics_to_json(test),
+            "n_validation": len(y_validation),
+            "n_test": len(y_test),
+            "bootstrap_resamples": n_boot,
+        },
     )
     write_json(run_dir / "config.json", {"parameters": parameters or {}, "software": software_versions()})
     if model is not None:

@@ -30,8 +30,12 @@ __all__ = ["find_last_conv_layer", "grad_cam"]
 
 #: Layers passed over when looking for the last convolutional layer: pooling halves the
 #: map's resolution and dropout changes nothing at inference.
-_SKIPPED = (keras.layers.MaxPooling2D, keras.layers.AveragePooling2D, keras.layers.Dropout,
-            keras.layers.SpatialDropout2D)
+_SKIPPED = (
+    keras.layers.MaxPooling2D,
+    keras.layers.AveragePooling2D,
+    keras.layers.Dropout,
+    keras.layers.SpatialDropout2D,
+)
 
 
 def _is_model(layer: keras.Layer) -> bool:
@@ -144,10 +148,12 @@ def _build_forward(model: keras.Model, path: Sequence[str], logits: bool):
 
 
 def _resize_maps(maps: np.ndarray, height: int, width: int) -> np.ndarray:
-    return np.stack([
-        np.asarray(Image.fromarray(m.astype(np.float32), mode="F").resize((width, height), Image.BILINEAR))
-        for m in maps
-    ])
+    return np.stack(
+        [
+            np.asarray(Image.fromarray(m.astype(np.float32), mode="F").resize((width, height), Image.BILINEAR))
+            for m in maps
+        ]
+    )
 
 
 def grad_cam(
@@ -211,7 +217,7 @@ def grad_cam(
     forward = _build_forward(model, path, logits=True)
     maps = []
     for start in range(0, len(images), batch_size):
-        batch = tf.convert_to_tensor(images[start:start + batch_size])
+        batch = tf.convert_to_tensor(images[start : start + batch_size])
         with tf.GradientTape() as tape:
             features, score, is_logit = forward(batch)
             score = score[:, 0]

@@ -47,8 +47,9 @@ class CachedBatches(keras.utils.PyDataset):
     ``(batch,)``, float32.
     """
 
-    def __init__(self, images, labels, batch_size: int = 32, *, shuffle: bool = False, seed: int = 0,
-                 channels: int = 1, **kwargs):
+    def __init__(
+        self, images, labels, batch_size: int = 32, *, shuffle: bool = False, seed: int = 0, channels: int = 1, **kwargs
+    ):
         super().__init__(**kwargs)
         if len(images) != len(labels):
             raise ValueError(f"{len(images)} images but {len(labels)} labels")
@@ -166,7 +167,9 @@ def recompress_jpeg(images: np.ndarray, quality: int | np.ndarray) -> np.ndarray
     return out
 
 
-def random_jpeg_recompression(images: np.ndarray, quality_range: tuple[int, int] = (10, 95), *, seed: int = 0) -> np.ndarray:
+def random_jpeg_recompression(
+    images: np.ndarray, quality_range: tuple[int, int] = (10, 95), *, seed: int = 0
+) -> np.ndarray:
     """Each image re-encoded at a JPEG quality drawn uniformly from ``quality_range`` (seeded).
 
     See :func:`recompress_jpeg`; same shape and dtype as ``images``.

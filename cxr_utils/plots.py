@@ -160,8 +160,16 @@ def plot_size_histograms(index: pd.DataFrame, column: str, bins: int = 30, log: 
     axes = fig.subplots(1, len(splits), squeeze=False)[0]
     for ax, split in zip(axes, splits):
         sns.histplot(
-            data=data[data["split"] == split], x=column, hue="label", hue_order=list(LABELS),
-            palette=CLASS_COLOURS, bins=bins, log_scale=log, stat="count", alpha=0.55, ax=ax,
+            data=data[data["split"] == split],
+            x=column,
+            hue="label",
+            hue_order=list(LABELS),
+            palette=CLASS_COLOURS,
+            bins=bins,
+            log_scale=log,
+            stat="count",
+            alpha=0.55,
+            ax=ax,
         )
         ax.set_title(f"{split}: {column}")
         ax.set_xlabel(column)
@@ -175,8 +183,16 @@ def plot_size_scatter(index: pd.DataFrame) -> Figure:
     fig = _figure(6, 5)
     ax = fig.subplots()
     sns.scatterplot(
-        data=data, x="width", y="height", hue="label", hue_order=list(LABELS), palette=CLASS_COLOURS,
-        style="split", s=18, alpha=0.7, ax=ax,
+        data=data,
+        x="width",
+        y="height",
+        hue="label",
+        hue_order=list(LABELS),
+        palette=CLASS_COLOURS,
+        style="split",
+        s=18,
+        alpha=0.7,
+        ax=ax,
     )
     top = float(max(data["width"].max(), data["height"].max()))
     ax.plot([0, top], [0, top], color="grey", linewidth=0.8, linestyle="--", label="square")
@@ -193,8 +209,15 @@ def plot_file_sizes(index: pd.DataFrame) -> Figure:
     fig = _figure(6.5, 3.6)
     ax = fig.subplots()
     sns.histplot(
-        data=data, x="kilobytes", hue="label", hue_order=list(LABELS), palette=CLASS_COLOURS,
-        log_scale=True, bins=30, element="step", ax=ax,
+        data=data,
+        x="kilobytes",
+        hue="label",
+        hue_order=list(LABELS),
+        palette=CLASS_COLOURS,
+        log_scale=True,
+        bins=30,
+        element="step",
+        ax=ax,
     )
     ax.set_xlabel("file size (kB)")
     ax.set_ylabel("images")
@@ -214,8 +237,12 @@ def plot_intensity_histograms(histograms: pd.DataFrame) -> Figure:
     ax = fig.subplots()
     for label, group in histograms.groupby("label", sort=True):
         centres = (group["bin_left"] + group["bin_right"]) / 2
-        ax.plot(centres, group["share"], label=f"{label} ({int(group['n_images'].iloc[0])} images)",
-                color=CLASS_COLOURS.get(label))
+        ax.plot(
+            centres,
+            group["share"],
+            label=f"{label} ({int(group['n_images'].iloc[0])} images)",
+            color=CLASS_COLOURS.get(label),
+        )
     ax.set_xlabel("grey level (0 = black, 255 = white)")
     ax.set_ylabel("share of pixels")
     ax.set_title("Pixel intensities per class")
@@ -326,8 +353,14 @@ def plot_confusion_matrices(y_true: np.ndarray, models: dict[str, tuple[np.ndarr
         shares = matrix / matrix.sum(axis=1, keepdims=True)
         ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
         for (row, column), count in np.ndenumerate(matrix):
-            ax.text(column, row, f"{count}\n{shares[row, column]:.1%}", ha="center", va="center",
-                    color="white" if shares[row, column] > 0.6 else "black")
+            ax.text(
+                column,
+                row,
+                f"{count}\n{shares[row, column]:.1%}",
+                ha="center",
+                va="center",
+                color="white" if shares[row, column] > 0.6 else "black",
+            )
         ax.set_xticks([0, 1], [f"predicted\n{label}" for label in LABELS])
         ax.set_yticks([0, 1], [f"true\n{label}" for label in LABELS])
         ax.set_title(f"{name}\nthreshold {threshold:.3f}", fontsize=9)
@@ -353,13 +386,15 @@ def plot_roc_pr(y_true: np.ndarray, models: dict[str, tuple[np.ndarray, float]])
         specificity = 1 - predicted[y_true == 0].mean()
         roc_ax.plot(1 - specificity, sensitivity, "o", color=colour, markeredgecolor="black")
         precision, recall, _ = precision_recall_curve(y_true, scores)
-        pr_ax.plot(recall, precision, color=colour,
-                   label=f"{name} (AP {average_precision_score(y_true, scores):.3f})")
+        pr_ax.plot(recall, precision, color=colour, label=f"{name} (AP {average_precision_score(y_true, scores):.3f})")
         ppv = y_true[predicted].mean() if predicted.any() else np.nan
         pr_ax.plot(sensitivity, ppv, "o", color=colour, markeredgecolor="black")
     roc_ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=0.8)
-    roc_ax.set(xlabel="1 - specificity (false positive rate)", ylabel="sensitivity",
-               title="ROC curve (dots: chosen thresholds)")
+    roc_ax.set(
+        xlabel="1 - specificity (false positive rate)",
+        ylabel="sensitivity",
+        title="ROC curve (dots: chosen thresholds)",
+    )
     pr_ax.axhline(y_true.mean(), color="grey", linestyle=":", linewidth=0.8, label="always PNEUMONIA")
     pr_ax.set(xlabel="recall (sensitivity)", ylabel="precision (PPV)", title="Precision-recall curve")
     for ax in (roc_ax, pr_ax):
@@ -383,15 +418,31 @@ def plot_threshold_tradeoff(curves: dict[str, tuple[np.ndarray, np.ndarray]], th
     for style, (name, (y_true, scores)) in zip(("-", "--", ":"), curves.items()):
         y_true, scores = np.asarray(y_true), np.asarray(scores)
         above = scores[None, :] >= grid[:, None]
-        ax.plot(grid, above[:, y_true == 1].mean(axis=1), style, color=CLASS_COLOURS["PNEUMONIA"],
-                label=f"sensitivity ({name})")
-        ax.plot(grid, 1 - above[:, y_true == 0].mean(axis=1), style, color=CLASS_COLOURS["NORMAL"],
-                label=f"specificity ({name})")
+        ax.plot(
+            grid,
+            above[:, y_true == 1].mean(axis=1),
+            style,
+            color=CLASS_COLOURS["PNEUMONIA"],
+            label=f"sensitivity ({name})",
+        )
+        ax.plot(
+            grid,
+            1 - above[:, y_true == 0].mean(axis=1),
+            style,
+            color=CLASS_COLOURS["NORMAL"],
+            label=f"specificity ({name})",
+        )
     ax.axvline(threshold, color="black", linewidth=0.8)
-    ax.annotate(f"chosen on validation: {threshold:.3f}", (threshold, 0.02), xytext=(4, 0),
-                textcoords="offset points", fontsize=8)
-    ax.set(xlabel="threshold on the PNEUMONIA probability", ylabel="share", ylim=(0, 1.02),
-           title="The threshold trade-off")
+    ax.annotate(
+        f"chosen on validation: {threshold:.3f}",
+        (threshold, 0.02),
+        xytext=(4, 0),
+        textcoords="offset points",
+        fontsize=8,
+    )
+    ax.set(
+        xlabel="threshold on the PNEUMONIA probability", ylabel="share", ylim=(0, 1.02), title="The threshold trade-off"
+    )
     ax.legend(fontsize=8, loc="center right")
     return fig
 
@@ -416,8 +467,14 @@ def plot_score_shift(frames: dict[str, tuple[np.ndarray, np.ndarray]], threshold
         bins = np.linspace(-14, 14, 57)
         for value, label in enumerate(LABELS):
             share = np.ones((y_true == value).sum()) / max((y_true == value).sum(), 1)
-            ax.hist(logits[y_true == value], bins=bins, weights=share, alpha=0.6, color=CLASS_COLOURS[label],
-                    label=f"{label} ({(y_true == value).sum()})")
+            ax.hist(
+                logits[y_true == value],
+                bins=bins,
+                weights=share,
+                alpha=0.6,
+                color=CLASS_COLOURS[label],
+                label=f"{label} ({(y_true == value).sum()})",
+            )
         if threshold is not None:
             ax.axvline(clipped_logit(threshold), color="black", linewidth=0.8)
         ax.set(xlabel="log-odds of PNEUMONIA", ylabel="share of the class", title=name)
@@ -440,10 +497,21 @@ def plot_reliability(tables: dict[str, pd.DataFrame]) -> Figure:
         used = table[table["count"] > 0]
         ax.plot(used["mean_score"], used["observed"], "o-", color=colour, label=name)
         for _, row in used.iterrows():
-            ax.annotate(str(int(row["count"])), (row["mean_score"], row["observed"]), fontsize=6,
-                        xytext=(3, -8), textcoords="offset points", color=colour)
-    ax.set(xlabel="mean predicted probability of PNEUMONIA", ylabel="observed share of PNEUMONIA",
-           xlim=(0, 1), ylim=(0, 1), title="Reliability (numbers: images per bin)")
+            ax.annotate(
+                str(int(row["count"])),
+                (row["mean_score"], row["observed"]),
+                fontsize=6,
+                xytext=(3, -8),
+                textcoords="offset points",
+                color=colour,
+            )
+    ax.set(
+        xlabel="mean predicted probability of PNEUMONIA",
+        ylabel="observed share of PNEUMONIA",
+        xlim=(0, 1),
+        ylim=(0, 1),
+        title="Reliability (numbers: images per bin)",
+    )
     ax.legend(fontsize=8, loc="upper left")
     return fig
 
@@ -464,8 +532,9 @@ def plot_gradcam_gallery(images: np.ndarray, heatmaps: np.ndarray, titles: list[
     if images.ndim == 4:
         images = images[..., 0]
     if not (len(images) == len(heatmaps) == len(titles)) or len(images) == 0:
-        raise ValueError(f"need as many images, heatmaps and titles, at least one: "
-                         f"{len(images)}, {len(heatmaps)}, {len(titles)}")
+        raise ValueError(
+            f"need as many images, heatmaps and titles, at least one: {len(images)}, {len(heatmaps)}, {len(titles)}"
+        )
     rows = -(-len(images) // per_row)
     fig = _figure(2.6 * per_row, 2.9 * rows)
     axes = fig.subplots(rows, per_row, squeeze=False).ravel()

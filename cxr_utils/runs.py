@@ -18,7 +18,7 @@ import math
 import os
 import platform
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -29,8 +29,14 @@ import pandas as pd
 from . import config
 
 __all__ = [
-    "run_folder", "software_versions", "write_json", "read_json", "save_predictions", "load_predictions",
-    "Run", "load_run",
+    "run_folder",
+    "software_versions",
+    "write_json",
+    "read_json",
+    "save_predictions",
+    "load_predictions",
+    "Run",
+    "load_run",
 ]
 
 PREDICTION_COLUMNS = ["path", "split", "label", "patient_id", "pathogen", "y_true", "score"]
@@ -52,7 +58,7 @@ def software_versions() -> dict[str, str]:
         except PackageNotFoundError:
             continue
     info["keras_backend"] = os.environ.get("KERAS_BACKEND", "tensorflow")
-    info["time_utc"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    info["time_utc"] = datetime.now(UTC).isoformat(timespec="seconds")
     return info
 
 
@@ -95,7 +101,9 @@ def save_predictions(path: str | os.PathLike, index: pd.DataFrame, scores: np.nd
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     if len(scores) != len(index):
         raise ValueError(f"{len(scores)} scores for {len(index)} images")
-    frame = index.reset_index(drop=True).assign(y_true=(index["label"].to_numpy() == "PNEUMONIA").astype(int), score=scores)
+    frame = index.reset_index(drop=True).assign(
+        y_true=(index["label"].to_numpy() == "PNEUMONIA").astype(int), score=scores
+    )
     columns = [c for c in PREDICTION_COLUMNS if c in frame.columns]
     frame[columns].to_csv(path, index=False)
     return Path(path)
@@ -180,9 +188,11 @@ def load_run(name: str, notebook: str, root: str | os.PathLike | None = None) ->
             f"with the same CXR_FAST and CXR_DATA_DIR settings, to make it"
         )
     return Run(
-        name=name, folder=folder,
+        name=name,
+        folder=folder,
         validation=load_predictions(folder / "predictions_validation.csv"),
         test=load_predictions(folder / "predictions_test.csv"),
         threshold=float(read_json(folder / "threshold.json")["threshold"]),
-        metrics=read_json(folder / "metrics.json"), config=read_json(folder / "config.json"),
+        metrics=read_json(folder / "metrics.json"),
+        config=read_json(folder / "config.json"),
     )

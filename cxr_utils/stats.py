@@ -188,9 +188,7 @@ def sample_per_class(index: pd.DataFrame, n: int, seed: int = 0, split: str | No
     usable = index[index["problem"].isna()] if "problem" in index else index
     if split is not None:
         usable = usable[usable["split"] == split]
-    parts = [
-        group.sample(min(n, len(group)), random_state=seed) for _, group in usable.groupby("label", sort=True)
-    ]
+    parts = [group.sample(min(n, len(group)), random_state=seed) for _, group in usable.groupby("label", sort=True)]
     return pd.concat(parts, ignore_index=True) if parts else usable.iloc[:0]
 
 

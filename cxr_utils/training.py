@@ -85,15 +85,23 @@ def fit(
     callbacks = [
         keras.callbacks.BackupAndRestore(str(run_dir / "backup"), save_freq="epoch", delete_checkpoint=True),
         keras.callbacks.ModelCheckpoint(
-            str(best_path), monitor=MONITOR, mode="max", save_best_only=True, save_weights_only=True,
+            str(best_path),
+            monitor=MONITOR,
+            mode="max",
+            save_best_only=True,
+            save_weights_only=True,
             initial_value_threshold=best_so_far,
         ),
         keras.callbacks.EarlyStopping(monitor=MONITOR, mode="max", patience=patience, baseline=best_so_far),
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
     ]
     if reduce_lr_patience is not None:
-        callbacks.insert(1, keras.callbacks.ReduceLROnPlateau(monitor=MONITOR, mode="max", factor=0.5,
-                                                              patience=reduce_lr_patience, min_lr=1e-5))
+        callbacks.insert(
+            1,
+            keras.callbacks.ReduceLROnPlateau(
+                monitor=MONITOR, mode="max", factor=0.5, patience=reduce_lr_patience, min_lr=1e-5
+            ),
+        )
     model.fit(
         train,
         validation_data=validation,

@@ -17,7 +17,6 @@ ImageNet statistics are kept), also while the top is fine-tuned.
 from __future__ import annotations
 
 import os
-
 from dataclasses import dataclass
 
 import keras
@@ -313,11 +312,20 @@ def fine_tune_top(
     from .training import fit
 
     classifier = compile_binary(build_top_classifier(split, dropout=dropout), learning_rate=learning_rate)
-    train = CachedBatches(np.concatenate(train_views), np.concatenate([y_train] * len(train_views)), 64,
-                          shuffle=True, seed=seed)
+    train = CachedBatches(
+        np.concatenate(train_views), np.concatenate([y_train] * len(train_views)), 64, shuffle=True, seed=seed
+    )
     validation = CachedBatches(validation_activations, y_validation, 128)
-    history = fit(classifier, train, validation, run_dir=run_dir, epochs=epochs, class_weight=class_weights(y_train),
-                  patience=patience, verbose=verbose)
+    history = fit(
+        classifier,
+        train,
+        validation,
+        run_dir=run_dir,
+        epochs=epochs,
+        class_weight=class_weights(y_train),
+        patience=patience,
+        verbose=verbose,
+    )
     return classifier, history
 
 

@@ -56,7 +56,9 @@ def check_versions(packages: list[str] | None = None, *, show: bool = True) -> p
             installed = version(name)
         except PackageNotFoundError:
             installed = None
-        ok = installed is not None and (requirement is None or requirement.specifier.contains(installed, prereleases=True))
+        ok = installed is not None and (
+            requirement is None or requirement.specifier.contains(installed, prereleases=True)
+        )
         rows.append(
             {
                 "package": name,
@@ -69,8 +71,13 @@ def check_versions(packages: list[str] | None = None, *, show: bool = True) -> p
     bad = table[~table["ok"]]
     if not bad.empty:
         listing = ", ".join(f"{r.package} {r.installed} (needs {r.required})" for r in bad.itertuples())
-        raise RuntimeError(f"wrong versions: {listing}. Run `make env` (or reinstall with pip install -e .) and restart the kernel.")
+        raise RuntimeError(
+            f"wrong versions: {listing}. Run `make env` (or reinstall with pip install -e .) and restart the kernel."
+        )
     if show:
-        print("Versions: " + ", ".join(f"{r.package} {r.installed}" for r in table.itertuples())
-              + f" (cxr-utils {__version__})")
+        print(
+            "Versions: "
+            + ", ".join(f"{r.package} {r.installed}" for r in table.itertuples())
+            + f" (cxr-utils {__version__})"
+        )
     return table

@@ -20,7 +20,14 @@ from pathlib import Path
 
 from . import config
 
-__all__ = ["BACKBONES", "WeightsNotFoundError", "weights_file_name", "find_weights", "build_backbone", "preprocess_function"]
+__all__ = [
+    "BACKBONES",
+    "WeightsNotFoundError",
+    "weights_file_name",
+    "find_weights",
+    "build_backbone",
+    "preprocess_function",
+]
 
 #: Architectures the course knows, with the preprocessing module of keras.applications.
 BACKBONES = {
@@ -162,7 +169,9 @@ def build_backbone(
         if not allow_download:
             raise
         if not _reachable(WEIGHTS_HOST):
-            raise WeightsNotFoundError(f"{error} (Downloading was allowed, but {WEIGHTS_HOST} cannot be reached.)") from None
+            raise WeightsNotFoundError(
+                f"{error} (Downloading was allowed, but {WEIGHTS_HOST} cannot be reached.)"
+            ) from None
         weights = "imagenet"
     constructor = getattr(keras.applications, architecture)
     kwargs = {"alpha": alpha} if architecture in ("MobileNet", "MobileNetV2") else {}

@@ -28,8 +28,9 @@ def test_transfer_and_scratch_code_on_another_backend(backend, keras_weights, tm
     if importlib.util.find_spec(backend) is None:
         pytest.skip(f"{backend} is not installed; install it to check the Keras {backend} backend")
     env = dict(os.environ, KERAS_BACKEND=backend, CXR_WEIGHTS_DIR=str(keras_weights), CXR_NO_DOWNLOAD="1")
-    result = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path)], capture_output=True, text=True,
-                            env=env, timeout=900)
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), str(tmp_path)], capture_output=True, text=True, env=env, timeout=900
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["backend"] == backend

@@ -42,7 +42,9 @@ def _browser_or_skip() -> tuple[str, str]:
         driver = None
     if chromium and driver:
         return chromium, driver
-    reason = "headless browser test needs Chromium, chromedriver and selenium (apt-get install chromium chromium-driver)"
+    reason = (
+        "headless browser test needs Chromium, chromedriver and selenium (apt-get install chromium chromium-driver)"
+    )
     if os.environ.get("CXR_REQUIRE_BROWSER") == "1":
         pytest.fail(reason + "; CXR_REQUIRE_BROWSER=1 makes this a failure")
     pytest.skip(reason)
@@ -73,17 +75,34 @@ def jupyter_lab(tmp_path, originals):
     notifications.mkdir(parents=True)
     (notifications / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
     port = _free_port()
-    env = dict(os.environ, CXR_DATA_DIR=str(originals), CXR_FAST="1",
-               JUPYTERLAB_SETTINGS_DIR=str(tmp_path / "settings"), JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"))
+    env = dict(
+        os.environ,
+        CXR_DATA_DIR=str(originals),
+        CXR_FAST="1",
+        JUPYTERLAB_SETTINGS_DIR=str(tmp_path / "settings"),
+        JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
+    )
     env.pop("MPLBACKEND", None)
-    log = open(tmp_path / "lab.log", "w")
+    log = open(tmp_path / "lab.log", "w")  # noqa: SIM115 (closed when the server stops, below)
     server = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-         f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={workdir}",
-         "--ServerApp.open_browser=False", "--LabApp.news_url=", "--LabApp.extension_manager=readonly",
-         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+        [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            "--ip=127.0.0.1",
+            f"--port={port}",
+            f"--IdentityProvider.token={TOKEN}",
+            f"--ServerApp.root_dir={workdir}",
+            "--ServerApp.open_browser=False",
+            "--LabApp.news_url=",
+            "--LabApp.extension_manager=readonly",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        ]
         + (["--allow-root"] if os.geteuid() == 0 else []),
-        env=env, stdout=log, stderr=subprocess.STDOUT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.time() + 60
@@ -93,7 +112,8 @@ def jupyter_lab(tmp_path, originals):
                 break
             except OSError:
                 if server.poll() is not None or time.time() > deadline:
-                    raise RuntimeError("jupyter lab did not start:\n" + (tmp_path / "lab.log").read_text()[-3000:])
+                    log_text = (tmp_path / "lab.log").read_text()[-3000:]
+                    raise RuntimeError("jupyter lab did not start:\n" + log_text) from None
                 time.sleep(0.5)
         yield port, workdir
     finally:
@@ -111,10 +131,12 @@ def _click_menu(driver, menu: str, item: str) -> None:
     from selenium.webdriver.support.ui import WebDriverWait
 
     wait = WebDriverWait(driver, 30)
-    wait.until(ec.element_to_be_clickable(
-        (By.XPATH, f"//div[contains(@class,'lm-MenuBar-itemLabel') and text()='{menu}']"))).click()
-    wait.until(ec.element_to_be_clickable(
-        (By.XPATH, f"//div[contains(@class,'lm-Menu-itemLabel') and text()='{item}']"))).click()
+    wait.until(
+        ec.element_to_be_clickable((By.XPATH, f"//div[contains(@class,'lm-MenuBar-itemLabel') and text()='{menu}']"))
+    ).click()
+    wait.until(
+        ec.element_to_be_clickable((By.XPATH, f"//div[contains(@class,'lm-Menu-itemLabel') and text()='{item}']"))
+    ).click()
 
 
 def _wait_until_idle(port: int, driver, timeout: float) -> None:

@@ -1,10 +1,11 @@
 """The course runner: data resolution and notebook execution."""
 
 import json
+
 import nbformat
 import pytest
+from helpers import make_dataset
 
-from conftest import make_dataset
 from cxr_utils import course
 from cxr_utils.course import CourseError, execute_notebook, list_notebooks, resolve_dataset
 

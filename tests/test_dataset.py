@@ -4,9 +4,9 @@ import shutil
 
 import pandas as pd
 import pytest
+from helpers import jpeg_bytes, make_dataset
 from PIL import ImageFile
 
-from conftest import jpeg_bytes, make_dataset
 from cxr_utils.dataset import (
     OFFICIAL_COUNTS,
     SKIP_COPY,
@@ -71,7 +71,7 @@ def test_kaggle_zip_with_nested_copy_and_macos_junk_counts_each_image_once(tmp_p
 
 
 def test_missing_folder_is_a_clear_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match="does not exist.*CXR_DATA_DIR"):
+    with pytest.raises(FileNotFoundError, match=r"does not exist.*CXR_DATA_DIR"):
         find_dataset(tmp_path / "nope")
 
 
@@ -151,10 +151,24 @@ def test_shared_patients_hand_computed():
     )
     shared = shared_patients(index)
     assert shared.to_dict(orient="records") == [
-        {"patient_id": "IM-0001", "splits": "val,test", "pathogens": "none", "same_pathogen_in_two_splits": True,
-         "n_train": 0, "n_val": 1, "n_test": 1},
-        {"patient_id": "person1", "splits": "train,test", "pathogens": "bacteria,virus",
-         "same_pathogen_in_two_splits": False, "n_train": 2, "n_val": 0, "n_test": 1},
+        {
+            "patient_id": "IM-0001",
+            "splits": "val,test",
+            "pathogens": "none",
+            "same_pathogen_in_two_splits": True,
+            "n_train": 0,
+            "n_val": 1,
+            "n_test": 1,
+        },
+        {
+            "patient_id": "person1",
+            "splits": "train,test",
+            "pathogens": "bacteria,virus",
+            "same_pathogen_in_two_splits": False,
+            "n_train": 2,
+            "n_val": 0,
+            "n_test": 1,
+        },
     ]
 
 
@@ -225,7 +239,7 @@ def test_verify_mendeley_copy_against_kaggle_manifest(tmp_path):
 def test_read_manifest_rejects_malformed_lines(tmp_path):
     path = tmp_path / "m.tsv"
     path.write_text("train/NORMAL/a.jpeg\tabc\t12\ntrain/NORMAL/b.jpeg abc 12\n")
-    with pytest.raises(ValueError, match="m.tsv:2"):
+    with pytest.raises(ValueError, match=r"m\.tsv:2"):
         read_manifest(path)
 
 

@@ -20,6 +20,7 @@ from cxr_utils import cli
 from cxr_utils.download import ARCHIVE_NAME, ArchiveError, DownloadError, download_dataset
 from cxr_utils.images import file_sha256
 
+
 class ArchiveServer:
     """Serves one payload at /ChestXRay2017.zip; ``mode`` picks how."""
 
@@ -162,7 +163,9 @@ def test_cli_download(served, tmp_path, capsys):
     server, manifest = served
     manifest_path = tmp_path / "manifest.tsv"
     manifest.to_csv(manifest_path, sep="\t", header=False, index=False)
-    status = cli.main(["download", "--dest", str(tmp_path / "data"), "--url", server.url, "--manifest", str(manifest_path)])
+    status = cli.main(
+        ["download", "--dest", str(tmp_path / "data"), "--url", server.url, "--manifest", str(manifest_path)]
+    )
     out = capsys.readouterr().out
     assert status == 0, out
     assert "mendeley layout" in out and "altered       0" in out

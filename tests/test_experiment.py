@@ -34,7 +34,11 @@ def test_threshold_from_validation_and_artefacts(tmp_path):
     expected = binary_metrics(y[80:], test_scores, result["threshold"])
     assert result["test"].loc["accuracy", "value"] == expected["accuracy"]
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "config.json", "metrics.json", "predictions_test.csv", "predictions_validation.csv", "threshold.json"
+        "config.json",
+        "metrics.json",
+        "predictions_test.csv",
+        "predictions_validation.csv",
+        "threshold.json",
     ]
     predictions = load_predictions(tmp_path / "predictions_test.csv")
     assert predictions["path"].tolist() == index["path"].iloc[80:].tolist()
@@ -77,7 +81,7 @@ def test_run_reads_back_and_a_missing_run_names_its_notebook(tmp_path):
 
     from cxr_utils.runs import load_run
 
-    index, splits, validation_scores, test_scores, y = _fixture()
+    index, splits, validation_scores, test_scores, _y = _fixture()
     result = finish_run(tmp_path / "demo", index, splits, validation_scores, test_scores, n_boot=50)
     run = load_run("demo", "notebooks/03_cnn_from_scratch.ipynb", root=tmp_path)
     assert run.threshold == result["threshold"]
@@ -85,15 +89,16 @@ def test_run_reads_back_and_a_missing_run_names_its_notebook(tmp_path):
     assert run.validation["path"].tolist() == index["path"].iloc[40:80].tolist()
     with pytest.raises(FileNotFoundError, match="saved no model"):
         run.load_model()
-    with pytest.raises(FileNotFoundError, match="execute notebooks/04_transfer_learning.ipynb first"):
+    with pytest.raises(FileNotFoundError, match=r"execute notebooks/04_transfer_learning\.ipynb first"):
         load_run("absent", "notebooks/04_transfer_learning.ipynb", root=tmp_path)
 
 
 def test_confident_errors_are_ordered_by_confidence():
     from cxr_utils.experiment import confident_errors
 
-    predictions = pd.DataFrame({"path": list("abcdefg"), "y_true": [0, 0, 0, 1, 1, 1, 0],
-                                "score": [0.9, 0.6, 0.1, 0.2, 0.45, 0.8, 0.99]})
+    predictions = pd.DataFrame(
+        {"path": list("abcdefg"), "y_true": [0, 0, 0, 1, 1, 1, 0], "score": [0.9, 0.6, 0.1, 0.2, 0.45, 0.8, 0.99]}
+    )
     errors = confident_errors(predictions, 0.5, n=2)
     assert errors["path"].tolist() == ["g", "a", "d", "e"]
     assert errors["error"].tolist() == ["false positive"] * 2 + ["false negative"] * 2
@@ -103,9 +108,10 @@ def test_confident_errors_are_ordered_by_confidence():
 def test_versus_paper_verdicts_and_markdown():
     from cxr_utils.evaluate import PAPER, table_to_markdown, versus_paper
 
-    frame = pd.DataFrame({"value": [0.95, 0.99, 0.80, 0.97], "ci_low": [0.94, 0.98, 0.75, 0.95],
-                          "ci_high": [0.96, 1.0, 0.85, 0.99]},
-                         index=["accuracy", "sensitivity", "specificity", "roc_auc"])
+    frame = pd.DataFrame(
+        {"value": [0.95, 0.99, 0.80, 0.97], "ci_low": [0.94, 0.98, 0.75, 0.95], "ci_high": [0.96, 1.0, 0.85, 0.99]},
+        index=["accuracy", "sensitivity", "specificity", "roc_auc"],
+    )
     table = versus_paper(frame)
     assert table["verdict"].tolist() == ["above the paper", "above the paper", "below the paper", "no difference shown"]
     assert table["paper"].to_dict() == PAPER

@@ -21,7 +21,7 @@ def planted_squares(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarr
     corners = rng.integers(2, SIZE - SQUARE - 2, (n, 2))
     for image, label, (row, col) in zip(images, labels, corners):
         if label:
-            image[row:row + SQUARE, col:col + SQUARE] = 250
+            image[row : row + SQUARE, col : col + SQUARE] = 250
     return images.astype("float32"), labels.astype("float32"), corners
 
 
@@ -52,13 +52,19 @@ def test_heatmap_peaks_on_the_planted_square(square_model):
     for heatmap, (row, col) in zip(maps, corners[positives]):
         peak_row, peak_col = np.unravel_index(heatmap.argmax(), heatmap.shape)
         assert row - 1 <= peak_row <= row + SQUARE and col - 1 <= peak_col <= col + SQUARE
-        inside = heatmap[row:row + SQUARE, col:col + SQUARE].mean()
-        assert inside > 2 * np.delete(heatmap.ravel(), np.ravel_multi_index(
-            np.mgrid[row:row + SQUARE, col:col + SQUARE].reshape(2, -1), heatmap.shape)).mean()
+        inside = heatmap[row : row + SQUARE, col : col + SQUARE].mean()
+        assert (
+            inside
+            > 2
+            * np.delete(
+                heatmap.ravel(),
+                np.ravel_multi_index(np.mgrid[row : row + SQUARE, col : col + SQUARE].reshape(2, -1), heatmap.shape),
+            ).mean()
+        )
 
 
 def test_nested_model_gives_the_same_maps_as_the_inner_one(square_model):
-    images, labels, _ = planted_squares(8, seed=2)
+    images, _labels, _ = planted_squares(8, seed=2)
     inputs = keras.Input((SIZE, SIZE, 1))
     outer = keras.Model(inputs, square_model(keras.layers.Identity()(inputs)), name="outer")
     assert find_last_conv_layer(outer) == ["square_finder", "last_conv"]
@@ -71,7 +77,10 @@ def test_normal_target_is_the_opposite_evidence(square_model):
     pneumonia = grad_cam(square_model, positive)
     normal = grad_cam(square_model, positive, target="NORMAL")
     row, col = corners[labels == 1][0]
-    assert normal[0, row:row + SQUARE, col:col + SQUARE].mean() < pneumonia[0, row:row + SQUARE, col:col + SQUARE].mean()
+    assert (
+        normal[0, row : row + SQUARE, col : col + SQUARE].mean()
+        < pneumonia[0, row : row + SQUARE, col : col + SQUARE].mean()
+    )
 
 
 def test_course_cnn_and_errors():

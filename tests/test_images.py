@@ -4,9 +4,9 @@ import io
 
 import numpy as np
 import pytest
+from helpers import jpeg_bytes, write_file
 from PIL import Image, ImageFile
 
-from conftest import jpeg_bytes, write_file
 from cxr_utils.images import (
     ImageReadError,
     file_sha256,
@@ -130,8 +130,9 @@ def test_reduced_scale_decoding_keeps_min_side_and_matches_full_decode(originals
 
     paths = sorted((originals / "train" / "NORMAL").glob("*.jpeg"))[:4]
     paths += sorted((originals / "train" / "PNEUMONIA").glob("*.jpeg"))[:4]
-    paths.append(next(p for p in sorted((originals / "train" / "PNEUMONIA").glob("*.jpeg"))
-                      if Image.open(p).mode == "RGB"))
+    paths.append(
+        next(p for p in sorted((originals / "train" / "PNEUMONIA").glob("*.jpeg")) if Image.open(p).mode == "RGB")
+    )
     for path in paths:
         full = load_grayscale(path)
         reduced = load_grayscale(path, min_side=128)

@@ -43,7 +43,8 @@ def test_committed_without_outputs_and_shaped_like_a_chapter(path):
 def _figure_cells(nb) -> list[int]:
     """Code cells whose value is a figure from cxr_utils.plots."""
     return [
-        i for i, c in enumerate(nb.cells)
+        i
+        for i, c in enumerate(nb.cells)
         if c.cell_type == "code" and c.source.strip().splitlines()[-1].startswith("plots.plot_")
     ]
 
@@ -57,10 +58,22 @@ def test_notebook_executes_with_every_figure_rendered(path, originals, request):
     env.pop("MPLBACKEND", None)  # keep the kernel's inline backend
     result = subprocess.run(
         [
-            sys.executable, "-m", "nbconvert", "--to", "notebook", "--execute",
-            "--ExecutePreprocessor.timeout=900", "--output-dir", str(EXECUTED), str(path),
+            sys.executable,
+            "-m",
+            "nbconvert",
+            "--to",
+            "notebook",
+            "--execute",
+            "--ExecutePreprocessor.timeout=900",
+            "--output-dir",
+            str(EXECUTED),
+            str(path),
         ],
-        capture_output=True, text=True, env=env, cwd=path.parent, timeout=1800,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=path.parent,
+        timeout=1800,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     nb = nbformat.read(EXECUTED / path.name, as_version=4)

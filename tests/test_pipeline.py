@@ -146,7 +146,9 @@ def test_predict_batches_pads_the_last_batch_and_matches_predict():
     from cxr_utils.pipeline import CachedBatches, predict_batches
 
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(1, activation="sigmoid")])
+    model = keras.Sequential(
+        [keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(1, activation="sigmoid")]
+    )
     images = np.random.default_rng(0).integers(0, 256, (70, 8, 8), dtype=np.uint8)
     batches = CachedBatches(images, np.zeros(70), 32)
     got = predict_batches(model, batches)

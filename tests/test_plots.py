@@ -133,8 +133,13 @@ def test_resize_policies_grid(originals, index):
 
 def test_history_curves():
     history = pd.DataFrame(
-        {"epoch": [0, 1, 2], "loss": [0.6, 0.4, 0.3], "val_loss": [0.7, 0.5, 0.6],
-         "auc": [0.8, 0.9, 0.95], "val_auc": [0.75, 0.88, 0.86]}
+        {
+            "epoch": [0, 1, 2],
+            "loss": [0.6, 0.4, 0.3],
+            "val_loss": [0.7, 0.5, 0.6],
+            "auc": [0.8, 0.9, 0.95],
+            "val_auc": [0.75, 0.88, 0.86],
+        }
     )
     fig = plots.plot_history(history)
     render(fig)
@@ -159,12 +164,15 @@ def test_augmented_samples_grid():
 
 # --- chapter 05 figures -------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def scored():
     rng = np.random.default_rng(0)
     y = np.r_[np.zeros(40, dtype=int), np.ones(60, dtype=int)]
-    return y, {"A": (np.clip(0.35 * y + rng.uniform(0, 0.65, 100), 0, 1), 0.5),
-               "B": (np.clip(0.2 * y + rng.uniform(0, 0.8, 100), 0, 1), 0.4)}
+    return y, {
+        "A": (np.clip(0.35 * y + rng.uniform(0, 0.65, 100), 0, 1), 0.5),
+        "B": (np.clip(0.2 * y + rng.uniform(0, 0.8, 100), 0, 1), 0.4),
+    }
 
 
 def test_confusion_matrices_show_the_counts(scored):

@@ -77,8 +77,10 @@ def test_images_per_patient_counts_names(originals, originals_index):
 
 def test_pathogen_table_counts_names(originals, originals_index):
     table = stats.pathogen_table(originals_index)
-    names = Counter(p.split(os.sep)[-3] + ("_virus" in p and "virus" or "_bacteria" in p and "bacteria" or "none")
-                    for p in glob.glob(str(originals / "*/*/*.jpeg")))
+    names = Counter(
+        p.split(os.sep)[-3] + (("_virus" in p and "virus") or ("_bacteria" in p and "bacteria") or "none")
+        for p in glob.glob(str(originals / "*/*/*.jpeg"))
+    )
     assert table.loc["train", "virus"] == names["trainvirus"]
     assert table.loc["test", "bacteria"] == names["testbacteria"]
     assert table.loc["total"].sum() == 416

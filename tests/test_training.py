@@ -45,7 +45,7 @@ def test_cnn_shapes():
     model = build_cnn(64, channels=1, filters=(8, 16, 32))
     assert model.input_shape == (None, 64, 64, 1) and model.output_shape == (None, 1)
     out = model.predict(np.zeros((2, 64, 64, 1), "float32"), verbose=0)
-    assert ((0 <= out) & (out <= 1)).all()
+    assert ((out >= 0) & (out <= 1)).all()
 
 
 @pytest.mark.slow
@@ -54,13 +54,13 @@ def test_training_resumes_after_being_killed(originals, tmp_path):
     script.write_text(TRAIN_SCRIPT)
     run_dir = tmp_path / "run"
     args = [sys.executable, str(script), str(originals), str(tmp_path / "cache"), str(run_dir)]
-    killed = subprocess.run(args + ["1"], capture_output=True, text=True, timeout=600)
+    killed = subprocess.run([*args, "1"], capture_output=True, text=True, timeout=600)
     assert killed.returncode == 9, killed.stderr[-2000:]
     assert "starting epoch 0" in killed.stdout and "starting epoch 1" not in killed.stdout
     assert list(read_history(run_dir)["epoch"]) == [0]
     assert (run_dir / "backup").exists() and (run_dir / "best.weights.h5").exists()
 
-    resumed = subprocess.run(args + ["0"], capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run([*args, "0"], capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "starting epoch 0" not in resumed.stdout and "starting epoch 1" in resumed.stdout
     assert "epochs [0, 1, 2]" in resumed.stdout

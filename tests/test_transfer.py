@@ -65,8 +65,9 @@ def test_fine_tune_top_and_scores(split, images, tmp_path):
 
     activations = bottom_activations(split, images, progress=False)
     labels = np.array([0, 1, 0, 1, 0, 1])
-    classifier, history = fine_tune_top(split, [activations, activations], labels, activations, labels,
-                                        run_dir=tmp_path, epochs=2, verbose=0)
+    classifier, history = fine_tune_top(
+        split, [activations, activations], labels, activations, labels, run_dir=tmp_path, epochs=2, verbose=0
+    )
     assert len(history) == 2 and (tmp_path / "history.csv").exists()
     scores = top_scores(classifier, activations)
     assert scores.shape == (6,) and np.all((scores >= 0) & (scores <= 1))

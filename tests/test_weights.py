@@ -10,7 +10,11 @@ from cxr_utils.weights import WeightsNotFoundError, build_backbone, find_weights
 
 
 def test_file_names_match_what_keras_downloads(keras_weights):
-    names = {weights_file_name("MobileNetV2", 0.5), weights_file_name("MobileNetV2", 0.35), weights_file_name("MobileNet", 0.25)}
+    names = {
+        weights_file_name("MobileNetV2", 0.5),
+        weights_file_name("MobileNetV2", 0.35),
+        weights_file_name("MobileNet", 0.25),
+    }
     assert names == {p.name for p in keras_weights.glob("*.h5")}
     assert weights_file_name("EfficientNetB0") == "efficientnetb0_notop.h5"
     with pytest.raises(ValueError, match="unknown backbone"):

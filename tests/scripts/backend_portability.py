@@ -35,22 +35,39 @@ split = split_backbone("MobileNetV2", input_size=96, alpha=0.35, weights_dir=os.
 activations = bottom_activations(split, images, progress=False)
 view = bottom_activations(split, images, view_seed=1, augmentation_options={"stretch": 0.3}, progress=False)
 classifier = compile_binary(build_top_classifier(split), learning_rate=3e-4)
-fit(classifier, CachedBatches(np.concatenate([activations, view]), np.concatenate([labels, labels]), 8,
-                              shuffle=True, seed=0),
-    CachedBatches(activations, labels, 8), run_dir=out / "top", epochs=1, class_weight=class_weights(labels), verbose=0)
+fit(
+    classifier,
+    CachedBatches(np.concatenate([activations, view]), np.concatenate([labels, labels]), 8, shuffle=True, seed=0),
+    CachedBatches(activations, labels, 8),
+    run_dir=out / "top",
+    epochs=1,
+    class_weight=class_weights(labels),
+    verbose=0,
+)
 top_scores = np.asarray(classifier.predict(CachedBatches(activations, labels, 8), verbose=0)).reshape(-1)
 transfer_seconds = time.perf_counter() - start
 
 start = time.perf_counter()
 cnn = compile_binary(build_cnn(64, filters=(8, 16), augmentation=augmentation_layers(seed=0)))
 small = images[:, 16:80, 16:80]  # 64 x 64
-fit(cnn, CachedBatches(small, labels, 8, shuffle=True, seed=0), CachedBatches(small, labels, 8),
-    run_dir=out / "cnn", epochs=1, verbose=0)
+fit(
+    cnn,
+    CachedBatches(small, labels, 8, shuffle=True, seed=0),
+    CachedBatches(small, labels, 8),
+    run_dir=out / "cnn",
+    epochs=1,
+    verbose=0,
+)
 cnn_scores = np.asarray(cnn.predict(CachedBatches(small, labels, 8), verbose=0)).reshape(-1)
 np.save(out / "activations.npy", activations)
-print(json.dumps({
-    "backend": keras.backend.backend(),
-    "top_scores": [float(top_scores.min()), float(top_scores.max())],
-    "cnn_scores": [float(cnn_scores.min()), float(cnn_scores.max())],
-    "transfer_seconds": transfer_seconds, "cnn_seconds": time.perf_counter() - start,
-}))
+print(
+    json.dumps(
+        {
+            "backend": keras.backend.backend(),
+            "top_scores": [float(top_scores.min()), float(top_scores.max())],
+            "cnn_scores": [float(cnn_scores.min()), float(cnn_scores.max())],
+            "transfer_seconds": transfer_seconds,
+            "cnn_seconds": time.perf_counter() - start,
+        }
+    )
+)
