@@ -15,22 +15,24 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from . import config
-from .dataset import index_dataset
+from .dataset import DatasetIndex, binary_labels, index_dataset
 from .images import RESIZE_POLICIES, load_grayscale, resize_image
+from .parallel import map_with_progress
 
 __all__ = ["ImageCache", "cache_images", "decode_resized"]
 
 CACHE_FORMAT = 2  # bump when the array layout or the decoding changes
+
+#: Decoding costs milliseconds per image, so worker processes pay off from a few dozen.
+_PARALLEL_MIN_IMAGES = 64
 
 
 @dataclass
@@ -43,8 +45,9 @@ class ImageCache:
         Shape ``(n, size, size)``, dtype ``uint8``, gray levels 0..255; a read-only
         memory map of the cache file.
     index : pandas.DataFrame
-        One row per image, in the same order (columns of
-        :func:`cxr_utils.dataset.index_dataset`).
+        One row per image, in the same order (the usable rows of ``dataset.table``).
+    dataset : DatasetIndex
+        The indexed copy the images come from (its root, layout, every row).
     size : int
         Side of the square images in pixels.
     policy : str
@@ -57,6 +60,7 @@ class ImageCache:
 
     images: np.ndarray
     index: pd.DataFrame
+    dataset: DatasetIndex
     size: int
     policy: str
     path: Path
@@ -65,7 +69,7 @@ class ImageCache:
     @property
     def labels(self) -> np.ndarray:
         """Shape ``(n,)``, dtype ``int64``: 1 for PNEUMONIA, 0 for NORMAL."""
-        return (self.index["label"] == "PNEUMONIA").to_numpy(dtype=np.int64)
+        return binary_labels(self.index["label"])
 
 
 def decode_resized(path: str | os.PathLike, size: int, policy: str) -> np.ndarray:
@@ -88,11 +92,10 @@ def _cache_key(root: Path, index: pd.DataFrame, size: int, policy: str) -> str:
 
 
 def cache_images(
-    data_dir: str | os.PathLike,
+    dataset: str | os.PathLike | DatasetIndex,
     *,
     size: int = 224,
     policy: str = "squash",
-    index: pd.DataFrame | None = None,
     cache_dir: str | os.PathLike | None = None,
     workers: int | None = None,
     progress: bool = True,
@@ -101,16 +104,15 @@ def cache_images(
 
     Parameters
     ----------
-    data_dir : path-like
-        The dataset root or a folder above it.
+    dataset : path-like or DatasetIndex
+        The dataset root or a folder above it (indexed here with
+        :func:`cxr_utils.dataset.index_dataset`), or an index already built, e.g.
+        another cache's ``dataset``. Rows with a ``problem`` (unreadable images) are
+        left out and counted in a printed note.
     size : int
         Output side in pixels.
     policy : {"squash", "pad", "crop"}
         How images become square.
-    index : pandas.DataFrame, optional
-        The rows to cache (default: :func:`cxr_utils.dataset.index_dataset` of
-        ``data_dir``). Rows with a ``problem`` (unreadable images) are left out and
-        counted in a printed note.
     cache_dir : path-like, optional
         Default :func:`cxr_utils.config.cache_dir`.
     workers : int, optional
@@ -129,18 +131,16 @@ def cache_images(
         raise ValueError(f"unknown resize policy {policy!r}; choose one of {RESIZE_POLICIES}")
     if size < 8:
         raise ValueError(f"size must be at least 8 pixels, got {size}")
-    if index is None:
-        index = index_dataset(data_dir, progress=progress)
-    root = Path(index.attrs.get("root", data_dir))
-    if "problem" in index:
-        bad = index[index["problem"].notna()]
-        if len(bad):
-            print(
-                f"Leaving out {len(bad)} unreadable image(s): {', '.join(bad['path'].head(5))}"
-                + (" ..." if len(bad) > 5 else "")
-            )
-        index = index[index["problem"].isna()]
-    index = index.reset_index(drop=True)
+    if not isinstance(dataset, DatasetIndex):
+        dataset = index_dataset(dataset, progress=progress)
+    root, index = dataset.root, dataset.table
+    bad = index[index["problem"].notna()]
+    if len(bad):
+        print(
+            f"Leaving out {len(bad)} unreadable image(s): {', '.join(bad['path'].head(5))}"
+            + (" ..." if len(bad) > 5 else "")
+        )
+    index = index[index["problem"].isna()].reset_index(drop=True)
     folder = Path(cache_dir) if cache_dir is not None else config.cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
     key = _cache_key(root, index, size, policy)
@@ -153,7 +153,9 @@ def cache_images(
         meta_path.write_text(json.dumps(meta, indent=2) + "\n")  # written last: marks the cache complete
         built = True
     images = np.load(array_path, mmap_mode="r")
-    return ImageCache(images=images, index=index, size=size, policy=policy, path=array_path, built=built)
+    return ImageCache(
+        images=images, index=index, dataset=dataset, size=size, policy=policy, path=array_path, built=built
+    )
 
 
 def _build(root: Path, index: pd.DataFrame, size: int, policy: str, target: Path, workers: int | None, progress: bool):
@@ -161,17 +163,16 @@ def _build(root: Path, index: pd.DataFrame, size: int, policy: str, target: Path
     array = np.lib.format.open_memmap(partial_path, mode="w+", dtype=np.uint8, shape=(len(index), size, size))
     paths = [root / p for p in index["path"]]
     decode = partial(decode_resized, size=size, policy=policy)
-    bar = dict(total=len(paths), desc=f"Decoding to {size}x{size} ({policy})", unit="img", disable=not progress)
-    workers = workers or os.cpu_count() or 1
-    if workers == 1 or len(paths) < 64:
-        results = map(decode, paths)
-        for number, pixels in enumerate(tqdm(results, **bar)):
-            array[number] = pixels
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            results = pool.map(decode, paths, chunksize=max(1, min(64, len(paths) // (4 * workers))))
-            for number, pixels in enumerate(tqdm(results, **bar)):
-                array[number] = pixels
+    decoded = map_with_progress(
+        decode,
+        paths,
+        desc=f"Decoding to {size}x{size} ({policy})",
+        serial_below=_PARALLEL_MIN_IMAGES,
+        workers=workers,
+        progress=progress,
+    )
+    for number, pixels in enumerate(decoded):
+        array[number] = pixels
     array.flush()
     del array
     os.replace(partial_path, target)

@@ -7,12 +7,18 @@ the conventions are written down once:
     The dataset root used by notebooks and commands (default: the project's ``data/``).
 ``CXR_FAST``
     ``1`` selects fast mode (few images, one or two epochs) for CI.
+``CXR_NO_DOWNLOAD``
+    ``1``: nothing is downloaded (neither the dataset nor ImageNet weights).
 ``CXR_TEST_DATA``
     Where tests find the real data (default: ``../shared/data`` beside the project).
 ``CXR_WEIGHTS_DIR``
     A folder of Keras weight files to use offline.
 ``CXR_CACHE_DIR``
     Where decoded, resized image arrays are cached (default: the project's ``cache/``).
+
+A relative path is taken relative to the project root. A flag (``CXR_FAST``,
+``CXR_NO_DOWNLOAD``) is on when set to ``1``, ``true``, ``yes`` or ``on``, in any
+case (:func:`env_flag`), and off otherwise.
 """
 
 from __future__ import annotations
@@ -21,8 +27,11 @@ import os
 from pathlib import Path
 
 __all__ = [
+    "TRUE_VALUES",
+    "env_flag",
     "project_root",
     "data_dir",
+    "data_dir_from_environment",
     "test_data_dir",
     "weights_dir",
     "fast_mode",
@@ -31,6 +40,15 @@ __all__ = [
     "downloads_allowed",
     "cache_dir",
 ]
+
+
+#: The values that switch a flag on (compared case-blind, surrounding spaces ignored).
+TRUE_VALUES = frozenset({"1", "true", "yes", "on"})
+
+
+def env_flag(name: str) -> bool:
+    """True when the environment variable ``name`` holds one of :data:`TRUE_VALUES`."""
+    return os.environ.get(name, "").strip().lower() in TRUE_VALUES
 
 
 def project_root() -> Path:
@@ -55,9 +73,15 @@ def _path_from_env(name: str, default: Path) -> Path:
     return Path(os.path.abspath(path if path.is_absolute() else project_root() / path))
 
 
+def data_dir_from_environment() -> Path | None:
+    """The folder ``$CXR_DATA_DIR`` names (relative to the project root), or ``None`` when it is unset."""
+    value = os.environ.get("CXR_DATA_DIR", "").strip()
+    return _path_from_env("CXR_DATA_DIR", Path()) if value else None
+
+
 def data_dir() -> Path:
     """The dataset root: ``$CXR_DATA_DIR`` (relative to the project root), else ``<project>/data``."""
-    return _path_from_env("CXR_DATA_DIR", project_root() / "data")
+    return data_dir_from_environment() or project_root() / "data"
 
 
 def test_data_dir() -> Path:
@@ -77,13 +101,13 @@ def weights_dir() -> Path | None:
 
 
 def fast_mode() -> bool:
-    """True when ``$CXR_FAST`` is set to a true value (``1``, ``true``, ``yes``)."""
-    return os.environ.get("CXR_FAST", "").strip().lower() in {"1", "true", "yes", "on"}
+    """True when the flag ``$CXR_FAST`` is on (:func:`env_flag`)."""
+    return env_flag("CXR_FAST")
 
 
 def downloads_allowed() -> bool:
-    """False when ``$CXR_NO_DOWNLOAD`` is set to a true value: nothing (data, weights) is downloaded."""
-    return os.environ.get("CXR_NO_DOWNLOAD", "").strip().lower() not in {"1", "true", "yes", "on"}
+    """False when the flag ``$CXR_NO_DOWNLOAD`` is on (:func:`env_flag`): nothing is downloaded."""
+    return not env_flag("CXR_NO_DOWNLOAD")
 
 
 def build_dir() -> Path:

@@ -10,7 +10,9 @@ transfer models of chapter 04 (preprocessing -> frozen bottom -> fine-tuned top
 
 - :func:`find_last_conv_layer` the path to the last layer with a spatial
   (4-D) output, looking inside nested models;
-- :func:`grad_cam` heatmaps in 0..1, shape ``(n, height, width)``.
+- :func:`grad_cam_batch` the core of the method for one batch, written out with
+  ``GradientTape`` in chapter 05 (``notebooks/05_error_analysis.ipynb``) and saved here;
+- :func:`grad_cam` heatmaps in 0..1, shape ``(n, height, width)``, for any model.
 
 The class score is the logit (the input of a final sigmoid ``Dense`` layer)
 where the model ends with one: gradients of a saturated probability vanish.
@@ -25,7 +27,7 @@ import keras
 import numpy as np
 from PIL import Image
 
-__all__ = ["find_last_conv_layer", "grad_cam"]
+__all__ = ["find_last_conv_layer", "grad_cam_batch", "grad_cam"]
 
 
 #: Layers passed over when looking for the last convolutional layer: pooling halves the
@@ -90,61 +92,84 @@ def _is_sigmoid_dense(layer: keras.Layer) -> bool:
 
 
 def _build_forward(model: keras.Model, path: Sequence[str], logits: bool):
-    """A function ``x -> (activations at path, class score, whether the score is a logit)``.
+    """A function ``x -> (activations at path, class score)``, and whether the score is a logit.
 
-    Built once per :func:`grad_cam` call. Where the layer sits directly in
-    ``model``, it is a two-output view of the model's own graph; where it sits in a
-    nested model, ``model`` runs as the chain of its layers, with the nested one
-    replaced by its own forward function.
+    Built once per :func:`grad_cam` call. Where the layer sits directly in ``model``, it
+    is a two-output view of the model's own graph; where it sits in a nested model,
+    ``model`` runs as the chain of its layers, with the nested one replaced by its own
+    forward function.
     """
     if len(path) == 1:
         layer = model.get_layer(path[0])
         last = model.layers[-1]
         if layer is last:  # e.g. a backbone's top, which ends in its last activation
 
-            def forward(x):
+            def features_only(x):
                 features = model(x, training=False)
-                return features, features, False
+                return features, features
 
-        elif logits and _is_sigmoid_dense(last):
+            return features_only, False
+        if logits and _is_sigmoid_dense(last):
             probe = keras.Model(model.inputs, [layer.output, last.input])
 
-            def forward(x):
+            def to_logit(x):
                 features, hidden = probe(x, training=False)
-                return features, _linear_part(last, hidden), True
+                return features, _linear_part(last, hidden)
 
-        else:
-            probe = keras.Model(model.inputs, [layer.output, model.outputs[0]])
-
-            def forward(x):
-                features, score = probe(x, training=False)
-                return features, score, False
-
-        return forward
+            return to_logit, True
+        probe = keras.Model(model.inputs, [layer.output, model.outputs[0]])
+        return (lambda x: probe(x, training=False)), False
 
     layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
-    steps = []
+    steps, is_logit = [], False
     for number, layer in enumerate(layers):
         last = number == len(layers) - 1
         if layer.name == path[0]:
-            steps.append(("nested", _build_forward(layer, path[1:], logits and last)))
+            nested, is_logit = _build_forward(layer, path[1:], logits and last)
+            steps.append(("nested", nested))
         elif last and logits and _is_sigmoid_dense(layer):
             steps.append(("logit", layer))
+            is_logit = True
         else:
             steps.append(("layer", layer))
+            is_logit = False
 
-    def forward(x):
-        features, is_logit = None, False
+    def chain(x):
+        features = None
         for kind, step in steps:
             if kind == "nested":
-                features, x, is_logit = step(x)
+                features, x = step(x)
             elif kind == "logit":
-                x, is_logit = _linear_part(step, x), True
+                x = _linear_part(step, x)
             else:
-                x, is_logit = step(x, training=False), False
-        return features, x, is_logit
+                x = step(x, training=False)
+        return features, x
 
-    return forward
+    return chain, is_logit
+
+
+# Saved from notebooks/05_error_analysis.ipynb: the chapter writes it out; keep both copies identical.
+def grad_cam_batch(forward, images, target: str = "PNEUMONIA") -> np.ndarray:
+    """Grad-CAM maps of one batch, at the resolution of the feature maps.
+
+    ``forward(images)`` returns ``(features, scores)``: the feature maps of a convolutional
+    layer ``(n, h, w, c)`` and the class score computed from them ``(n, 1)`` (a logit, so
+    that its gradient does not vanish). Each channel is weighted by the mean gradient of
+    the score over the map, the weighted channels are summed, and the positive part is
+    kept (the evidence *for* ``target``, "PNEUMONIA" or "NORMAL"). Returns ``(n, h, w)``
+    float32 maps, each divided by its maximum (an all-zero map stays zero).
+    """
+    import tensorflow as tf  # gradients of any Python function: TensorFlow's GradientTape
+
+    images = tf.convert_to_tensor(images)
+    with tf.GradientTape() as tape:
+        features, scores = forward(images)
+        evidence = scores[:, 0] if target == "PNEUMONIA" else -scores[:, 0]
+    gradients = tape.gradient(evidence, features)  # (n, h, w, c)
+    channel_weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)  # (n, 1, 1, c)
+    cam = tf.nn.relu(tf.reduce_sum(channel_weights * features, axis=-1)).numpy()  # (n, h, w)
+    peak = cam.max(axis=(1, 2), keepdims=True)
+    return np.divide(cam, peak, out=np.zeros_like(cam), where=peak > 0)
 
 
 def _resize_maps(maps: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -202,7 +227,6 @@ def grad_cam(
             f"grad_cam needs the TensorFlow backend (gradients through tf.GradientTape); "
             f"this process runs Keras on {keras.backend.backend()!r}"
         )
-    import tensorflow as tf
 
     if target not in ("PNEUMONIA", "NORMAL"):
         raise ValueError(f"target must be 'PNEUMONIA' or 'NORMAL', got {target!r}")
@@ -214,29 +238,22 @@ def grad_cam(
     for name in path:
         node = node.get_layer(name)  # raises ValueError for an unknown name
 
-    forward = _build_forward(model, path, logits=True)
-    maps = []
-    for start in range(0, len(images), batch_size):
-        batch = tf.convert_to_tensor(images[start : start + batch_size])
-        with tf.GradientTape() as tape:
-            features, score, is_logit = forward(batch)
-            score = score[:, 0]
-            signed = score if target == "PNEUMONIA" else -score
-        if start == 0:
-            _check_chain(model, batch, score, is_logit)
-        gradients = tape.gradient(signed, features)
-        weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)
-        cam = tf.nn.relu(tf.reduce_sum(weights * features, axis=-1)).numpy()
-        peak = cam.max(axis=(1, 2), keepdims=True)
-        maps.append(np.divide(cam, peak, out=np.zeros_like(cam), where=peak > 0))
+    forward, is_logit = _build_forward(model, path, logits=True)
+    _check_chain(model, images[:batch_size], forward, is_logit)
+    maps = [
+        grad_cam_batch(forward, images[start : start + batch_size], target)
+        for start in range(0, len(images), batch_size)
+    ]
     return _resize_maps(np.concatenate(maps), images.shape[1], images.shape[2]).clip(0, 1)
 
 
-def _check_chain(model: keras.Model, batch, score, is_logit: bool) -> None:
+def _check_chain(model: keras.Model, batch: np.ndarray, forward, is_logit: bool) -> None:
     """The (chained) forward pass must give the model's own probabilities."""
+    batch = keras.ops.convert_to_tensor(batch)
     expected = keras.ops.convert_to_numpy(model(batch, training=False))[:, 0]
-    got = keras.ops.convert_to_numpy(keras.ops.sigmoid(score) if is_logit else score)
-    if not np.allclose(expected, got, atol=1e-4):
+    _, score = forward(batch)
+    score = keras.ops.convert_to_numpy(keras.ops.sigmoid(score) if is_logit else score)[:, 0]
+    if not np.allclose(expected, score, atol=1e-4):
         raise ValueError(
             f"cannot run {model.name!r} as a chain of layers around the nested layer "
             "(it has branches at the outer level): pass the nested model itself"

@@ -1,8 +1,9 @@
-"""Model builders: a small CNN trained from scratch.
+"""The CNN trained from scratch, and how every model of the course is compiled.
 
 Every model takes ``(size, size, channels)`` float inputs in 0..255 (what
 :class:`cxr_utils.pipeline.CachedBatches` yields) and outputs one probability of
-PNEUMONIA.
+PNEUMONIA. :func:`build_cnn` and :func:`compile_binary` are written out in chapter 03
+(``notebooks/03_cnn_from_scratch.ipynb``) and saved here with the same text.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class PerImageStandardization(keras.layers.Layer):
         return {**super().get_config(), "epsilon": self.epsilon}
 
 
+# Saved from notebooks/03_cnn_from_scratch.ipynb: the chapter writes it out; keep both copies identical.
 def build_cnn(
     input_size: int = 128,
     *,
@@ -47,30 +49,12 @@ def build_cnn(
 ) -> keras.Model:
     """A small VGG-style CNN: blocks of 3x3 convolutions, batch norm, ReLU and max pooling.
 
-    Parameters
-    ----------
-    input_size : int
-        Side of the square input in pixels.
-    channels : int
-        Input channels (1 for gray).
-    filters : tuple of int
-        Filters per block; each block halves the resolution.
-    convs_per_block : int
-        Convolutions per block (the first block always has one, to save time at
-        full resolution).
-    dropout : float
-        Dropout before the output layer.
-    standardize : bool
-        Standardize each image (:class:`PerImageStandardization`) instead of only
-        scaling 0..255 to 0..1.
-    augmentation : keras.Layer, optional
-        Applied first, in training only (see :func:`cxr_utils.pipeline.augmentation_layers`).
-
-    Returns
-    -------
-    keras.Model
-        Input ``(batch, input_size, input_size, channels)`` in 0..255; output
-        ``(batch, 1)``, the probability of PNEUMONIA.
+    Input ``(batch, input_size, input_size, channels)`` in 0..255; output ``(batch, 1)``,
+    the probability of PNEUMONIA. Each entry of ``filters`` is a block that halves the
+    resolution (the first block has one convolution, the others ``convs_per_block``).
+    ``standardize`` scales each image to zero mean and unit variance
+    (:class:`PerImageStandardization`) instead of 0..255 to 0..1. ``augmentation`` runs
+    first, in training only.
     """
     inputs = keras.Input((input_size, input_size, channels), name="image")
     x = augmentation(inputs) if augmentation is not None else inputs
@@ -90,11 +74,12 @@ def build_cnn(
     return keras.Model(inputs, outputs, name=name)
 
 
+# Saved from notebooks/03_cnn_from_scratch.ipynb: the chapter writes it out; keep both copies identical.
 def compile_binary(model: keras.Model, learning_rate: float = 1e-3, label_smoothing: float = 0.0) -> keras.Model:
-    """Compile for NORMAL/PNEUMONIA: Adam, binary cross-entropy, ROC AUC and accuracy metrics.
+    """Compile for NORMAL/PNEUMONIA: Adam, binary cross-entropy, ROC AUC and accuracy.
 
-    The ROC AUC metric is named ``auc`` (``val_auc`` on validation data), which
-    early stopping and checkpoints in :mod:`cxr_utils.training` monitor.
+    The ROC AUC metric is named ``auc`` (``val_auc`` on validation data): early stopping
+    and checkpoints (:func:`cxr_utils.training.fit`) watch it. Returns ``model``.
     """
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),

@@ -20,7 +20,14 @@ import keras
 import numpy as np
 from PIL import Image
 
-__all__ = ["CachedBatches", "augmentation_layers", "recompress_jpeg", "random_jpeg_recompression", "predict_batches"]
+__all__ = [
+    "CachedBatches",
+    "augmentation_layers",
+    "recompress_jpeg",
+    "random_jpeg_recompression",
+    "predict_batches",
+    "predict_scores",
+]
 
 
 class CachedBatches(keras.utils.PyDataset):
@@ -80,6 +87,7 @@ class CachedBatches(keras.utils.PyDataset):
             self._order = self._rng.permutation(len(self.images))
 
 
+# Saved from notebooks/03_cnn_from_scratch.ipynb: the chapter writes it out; keep both copies identical.
 def augmentation_layers(
     *,
     rotation_degrees: float = 10.0,
@@ -90,30 +98,13 @@ def augmentation_layers(
     contrast: float = 0.3,
     seed: int = 0,
 ) -> keras.Sequential:
-    """Random small rotations, zoom, shifts, brightness and contrast, for 0..255 inputs.
+    """Random rotations (degrees either way), zoom and shifts (fractions of the side),
+    stretching of the width (the aspect ratio changes by up to ``stretch``), brightness
+    (a fraction of 0..255) and contrast (scaled by 1 +- ``contrast``), for 0..255 images.
 
     No flips: a mirrored chest X-ray puts the heart on the wrong side and mirrors the
-    burned-in side markers ("R", "L"), images the model never meets in practice.
-
-    Parameters
-    ----------
-    rotation_degrees : float
-        Up to this many degrees either way.
-    zoom, translation : float
-        Fractions of the image side.
-    stretch : float
-        Extra zoom range of the width alone: the aspect ratio changes by up to this
-        fraction. Squashing made the aspect ratio a clue to the class (chapter 02:
-        PNEUMONIA originals are wider), and random stretching takes that clue away.
-    brightness : float
-        Up to this fraction of the 0..255 range added or removed.
-    contrast : float
-        Contrast scaled by a factor in ``[1 - contrast, 1 + contrast]``.
-
-    Returns
-    -------
-    keras.Sequential
-        Active only when called with ``training=True`` (as ``fit`` does).
+    burned-in side markers ("R", "L"). Returns a ``keras.Sequential`` that acts only when
+    called with ``training=True`` (as ``fit`` does).
     """
     return keras.Sequential(
         [
@@ -195,3 +186,19 @@ def predict_batches(model: keras.Model, batches: CachedBatches) -> np.ndarray:
         result = np.asarray(model.predict_on_batch(x), dtype=np.float64).reshape(len(x), -1)
         outputs.append(result[: len(x) - max(short, 0)])
     return np.concatenate(outputs).reshape(-1)
+
+
+def predict_scores(model: keras.Model, images: np.ndarray, *, batch_size: int = 64, channels: int = 1) -> np.ndarray:
+    """Probabilities of PNEUMONIA for cached images.
+
+    Parameters
+    ----------
+    images : numpy.ndarray
+        Shape ``(n, size, size)``, uint8.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(n,)``, float64 in 0..1.
+    """
+    return predict_batches(model, CachedBatches(images, np.zeros(len(images)), batch_size, channels=channels))

@@ -1,9 +1,14 @@
-"""Run folders: where a training run leaves its artefacts for later notebooks.
+"""Run folders: the end of every training chapter, and where later chapters read it back.
 
-A run folder (``runs/<name>/`` by default, outside git) holds:
+:func:`finish_run` is the single place where a model meets the official test split:
+the threshold is chosen on validation predictions only, then applied unchanged to the
+test predictions, and everything is written to the run folder. :func:`load_run` reads
+the folder back (chapter 05). A run folder (``runs/<name>/`` by default, outside git)
+holds the files named by the constants below:
 
 ``model.keras``                  the trained model (best epoch)
 ``history.csv``                  per-epoch log (written by :func:`cxr_utils.training.fit`)
+``best.weights.h5``              the weights of the best epoch (likewise)
 ``predictions_validation.csv``   one row per validation image: path, label, y_true, score, ...
 ``predictions_test.csv``         the same for the official test split
 ``threshold.json``               the operating threshold and how it was chosen on validation
@@ -21,14 +26,29 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from . import config
+from .dataset import binary_labels
+from .metrics import bootstrap_ci, choose_threshold
+from .tables import metrics_to_json
+
+if TYPE_CHECKING:  # keras loads only when a model is saved or loaded
+    import keras
 
 __all__ = [
+    "MODEL_FILE",
+    "HISTORY_FILE",
+    "BEST_WEIGHTS_FILE",
+    "VALIDATION_PREDICTIONS_FILE",
+    "TEST_PREDICTIONS_FILE",
+    "THRESHOLD_FILE",
+    "METRICS_FILE",
+    "CONFIG_FILE",
+    "finish_run",
     "run_folder",
     "software_versions",
     "write_json",
@@ -38,6 +58,18 @@ __all__ = [
     "Run",
     "load_run",
 ]
+
+MODEL_FILE = "model.keras"
+HISTORY_FILE = "history.csv"
+BEST_WEIGHTS_FILE = "best.weights.h5"
+VALIDATION_PREDICTIONS_FILE = "predictions_validation.csv"
+TEST_PREDICTIONS_FILE = "predictions_test.csv"
+THRESHOLD_FILE = "threshold.json"
+METRICS_FILE = "metrics.json"
+CONFIG_FILE = "config.json"
+
+#: The files every finished run has (the model is optional).
+RUN_FILES = (VALIDATION_PREDICTIONS_FILE, TEST_PREDICTIONS_FILE, THRESHOLD_FILE, METRICS_FILE, CONFIG_FILE)
 
 PREDICTION_COLUMNS = ["path", "split", "label", "patient_id", "pathogen", "y_true", "score"]
 
@@ -101,9 +133,7 @@ def save_predictions(path: str | os.PathLike, index: pd.DataFrame, scores: np.nd
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     if len(scores) != len(index):
         raise ValueError(f"{len(scores)} scores for {len(index)} images")
-    frame = index.reset_index(drop=True).assign(
-        y_true=(index["label"].to_numpy() == "PNEUMONIA").astype(int), score=scores
-    )
+    frame = index.reset_index(drop=True).assign(y_true=binary_labels(index["label"]), score=scores)
     columns = [c for c in PREDICTION_COLUMNS if c in frame.columns]
     frame[columns].to_csv(path, index=False)
     return Path(path)
@@ -112,6 +142,96 @@ def save_predictions(path: str | os.PathLike, index: pd.DataFrame, scores: np.nd
 def load_predictions(path: str | os.PathLike) -> pd.DataFrame:
     """Read a predictions file written by :func:`save_predictions`."""
     return pd.read_csv(path)
+
+
+def finish_run(
+    run_dir: str | os.PathLike,
+    index: pd.DataFrame,
+    splits: pd.Series,
+    validation_scores: np.ndarray,
+    test_scores: np.ndarray,
+    *,
+    model: keras.Model | None = None,
+    threshold_method: str = "youden",
+    target_sensitivity: float | None = None,
+    threshold_data: tuple[np.ndarray, np.ndarray] | None = None,
+    threshold_note: str = "validation (patient-grouped, carved from official train + val)",
+    n_boot: int = 2000,
+    seed: int = 0,
+    parameters: dict | None = None,
+) -> dict:
+    """Choose the threshold on validation, evaluate on test with 95% CIs, save the artefacts.
+
+    Parameters
+    ----------
+    run_dir : path-like
+        The run folder.
+    index : pandas.DataFrame
+        The cached images' index rows (``ImageCache.index``).
+    splits : pandas.Series
+        Course split of each row (:func:`cxr_utils.splits.course_splits`).
+    validation_scores, test_scores : numpy.ndarray
+        Predicted probabilities for the ``validation`` and ``test`` rows, in index order.
+    model : keras.Model, optional
+        Saved as ``model.keras`` when given.
+    threshold_method, target_sensitivity :
+        As :func:`cxr_utils.metrics.choose_threshold`.
+    threshold_data : (labels, scores), optional
+        Validation data to choose the threshold on instead of the validation rows'
+        predictions (e.g. validation plus stressed copies of it). Never test data.
+    threshold_note : str
+        What the threshold was chosen on, written to ``threshold.json``.
+    n_boot : int
+        Bootstrap resamples for the intervals (validation resamples whole patients).
+    parameters : dict, optional
+        Written to ``config.json`` with the software versions.
+
+    Returns
+    -------
+    dict
+        ``threshold``, ``validation`` and ``test``: bootstrap frames (index: metric;
+        columns ``value``, ``ci_low``, ``ci_high``).
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    validation_rows = index[(splits == "validation").to_numpy()]
+    test_rows = index[(splits == "test").to_numpy()]
+    y_validation = binary_labels(validation_rows["label"])
+    y_test = binary_labels(test_rows["label"])
+
+    y_choose, s_choose = threshold_data if threshold_data is not None else (y_validation, validation_scores)
+    threshold = choose_threshold(y_choose, s_choose, method=threshold_method, target_sensitivity=target_sensitivity)
+    validation = bootstrap_ci(
+        y_validation, validation_scores, threshold, n_boot=n_boot, seed=seed, groups=validation_rows["patient_id"]
+    )
+    test = bootstrap_ci(y_test, test_scores, threshold, n_boot=n_boot, seed=seed)
+
+    save_predictions(run_dir / VALIDATION_PREDICTIONS_FILE, validation_rows, validation_scores)
+    save_predictions(run_dir / TEST_PREDICTIONS_FILE, test_rows, test_scores)
+    write_json(
+        run_dir / THRESHOLD_FILE,
+        {
+            "threshold": threshold,
+            "method": threshold_method,
+            "target_sensitivity": target_sensitivity,
+            "chosen_on": threshold_note,
+        },
+    )
+    write_json(
+        run_dir / METRICS_FILE,
+        {
+            "threshold": threshold,
+            "validation": metrics_to_json(validation),
+            "test": metrics_to_json(test),
+            "n_validation": len(y_validation),
+            "n_test": len(y_test),
+            "bootstrap_resamples": n_boot,
+        },
+    )
+    write_json(run_dir / CONFIG_FILE, {"parameters": parameters or {}, "software": software_versions()})
+    if model is not None:
+        model.save(run_dir / MODEL_FILE)
+    return {"threshold": threshold, "validation": validation, "test": test}
 
 
 @dataclass
@@ -139,9 +259,17 @@ class Run:
     config: dict
 
     @property
+    def test_metrics(self) -> pd.DataFrame:
+        """The test metrics of ``metrics.json`` as a :func:`cxr_utils.metrics.bootstrap_ci` frame.
+
+        Index: the metric names; columns ``value``, ``ci_low``, ``ci_high`` (floats, NaN for null).
+        """
+        return pd.DataFrame(self.metrics["test"]).T.astype(float)
+
+    @property
     def model_path(self) -> Path:
         """``model.keras`` in the folder (it may be missing: see :meth:`load_model`)."""
-        return self.folder / "model.keras"
+        return self.folder / MODEL_FILE
 
     def load_model(self):
         """The saved Keras model, with the course's custom layers registered.
@@ -158,9 +286,6 @@ class Run:
         if not self.model_path.exists():
             raise FileNotFoundError(f"run {self.name!r} saved no model ({self.model_path} is missing)")
         return keras.models.load_model(self.model_path)
-
-
-RUN_FILES = ("predictions_validation.csv", "predictions_test.csv", "threshold.json", "metrics.json", "config.json")
 
 
 def load_run(name: str, notebook: str, root: str | os.PathLike | None = None) -> Run:
@@ -190,9 +315,9 @@ def load_run(name: str, notebook: str, root: str | os.PathLike | None = None) ->
     return Run(
         name=name,
         folder=folder,
-        validation=load_predictions(folder / "predictions_validation.csv"),
-        test=load_predictions(folder / "predictions_test.csv"),
-        threshold=float(read_json(folder / "threshold.json")["threshold"]),
-        metrics=read_json(folder / "metrics.json"),
-        config=read_json(folder / "config.json"),
+        validation=load_predictions(folder / VALIDATION_PREDICTIONS_FILE),
+        test=load_predictions(folder / TEST_PREDICTIONS_FILE),
+        threshold=float(read_json(folder / THRESHOLD_FILE)["threshold"]),
+        metrics=read_json(folder / METRICS_FILE),
+        config=read_json(folder / CONFIG_FILE),
     )

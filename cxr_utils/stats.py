@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .dataset import LABELS, SPLITS
+from .dataset import LABELS, SPLITS, binary_labels
 from .images import load_grayscale, load_rgb
 
 __all__ = [
@@ -66,7 +66,7 @@ def always_pneumonia_accuracy(index: pd.DataFrame, split: str = "test") -> float
     labels = index.loc[index["split"] == split, "label"]
     if labels.empty:
         raise ValueError(f"no images in split {split!r}")
-    return float((labels == "PNEUMONIA").mean())
+    return float(binary_labels(labels).mean())
 
 
 def images_per_patient(index: pd.DataFrame) -> pd.DataFrame:

@@ -1,6 +1,8 @@
 """Training with seeds, early stopping on validation ROC AUC, checkpoints, a CSV log, and resume.
 
-:func:`fit` writes into a run folder:
+:func:`fit` is written out in chapter 03 (``notebooks/03_cnn_from_scratch.ipynb``), where a
+learner reads and edits its callbacks, and saved here with the same text for chapter 04
+and for scripts. It writes into a run folder (:mod:`cxr_utils.runs`):
 
 ``history.csv``       one row per epoch (loss, auc, accuracy, their ``val_`` twins, learning rate)
 ``best.weights.h5``   the weights of the epoch with the best validation ROC AUC
@@ -19,9 +21,9 @@ from pathlib import Path
 import keras
 import pandas as pd
 
-__all__ = ["set_seeds", "fit", "read_history"]
+from .runs import BEST_WEIGHTS_FILE, HISTORY_FILE
 
-MONITOR = "val_auc"
+__all__ = ["set_seeds", "fit", "read_history"]
 
 
 def set_seeds(seed: int) -> None:
@@ -30,13 +32,14 @@ def set_seeds(seed: int) -> None:
 
 
 def read_history(run_dir: str | os.PathLike) -> pd.DataFrame:
-    """The epochs logged in ``run_dir/history.csv`` (empty frame when none)."""
-    path = Path(run_dir) / "history.csv"
+    """The epochs logged in ``run_dir/history.csv`` (an empty frame when there are none)."""
+    path = Path(run_dir) / HISTORY_FILE
     if not path.exists() or path.stat().st_size == 0:
         return pd.DataFrame()
     return pd.read_csv(path)
 
 
+# Saved from notebooks/03_cnn_from_scratch.ipynb: the chapter writes it out; keep both copies identical.
 def fit(
     model: keras.Model,
     train: keras.utils.PyDataset,
@@ -46,62 +49,44 @@ def fit(
     epochs: int,
     class_weight: dict[int, float] | None = None,
     patience: int = 4,
-    reduce_lr_patience: int | None = 2,
+    reduce_lr_patience: int = 2,
     extra_callbacks: list[keras.callbacks.Callback] | None = None,
     verbose: int | str = "auto",
 ) -> pd.DataFrame:
-    """Train ``model`` (compiled with an ``auc`` metric), keep its best epoch, log everything.
+    """Train a compiled model, keep its best epoch by validation ROC AUC, log every epoch.
 
-    Parameters
-    ----------
-    model : keras.Model
-        Compiled, e.g. by :func:`cxr_utils.models.compile_binary`.
-    train, validation : keras.utils.PyDataset
-        Batches (see :class:`cxr_utils.pipeline.CachedBatches`).
-    run_dir : path-like
-        The run folder (created if needed). An unfinished run there is resumed.
-    epochs : int
-        Maximum number of epochs in all (a resumed run counts the epochs already done).
-    class_weight : dict, optional
-        ``{0: w, 1: w}`` loss weights (see :func:`cxr_utils.splits.class_weights`).
-    patience : int
-        Stop after this many epochs without a better validation ROC AUC.
-    reduce_lr_patience : int or None
-        Halve the learning rate after this many epochs without improvement (None: never).
-    extra_callbacks : list, optional
-        Run after the built-in ones.
-
-    Returns
-    -------
-    pandas.DataFrame
-        The whole history (all epochs, across resumes), one row per epoch. On return
-        the model holds the weights of the best epoch.
+    ``model`` is compiled with an ``auc`` metric; ``train`` and ``validation`` are batches;
+    ``epochs`` counts every epoch, a resumed run's included; ``class_weight`` is
+    ``{0: w, 1: w}``. Training stops after ``patience`` epochs without a better validation
+    ROC AUC and halves the learning rate after ``reduce_lr_patience``. An interrupted run
+    in ``run_dir`` is resumed. Returns the history, one row per epoch; the model then holds
+    the weights of its best epoch.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    best_path = run_dir / "best.weights.h5"
-    done = read_history(run_dir)
-    best_so_far = float(done[MONITOR].max()) if MONITOR in done and len(done) else None
+    done = read_history(run_dir)  # the epochs an interrupted run finished
+    best_so_far = float(done["val_auc"].max()) if "val_auc" in done and len(done) else None
     callbacks = [
+        # the state after every epoch: a rerun after a crash continues from there
         keras.callbacks.BackupAndRestore(str(run_dir / "backup"), save_freq="epoch", delete_checkpoint=True),
+        # halve the learning rate when validation ROC AUC stalls
+        keras.callbacks.ReduceLROnPlateau(
+            monitor="val_auc", mode="max", factor=0.5, patience=reduce_lr_patience, min_lr=1e-5
+        ),
+        # the weights of the best epoch so far
         keras.callbacks.ModelCheckpoint(
-            str(best_path),
-            monitor=MONITOR,
+            str(run_dir / BEST_WEIGHTS_FILE),
+            monitor="val_auc",
             mode="max",
             save_best_only=True,
             save_weights_only=True,
             initial_value_threshold=best_so_far,
         ),
-        keras.callbacks.EarlyStopping(monitor=MONITOR, mode="max", patience=patience, baseline=best_so_far),
-        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
+        # stop when validation ROC AUC has not improved for `patience` epochs
+        keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=patience, baseline=best_so_far),
+        # one row per epoch in history.csv
+        keras.callbacks.CSVLogger(str(run_dir / HISTORY_FILE), append=True),
     ]
-    if reduce_lr_patience is not None:
-        callbacks.insert(
-            1,
-            keras.callbacks.ReduceLROnPlateau(
-                monitor=MONITOR, mode="max", factor=0.5, patience=reduce_lr_patience, min_lr=1e-5
-            ),
-        )
     model.fit(
         train,
         validation_data=validation,
@@ -110,6 +95,6 @@ def fit(
         callbacks=callbacks + list(extra_callbacks or []),
         verbose=verbose,
     )
-    if best_path.exists():
-        model.load_weights(str(best_path))
+    if (run_dir / BEST_WEIGHTS_FILE).exists():
+        model.load_weights(str(run_dir / BEST_WEIGHTS_FILE))
     return read_history(run_dir)

@@ -12,6 +12,10 @@ A backbone (``keras.applications``) is cut in two at a layer:
 
 Batch normalization layers of the backbone always run in inference mode (their
 ImageNet statistics are kept), also while the top is fine-tuned.
+
+:func:`split_backbone`, :func:`build_top_classifier` and :func:`fine_tune_top` are
+written out in chapter 04 (``notebooks/04_transfer_learning.ipynb``) and saved here
+with the same text.
 """
 
 from __future__ import annotations
@@ -24,7 +28,10 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from .models import compile_binary
 from .pipeline import CachedBatches, augmentation_layers, predict_batches, random_jpeg_recompression
+from .splits import class_weights
+from .training import fit
 from .weights import build_backbone, preprocess_function
 
 __all__ = [
@@ -38,6 +45,8 @@ __all__ = [
     "image_model",
     "LogisticHead",
     "fit_logistic_head",
+    "fine_tune_top",
+    "top_scores",
 ]
 
 #: Where each architecture is cut by default: the fine-tuned top is what follows.
@@ -66,6 +75,7 @@ class SplitBackbone:
         return preprocess_function(self.architecture)(images)
 
 
+# Saved from notebooks/04_transfer_learning.ipynb: the chapter writes it out; keep both copies identical.
 def split_backbone(
     architecture: str = "MobileNetV2",
     *,
@@ -75,12 +85,11 @@ def split_backbone(
     weights_dir=None,
     allow_download: bool = False,
 ) -> SplitBackbone:
-    """Build a backbone with ImageNet weights (see :func:`cxr_utils.weights.build_backbone`) and cut it.
+    """Build a backbone with ImageNet weights and cut it at ``cut_layer`` (default: :data:`CUT_LAYERS`).
 
-    Raises
-    ------
-    cxr_utils.weights.WeightsNotFoundError
-        No local weights and ``allow_download`` is False.
+    The bottom (input to the cut) is frozen; the top (the cut to the last feature map)
+    can be trained. Raises :class:`cxr_utils.weights.WeightsNotFoundError` when no local
+    weight file is found and ``allow_download`` is False.
     """
     backbone = build_backbone(
         architecture, input_size=input_size, alpha=alpha, weights_dir=weights_dir, allow_download=allow_download
@@ -160,6 +169,7 @@ def pooled_features(split: SplitBackbone, activations: np.ndarray, batch_size: i
     return np.concatenate(pooled)
 
 
+# Saved from notebooks/04_transfer_learning.ipynb: the chapter writes it out; keep both copies identical.
 def build_top_classifier(split: SplitBackbone, *, dropout: float = 0.3, trainable_top: bool = True) -> keras.Model:
     """The backbone's top with a new head, on cached activations.
 
@@ -273,6 +283,7 @@ def fit_logistic_head(
     return LogisticHead(fitted[best], best, aucs)
 
 
+# Saved from notebooks/04_transfer_learning.ipynb: the chapter writes it out; keep both copies identical.
 def fine_tune_top(
     split: SplitBackbone,
     train_views: list[np.ndarray],
@@ -290,27 +301,13 @@ def fine_tune_top(
 ) -> tuple[keras.Model, pd.DataFrame]:
     """Fine-tune a fresh copy of the top, with a new head, on cached activations.
 
-    Parameters
-    ----------
-    train_views : list of numpy.ndarray
-        Activations of the training images, each ``(n_train, h, w, c)``: the plain
-        view and augmented views, all in the order of ``y_train``.
-    y_train, y_validation : numpy.ndarray
-        Labels (1 = PNEUMONIA).
-    validation_activations : numpy.ndarray
-        ``(n_validation, h, w, c)``: early stopping on their ROC AUC.
-    run_dir : path-like
-        Checkpoints and the CSV log (:func:`cxr_utils.training.fit`); one per classifier.
-
-    Returns
-    -------
-    (keras.Model, pandas.DataFrame)
-        The classifier at its best epoch, and the per-epoch history.
+    ``train_views`` are activations of the training images, each ``(n_train, h, w, c)``
+    (the plain view and augmented views, in the order of ``y_train``);
+    ``validation_activations`` ``(n_validation, h, w, c)`` choose the best epoch. Labels
+    are 1 for PNEUMONIA. ``run_dir`` receives the checkpoints and the log
+    (:func:`cxr_utils.training.fit`), one folder per classifier. Returns the classifier
+    at its best epoch and its per-epoch history.
     """
-    from .models import compile_binary
-    from .splits import class_weights
-    from .training import fit
-
     classifier = compile_binary(build_top_classifier(split, dropout=dropout), learning_rate=learning_rate)
     train = CachedBatches(
         np.concatenate(train_views), np.concatenate([y_train] * len(train_views)), 64, shuffle=True, seed=seed

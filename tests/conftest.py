@@ -11,6 +11,8 @@ import pytest
 
 from cxr_utils import config
 
+from helpers import synthetic
+
 
 def _real_data_or_skip(*parts: str) -> Path:
     path = config.test_data_dir().joinpath(*parts)
@@ -53,3 +55,17 @@ def keras_weights() -> Path:
     if not path.is_dir():
         pytest.skip(f"ImageNet weights not found at {path}: set CXR_WEIGHTS_DIR")
     return path
+
+
+@pytest.fixture(scope="session")
+def scored():
+    """Labels and scores of 200 synthetic images (``helpers.synthetic``)."""
+    return synthetic(200)
+
+
+@pytest.fixture(scope="session")
+def scored_frame(scored):
+    """``bootstrap_ci`` of :func:`scored` at threshold 0.5 (200 resamples, seed 0)."""
+    from cxr_utils.metrics import bootstrap_ci
+
+    return bootstrap_ci(*scored, 0.5, n_boot=200, seed=0)

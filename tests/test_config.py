@@ -27,3 +27,28 @@ def test_absolute_paths_and_defaults(monkeypatch, tmp_path):
     monkeypatch.setenv("CXR_FAST", "1")
     assert config.fast_mode() is True
     assert isinstance(config.runs_dir(), Path) and config.runs_dir().name == "runs"
+
+
+def test_flags_are_parsed_in_one_place_case_blind(monkeypatch):
+    for value, on in [
+        ("1", True),
+        ("on", True),
+        ("TRUE", True),
+        (" Yes ", True),
+        ("0", False),
+        ("off", False),
+        ("", False),
+    ]:
+        monkeypatch.setenv("CXR_NO_DOWNLOAD", value)
+        monkeypatch.setenv("CXR_FAST", value)
+        assert config.env_flag("CXR_NO_DOWNLOAD") is on
+        assert config.downloads_allowed() is not on and config.fast_mode() is on
+
+
+def test_data_dir_from_environment(monkeypatch, tmp_path):
+    monkeypatch.delenv("CXR_DATA_DIR", raising=False)
+    assert config.data_dir_from_environment() is None
+    monkeypatch.setenv("CXR_DATA_DIR", "  ")
+    assert config.data_dir_from_environment() is None
+    monkeypatch.setenv("CXR_DATA_DIR", str(tmp_path))
+    assert config.data_dir_from_environment() == tmp_path

@@ -4,10 +4,11 @@ import json
 
 import nbformat
 import pytest
-from helpers import make_dataset
 
-from cxr_utils import course
-from cxr_utils.course import CourseError, execute_notebook, list_notebooks, resolve_dataset
+from cxr_utils.tools import course
+from cxr_utils.tools.course import CourseError, execute_notebook, list_notebooks, resolve_dataset
+
+from helpers import make_dataset
 
 FILES = {
     "train/NORMAL/IM-0001-0001.jpeg": None,
@@ -38,7 +39,7 @@ def test_default_folder_without_data_downloads(tmp_path, monkeypatch, capsys):
     def fake_download(folder):
         calls.append(folder)
         make_dataset(folder / "chest_xray", FILES)
-        from cxr_utils.dataset import verify_dataset
+        from cxr_utils.verification import verify_dataset
 
         return verify_dataset(folder / "chest_xray", progress=False)
 
@@ -82,8 +83,8 @@ def test_failing_cell_is_named(tmp_path):
 
 
 def test_html_and_summary_quote_the_results_table(tmp_path):
-    from cxr_utils.course import NotebookRun, render_html, write_summary
     from cxr_utils.runs import write_json
+    from cxr_utils.tools.course import NotebookRun, render_html, write_summary
 
     path = _notebook(tmp_path, "print('hello')")
     executed = tmp_path / "build" / "executed" / "01_demo.ipynb"
@@ -103,3 +104,16 @@ def test_html_and_summary_quote_the_results_table(tmp_path):
     assert content["results"]["results"]["A"]["accuracy"] == 0.912 and content["notebooks"][0]["seconds"] == seconds
     markdown, _ = write_summary(runs, tmp_path / "build", data_dir="/data", fast=False, runs_dir=runs_dir)
     assert "05_error_analysis/results.md is missing" in markdown.read_text()
+
+
+@pytest.mark.parametrize("value", ["1", "on", "TRUE", "Yes"])
+def test_cxr_course_never_downloads_when_the_flag_is_on(tmp_path, monkeypatch, capsys, value):
+    """`CXR_NO_DOWNLOAD=on cxr course` once started the 1.2 GB download: the CLI parsed the flag itself."""
+    from cxr_utils.tools import cli
+
+    monkeypatch.delenv("CXR_DATA_DIR", raising=False)
+    monkeypatch.setenv("CXR_NO_DOWNLOAD", value)
+    monkeypatch.setattr(course.config, "data_dir", lambda: tmp_path)  # an empty default data/ folder
+    monkeypatch.setattr(course, "download_dataset", lambda *a, **k: pytest.fail("must not download"))
+    assert cli.main(["course"]) == 1
+    assert "downloading is switched off" in capsys.readouterr().err

@@ -16,9 +16,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from cxr_utils import cli
-from cxr_utils.download import ARCHIVE_NAME, ArchiveError, DownloadError, download_dataset
 from cxr_utils.images import file_sha256
+from cxr_utils.tools import cli
+from cxr_utils.tools.download import ARCHIVE_NAME, ArchiveError, DownloadError, download_dataset
 
 
 class ArchiveServer:

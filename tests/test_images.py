@@ -4,7 +4,6 @@ import io
 
 import numpy as np
 import pytest
-from helpers import jpeg_bytes, write_file
 from PIL import Image, ImageFile
 
 from cxr_utils.images import (
@@ -14,6 +13,8 @@ from cxr_utils.images import (
     load_grayscale,
     read_header,
 )
+
+from helpers import jpeg_bytes, write_file
 
 
 def png_bytes(image: Image.Image) -> bytes:

@@ -2,8 +2,8 @@ import collections
 
 import pytest
 
-from cxr_utils.dataset import read_manifest
 from cxr_utils.names import ParsedName, parse_name
+from cxr_utils.verification import read_manifest
 
 
 @pytest.mark.parametrize(

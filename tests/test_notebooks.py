@@ -5,7 +5,6 @@ images, fails on any error, checks that every figure rendered, and keeps the exe
 copies under build/executed/ (not committed).
 """
 
-import ast
 import os
 import subprocess
 import sys
@@ -91,14 +90,8 @@ def test_notebook_executes_with_every_figure_rendered(path, originals, request):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_logic_lives_in_the_package(path):
-    """Notebooks are thin: they import cxr_utils and define no function or class longer than 6 lines."""
+def test_notebooks_use_the_package(path):
+    """Plumbing (indexing, caching, run folders, plots) comes from cxr_utils; the lesson's code is
+    in the cells, and what the package keeps of it is checked by tests/test_saved_definitions.py."""
     nb = nbformat.read(path, as_version=4)
-    sources = [c.source for c in nb.cells if c.cell_type == "code"]
-    assert any("from cxr_utils" in s or "import cxr_utils" in s for s in sources)
-    for source in sources:
-        code = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
-        for node in ast.walk(ast.parse(code)):
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                length = node.end_lineno - node.lineno + 1
-                assert length <= 6, f"{path.name}: {node.name} has {length} lines; move it into cxr_utils"
+    assert any("from cxr_utils" in c.source for c in nb.cells if c.cell_type == "code")

@@ -43,15 +43,16 @@ def test_cache_is_rebuilt_when_settings_or_files_change(originals_copy, tmp_path
 
 
 def test_unreadable_images_are_left_out_and_counted(originals_copy, tmp_path, capsys):
-    index = index_dataset(originals_copy, progress=False)
+    dataset = index_dataset(originals_copy, progress=False)
+    index = dataset.table
     index.loc[3, "problem"] = "truncated: pretend"
-    cache = cache_images(originals_copy, size=16, index=index, cache_dir=tmp_path, progress=False)
+    cache = cache_images(dataset, size=16, cache_dir=tmp_path, progress=False)
     assert len(cache.index) == 415 and index.loc[3, "path"] not in set(cache.index["path"])
     assert "Leaving out 1 unreadable image(s)" in capsys.readouterr().out
 
 
 def test_course_splits_group_patients_on_the_real_data(resized_224):
-    index = index_dataset(resized_224, read_headers=False, progress=False)
+    index = index_dataset(resized_224, read_headers=False, progress=False).table
     splits = course_splits(index, seed=0)
     assert patients_in_two_splits(index, splits) == []
     assert (splits[index["split"] == "test"] == "test").all()

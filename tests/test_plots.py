@@ -24,7 +24,7 @@ def render(fig) -> bytes:
 
 @pytest.fixture(scope="module")
 def index(originals):
-    return stats.add_geometry(index_dataset(originals, progress=False))
+    return stats.add_geometry(index_dataset(originals, progress=False).table)
 
 
 def bar_heights(ax):
@@ -223,7 +223,7 @@ def test_score_shift_panels_hold_every_image(scored):
 
 
 def test_reliability_points_are_the_table(scored):
-    from cxr_utils.evaluate import reliability_table
+    from cxr_utils.calibration import reliability_table
 
     y, models = scored
     table = reliability_table(y, models["A"][0], n_bins=5)

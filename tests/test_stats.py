@@ -32,7 +32,7 @@ def jpeg_size_from_sof(path) -> tuple[int, int]:
 
 @pytest.fixture(scope="module")
 def originals_index(originals):
-    return index_dataset(originals, sha256=True, progress=False)
+    return index_dataset(originals, sha256=True, progress=False).table
 
 
 def test_size_summary_equals_independent_header_read(originals, originals_index):

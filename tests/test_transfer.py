@@ -79,3 +79,15 @@ def test_jpeg_augmented_view_needs_a_seed_and_changes_the_view(split, images):
     assert jpeg_view.shape == plain_view.shape and not np.array_equal(jpeg_view, plain_view)
     with pytest.raises(ValueError, match="view_seed"):
         bottom_activations(split, images, jpeg_quality=(10, 30), progress=False)
+
+
+def test_logistic_head_picks_c_on_validation():
+    from cxr_utils.transfer import fit_logistic_head
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    features = rng.normal(size=(200, 5)) + y[:, None] * np.array([2.0, 0, 0, 0, 0])
+    head = fit_logistic_head(features[:120], y[:120], features[120:], y[120:], Cs=(0.001, 1.0))
+    assert set(head.validation_auc_by_c) == {0.001, 1.0}
+    assert head.validation_auc_by_c[head.C] == max(head.validation_auc_by_c.values())
+    assert head.predict_proba(features[120:]).shape == (80, 2)

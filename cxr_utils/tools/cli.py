@@ -13,40 +13,42 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["main"]
+from .. import config
+
+__all__ = ["main", "build_parser"]
 
 
 def _manifest_argument(value: str | None) -> Path | None:
     if value is None:
         return None
-    from .dataset import official_manifest_path
+    from ..verification import official_manifest_path
 
     return official_manifest_path() if value == "official" else Path(value)
 
 
 def _cmd_index(args: argparse.Namespace) -> int:
-    from .dataset import index_dataset, index_problems
+    from ..dataset import index_dataset
 
-    index = index_dataset(args.root, read_headers=not args.no_headers, sha256=args.sha256)
-    print(f"{len(index)} images in {index.attrs['root']} ({index.attrs['layout']} layout)")
+    dataset = index_dataset(args.root, read_headers=not args.no_headers, sha256=args.sha256)
+    index = dataset.table
+    print(f"{len(index)} images in {dataset.root} ({dataset.layout} layout)")
     print(pd.crosstab(index["split"], index["label"], margins=True, margins_name="total").to_string())
     if "mode" in index:
         modes = index["mode"].fillna("unreadable").value_counts()
         print("modes: " + ", ".join(f"{mode} {count}" for mode, count in modes.items()))
         print(f"median size: {int(index['width'].median())} x {int(index['height'].median())} pixels (width x height)")
-    problems = index_problems(index)
+    problems = dataset.problems
     print(f"problems: {len(problems)}")
     if not problems.empty:
         print(problems.to_string(index=False))
-    for reason, count in sorted(index.attrs["skipped"].items()):
+    for reason, count in sorted(dataset.skipped.items()):
         print(f"skipped: {count} file(s), {reason}")
-    for copy in index.attrs["ignored_copies"]:
+    for copy in dataset.ignored_copies:
         print(f"ignored duplicate copy: {copy}")
     if args.out:
         index.to_csv(args.out, index=False)
@@ -55,7 +57,7 @@ def _cmd_index(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from .dataset import verify_dataset
+    from ..verification import verify_dataset
 
     report = verify_dataset(args.root, _manifest_argument(args.manifest))
     print(report)
@@ -66,11 +68,13 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
-    from .dataset import duplicate_files, index_dataset, index_manifest, shared_patients
+    from ..audit import duplicate_files, shared_patients
+    from ..dataset import index_dataset
+    from ..verification import index_manifest
 
     if args.root:
-        index = index_dataset(args.root, read_headers=False, sha256=True)
-        source = index.attrs["root"]
+        dataset = index_dataset(args.root, read_headers=False, sha256=True)
+        index, source = dataset.table, str(dataset.root)
     else:
         manifest = _manifest_argument(args.manifest or "official")
         index = index_manifest(manifest)
@@ -125,8 +129,8 @@ def _cmd_download(args: argparse.Namespace) -> int:
 def _cmd_course(args: argparse.Namespace) -> int:
     from .course import run_course
 
-    no_download = args.no_download or os.environ.get("CXR_NO_DOWNLOAD", "").strip() in {"1", "true", "yes"}
-    runs = run_course(args.data, download=not no_download, fast=True if args.fast else None)
+    allowed = config.downloads_allowed() and not args.no_download
+    runs = run_course(args.data, download=allowed, fast=True if args.fast else None)
     total = sum(run.seconds for run in runs)
     print(f"Course done: {len(runs)} notebook(s) executed in {total:.0f} s.")
     return 0
@@ -186,8 +190,8 @@ def main(argv: list[str] | None = None) -> int:
         from .download import MENDELEY_URL
 
         args.url = MENDELEY_URL
+    from ..dataset import DatasetLayoutError
     from .course import CourseError
-    from .dataset import DatasetLayoutError
     from .download import ArchiveError, DownloadError
 
     try:

@@ -27,8 +27,9 @@ import pooch
 import requests
 from tqdm.auto import tqdm
 
-from . import config
-from .dataset import DatasetLayoutError, VerificationReport, find_dataset, official_manifest_path, verify_dataset
+from .. import config
+from ..dataset import DatasetLayoutError, find_dataset
+from ..verification import VerificationReport, official_manifest_path, verify_dataset
 
 __all__ = [
     "MENDELEY_URL",

@@ -12,7 +12,7 @@ from importlib.metadata import PackageNotFoundError, requires, version
 import pandas as pd
 from packaging.requirements import Requirement
 
-from . import __version__
+from .. import __version__
 
 __all__ = ["check_versions"]
 

@@ -19,8 +19,9 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from . import config
-from .dataset import DatasetLayoutError, find_dataset, verify_dataset
+from .. import config
+from ..dataset import DatasetLayoutError, find_dataset
+from ..verification import verify_dataset
 from .download import download_dataset
 
 __all__ = [
@@ -68,7 +69,7 @@ def resolve_dataset(data_dir: str | os.PathLike | None = None, *, download: bool
     CourseError
         If no dataset is found and none may be downloaded.
     """
-    explicit = data_dir is not None or bool(os.environ.get("CXR_DATA_DIR", "").strip())
+    explicit = data_dir is not None or config.data_dir_from_environment() is not None
     folder = Path(data_dir) if data_dir is not None else config.data_dir()
     try:
         return find_dataset(folder).root
@@ -249,7 +250,7 @@ def write_summary(
     tuple of pathlib.Path
         The Markdown and the JSON file.
     """
-    from .runs import software_versions, write_json
+    from ..runs import software_versions, write_json
 
     build_dir = Path(build_dir)
     build_dir.mkdir(parents=True, exist_ok=True)

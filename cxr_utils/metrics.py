@@ -1,0 +1,319 @@
+"""Metrics of a NORMAL (0) vs PNEUMONIA (1) classifier, their bootstrap intervals, and thresholds.
+
+Every function takes the true labels (``1`` = PNEUMONIA, the positive class) and the
+model's scores (higher = more likely PNEUMONIA, e.g. probabilities):
+
+- :func:`binary_metrics` the metrics of :data:`METRICS` at one threshold;
+- :func:`bootstrap_ci` percentile bootstrap intervals, per image or per patient;
+- :func:`choose_threshold` a threshold picked on *validation* predictions (chapter 03
+  writes it out and saves it here).
+
+Ratios whose denominator is zero (e.g. the PPV of a model that predicts no
+PNEUMONIA) are NaN, never errors; so are the AUCs when only one class is present.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike
+from sklearn.metrics import auc, average_precision_score, confusion_matrix, roc_auc_score, roc_curve
+
+__all__ = [
+    "PAPER",
+    "METRICS",
+    "binary_metrics",
+    "bootstrap_ci",
+    "choose_threshold",
+    "check_labels_scores",
+    "check_threshold",
+    "ratio_or_nan",
+]
+
+#: Chest X-ray results of Kermany et al., "Identifying Medical Diagnoses and Treatable
+#: Diseases by Image-Based Deep Learning", Cell 172(5):1122-1131.e9, 2018
+#: (doi:10.1016/j.cell.2018.02.010): PNEUMONIA vs NORMAL on the 624-image test set
+#: (390 PNEUMONIA, 234 NORMAL). Shares between 0 and 1; the paper gives no intervals.
+PAPER: dict[str, float] = {"accuracy": 0.928, "sensitivity": 0.932, "specificity": 0.901, "roc_auc": 0.968}
+
+#: The metrics :func:`binary_metrics` and :func:`bootstrap_ci` report, in this order.
+METRICS: tuple[str, ...] = ("accuracy", "sensitivity", "specificity", "ppv", "npv", "f1", "roc_auc", "pr_auc")
+
+_THRESHOLD_METRICS = METRICS[:6]
+_CHUNK = 256  # bootstrap resamples drawn and counted at once (bounds memory)
+
+
+def check_labels_scores(y_true: ArrayLike, scores: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """Validate and convert: labels to a 0/1 int array, scores to a float array, both 1-D."""
+    y = np.asarray(y_true)
+    s = np.asarray(scores, dtype=np.float64)
+    if y.ndim != 1 or s.ndim != 1:
+        raise ValueError(f"y_true and scores must be 1-D, got shapes {y.shape} and {s.shape}")
+    if y.shape[0] != s.shape[0]:
+        raise ValueError(f"y_true and scores differ in length: {y.shape[0]} != {s.shape[0]}")
+    if y.shape[0] == 0:
+        raise ValueError("y_true and scores are empty")
+    valid = np.isin(y, (0, 1)) if y.dtype.kind in "biuf" else np.zeros(y.shape, dtype=bool)
+    if not valid.all():
+        bad = sorted({repr(v) for v in y[~valid].tolist()})[:5]
+        raise ValueError(f"y_true must hold only 0 (NORMAL) and 1 (PNEUMONIA), found {', '.join(bad)}")
+    if not np.isfinite(s).all():
+        raise ValueError("scores must be finite (no NaN or inf)")
+    return y.astype(np.int64), s
+
+
+def check_threshold(threshold: float) -> float:
+    threshold = float(threshold)
+    if math.isnan(threshold):
+        raise ValueError("threshold is NaN")
+    return threshold
+
+
+def ratio_or_nan(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """numerator / denominator, NaN where the denominator is 0."""
+    numerator = np.asarray(numerator, dtype=np.float64)
+    denominator = np.asarray(denominator, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(denominator > 0, numerator / np.where(denominator > 0, denominator, 1.0), np.nan)
+
+
+def _count_metrics(tp: ArrayLike, fp: ArrayLike, tn: ArrayLike, fn: ArrayLike) -> dict[str, np.ndarray]:
+    """The threshold metrics from confusion counts (scalars or arrays of equal shape)."""
+    tp, fp, tn, fn = (np.asarray(c, dtype=np.float64) for c in (tp, fp, tn, fn))
+    return {
+        "accuracy": ratio_or_nan(tp + tn, tp + fp + tn + fn),
+        "sensitivity": ratio_or_nan(tp, tp + fn),
+        "specificity": ratio_or_nan(tn, tn + fp),
+        "ppv": ratio_or_nan(tp, tp + fp),
+        "npv": ratio_or_nan(tn, tn + fn),
+        "f1": ratio_or_nan(2 * tp, 2 * tp + fp + fn),
+    }
+
+
+def _score_metrics(y: np.ndarray, s: np.ndarray, weight: np.ndarray | None = None) -> tuple[float, float]:
+    """ROC AUC and average precision, NaN when a class has no (weighted) sample."""
+    positive = y == 1
+    w = np.ones(y.shape) if weight is None else weight
+    if not (w[positive].sum() > 0 and w[~positive].sum() > 0):
+        return math.nan, math.nan
+    if weight is None:
+        return float(roc_auc_score(y, s)), float(average_precision_score(y, s))
+    # Resamples: roc_curve + auc is what roc_auc_score computes for binary labels,
+    # without its label checks (half the time); zero weights are dropped first.
+    keep = weight > 0
+    y, s, weight = y[keep], s[keep], weight[keep]
+    fpr, tpr, _ = roc_curve(y, s, sample_weight=weight)
+    return float(auc(fpr, tpr)), float(average_precision_score(y, s, sample_weight=weight))
+
+
+def binary_metrics(y_true: ArrayLike, scores: ArrayLike, threshold: float) -> dict[str, float]:
+    """Accuracy, sensitivity, specificity, PPV, NPV, F1 and the two AUCs of one model.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        True labels: 0 = NORMAL, 1 = PNEUMONIA (the positive class).
+    scores : array-like of shape (n_samples,)
+        Finite scores, higher = more likely PNEUMONIA (e.g. probabilities).
+    threshold : float
+        An image is predicted PNEUMONIA when ``score >= threshold``.
+
+    Returns
+    -------
+    dict
+        Every key of :data:`METRICS` (floats between 0 and 1): ``sensitivity`` is the
+        recall of PNEUMONIA, ``specificity`` tn / (tn + fp), ``ppv`` the precision,
+        ``npv`` tn / (tn + fn), ``roc_auc`` :func:`sklearn.metrics.roc_auc_score` and
+        ``pr_auc`` :func:`sklearn.metrics.average_precision_score` of the scores. A
+        ratio with a zero denominator is NaN, and so are both AUCs when ``y_true``
+        holds one class only. Also ``threshold`` (float) and the counts ``n``,
+        ``n_positive``, ``n_negative``, ``tp``, ``fp``, ``tn``, ``fn`` (ints).
+
+    Raises
+    ------
+    ValueError
+        If ``y_true`` and ``scores`` differ in length or are empty, if ``y_true``
+        holds anything but 0 and 1, if a score is not finite or the threshold is NaN.
+    """
+    y, s = check_labels_scores(y_true, scores)
+    threshold = check_threshold(threshold)
+    predicted = (s >= threshold).astype(np.int64)
+    tn, fp, fn, tp = (int(c) for c in confusion_matrix(y, predicted, labels=[0, 1]).ravel())
+    result: dict[str, float] = {name: float(value) for name, value in _count_metrics(tp, fp, tn, fn).items()}
+    result["roc_auc"], result["pr_auc"] = _score_metrics(y, s)
+    result = {name: result[name] for name in METRICS}
+    n_positive = int(y.sum())
+    result.update(
+        threshold=threshold,
+        n=int(y.size),
+        n_positive=n_positive,
+        n_negative=int(y.size) - n_positive,
+        tp=tp,
+        fp=fp,
+        tn=tn,
+        fn=fn,
+    )
+    return result
+
+
+def _group_codes(groups: ArrayLike | None, n: int) -> np.ndarray:
+    """Integer codes 0..n_groups-1 (in order of first appearance); one group per image if None."""
+    if groups is None:
+        return np.arange(n)
+    values = np.asarray(groups, dtype=object)
+    if values.ndim != 1 or values.shape[0] != n:
+        raise ValueError(f"groups must be 1-D with one id per image ({n}), got shape {values.shape}")
+    codes, _ = pd.factorize(values)
+    if (codes < 0).any():
+        raise ValueError("groups holds missing ids (None or NaN)")
+    return codes
+
+
+def _resample_weights(rng: np.random.Generator, size: int, codes: np.ndarray) -> np.ndarray:
+    """How many times each image is drawn in ``size`` bootstrap resamples of whole groups.
+
+    Returns
+    -------
+    numpy.ndarray of shape (size, n_images)
+        Integer counts; each row draws ``n_groups`` groups with replacement.
+    """
+    n_groups = int(codes.max()) + 1
+    group_counts = rng.multinomial(n_groups, np.full(n_groups, 1.0 / n_groups), size=size)
+    return group_counts[:, codes]
+
+
+def _replicates(y: np.ndarray, s: np.ndarray, threshold: float, weights: np.ndarray) -> np.ndarray:
+    """The metrics of :data:`METRICS` on resamples given as weights.
+
+    Parameters
+    ----------
+    weights : numpy.ndarray of shape (n_resamples, n_images)
+        How many times each image appears in each resample.
+
+    Returns
+    -------
+    numpy.ndarray of shape (n_resamples, len(METRICS))
+        Row ``b`` equals :func:`binary_metrics` on the images repeated ``weights[b]`` times.
+    """
+    positive, predicted = y == 1, s >= threshold
+    w = weights.astype(np.float64)
+    tp, fp = w @ (positive & predicted), w @ (~positive & predicted)
+    fn, tn = w @ (positive & ~predicted), w @ (~positive & ~predicted)
+    counted = _count_metrics(tp, fp, tn, fn)
+    out = np.empty((w.shape[0], len(METRICS)))
+    for column, name in enumerate(_THRESHOLD_METRICS):
+        out[:, column] = counted[name]
+    for row in range(w.shape[0]):
+        out[row, len(_THRESHOLD_METRICS) :] = _score_metrics(y, s, w[row])
+    return out
+
+
+def bootstrap_ci(
+    y_true: ArrayLike,
+    scores: ArrayLike,
+    threshold: float,
+    *,
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    seed: int | None = 0,
+    groups: ArrayLike | None = None,
+) -> pd.DataFrame:
+    """Percentile bootstrap confidence intervals of every metric of :data:`METRICS`.
+
+    Each resample draws as many images as there are, with replacement; with
+    ``groups``, it draws as many groups (e.g. patients) as there are, with
+    replacement, and takes all the images of each group drawn, so that images of
+    one patient are never treated as independent. A resample where a metric is
+    undefined (e.g. only one class, for the AUCs) is left out for that metric.
+
+    Parameters
+    ----------
+    y_true, scores, threshold
+        As in :func:`binary_metrics`.
+    n_boot : int
+        Number of resamples (at least 1).
+    confidence : float
+        Coverage of the interval, strictly between 0 and 1: 0.95 takes the 2.5th
+        and 97.5th percentiles of the resampled values.
+    seed : int or None
+        Seed of :func:`numpy.random.default_rng`; the same seed gives the same frame.
+    groups : array-like of shape (n_samples,), optional
+        A group id per image (e.g. patient ids); no id may be missing. One group
+        per image gives the same result as no groups.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index: :data:`METRICS` (named ``metric``). Columns ``value`` (the metric on
+        all the data, from :func:`binary_metrics`), ``ci_low`` and ``ci_high`` (NaN
+        when the metric is undefined in every resample).
+
+    Raises
+    ------
+    ValueError
+        For the inputs :func:`binary_metrics` refuses, ``n_boot < 1``, a
+        ``confidence`` outside (0, 1), or ``groups`` of the wrong length or with a
+        missing id.
+    """
+    y, s = check_labels_scores(y_true, scores)
+    point = binary_metrics(y, s, threshold)
+    n_boot = int(n_boot)
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be at least 1, got {n_boot}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be strictly between 0 and 1, got {confidence}")
+    codes = _group_codes(groups, y.size)
+    rng = np.random.default_rng(seed)
+    samples = np.concatenate(
+        [
+            _replicates(y, s, point["threshold"], _resample_weights(rng, min(_CHUNK, n_boot - start), codes))
+            for start in range(0, n_boot, _CHUNK)
+        ]
+    )
+    tail = 100 * (1 - confidence) / 2
+    rows = []
+    for column, name in enumerate(METRICS):
+        values = samples[:, column]
+        values = values[~np.isnan(values)]
+        low, high = np.percentile(values, [tail, 100 - tail]) if values.size else (np.nan, np.nan)
+        rows.append({"value": point[name], "ci_low": float(low), "ci_high": float(high)})
+    return pd.DataFrame(rows, index=pd.Index(METRICS, name="metric"))
+
+
+# Saved from notebooks/03_cnn_from_scratch.ipynb: the chapter writes it out; keep both copies identical.
+def choose_threshold(
+    y_true: ArrayLike,
+    scores: ArrayLike,
+    *,
+    method: str = "youden",
+    target_sensitivity: float | None = None,
+) -> float:
+    """A decision threshold chosen on validation predictions (never on the test set).
+
+    An image is PNEUMONIA when ``score >= threshold``; the candidates are the distinct
+    scores (:func:`sklearn.metrics.roc_curve`). ``method="youden"`` maximises Youden's
+    J = sensitivity + specificity - 1 (the largest threshold if several tie);
+    ``method="sensitivity"`` takes the largest threshold whose sensitivity reaches
+    ``target_sensitivity``, in (0, 1]. Returns a finite float (above the highest score
+    where no image should be PNEUMONIA). Raises ValueError for an unknown method, a
+    missing or out-of-range target, labels of one class only, or bad labels or scores.
+    """
+    if method not in ("youden", "sensitivity"):
+        raise ValueError(f"unknown method {method!r}: use 'youden' or 'sensitivity'")
+    if method == "sensitivity":
+        if target_sensitivity is None:
+            raise ValueError("method='sensitivity' needs target_sensitivity")
+        if not 0 < target_sensitivity <= 1:
+            raise ValueError(f"target_sensitivity must be in (0, 1], got {target_sensitivity}")
+    y, s = check_labels_scores(y_true, scores)
+    if np.unique(y).size < 2:
+        raise ValueError("choosing a threshold needs both NORMAL (0) and PNEUMONIA (1) examples")
+    fpr, tpr, thresholds = roc_curve(y, s, drop_intermediate=False)  # thresholds from high to low
+    # Youden: the largest J; sensitivity: the first (largest) threshold reaching the target
+    best = int(np.argmax(tpr - fpr if method == "youden" else tpr >= target_sensitivity))
+    threshold = float(thresholds[best])
+    if not np.isfinite(threshold):
+        threshold = float(np.nextafter(s.max(), np.inf))
+    return threshold

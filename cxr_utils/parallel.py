@@ -1,0 +1,64 @@
+"""One parallel map with a progress bar, for work on many files (header reads, decoding).
+
+Header parsing is Python code that holds the GIL (threads slowed it down in
+``benchmarks/header_reads.py``), so long lists are mapped in worker processes. Starting
+them costs a fraction of a second, so short lists run in this process; each caller
+says where its cut-off lies for its own work.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from typing import TypeVar
+
+from tqdm.auto import tqdm
+
+__all__ = ["map_with_progress"]
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+def map_with_progress(
+    function: Callable[[Item], Result],
+    items: Sequence[Item],
+    *,
+    desc: str,
+    serial_below: int,
+    workers: int | None = None,
+    progress: bool = True,
+    unit: str = "img",
+) -> Iterator[Result]:
+    """``function(item)`` for every item, in order, in worker processes for long lists.
+
+    Parameters
+    ----------
+    function : callable
+        Picklable (a module-level function, or a :func:`functools.partial` of one).
+    items : sequence
+    desc : str
+        The progress bar's label.
+    serial_below : int
+        Lists shorter than this run in this process (no start-up cost).
+    workers : int, optional
+        Worker processes; default one per core. ``1`` runs in this process.
+    progress : bool
+        Show a progress bar (:mod:`tqdm`).
+    unit : str
+        What the progress bar counts.
+
+    Yields
+    ------
+    The results, in the order of ``items``, as they arrive (a consumer can write each
+    one away at once instead of holding them all).
+    """
+    workers = workers or os.cpu_count() or 1
+    bar = {"total": len(items), "desc": desc, "unit": unit, "disable": not progress}
+    if workers == 1 or len(items) < serial_below:
+        yield from tqdm(map(function, items), **bar)
+        return
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        chunksize = max(1, min(64, len(items) // (8 * workers)))
+        yield from tqdm(pool.map(function, items, chunksize=chunksize), **bar)

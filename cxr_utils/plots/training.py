@@ -1,0 +1,70 @@
+"""Figures of training (chapters 03 and 04): augmented samples and the per-epoch history."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from .style import figure
+
+__all__ = ["plot_augmented_samples", "plot_history"]
+
+
+def plot_augmented_samples(images: np.ndarray, augmentation, variants: int = 4, seed: int = 0) -> Figure:
+    """Each image as cached, then ``variants`` random augmentations of it.
+
+    Parameters
+    ----------
+    images : numpy.ndarray
+        Shape ``(n, size, size)``, uint8 gray images (a few rows of the cache).
+    augmentation : keras.Layer
+        Called with ``training=True`` (see :func:`cxr_utils.pipeline.augmentation_layers`).
+    variants : int
+        Augmented versions per image.
+    """
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    batch = np.asarray(images, dtype=np.float32)[..., None]
+    fig = figure(2.2 * (variants + 1), 2.3 * len(batch))
+    axes = fig.subplots(len(batch), variants + 1, squeeze=False)
+    for column in range(variants + 1):
+        shown = batch if column == 0 else keras.ops.convert_to_numpy(augmentation(batch, training=True))
+        for row in range(len(batch)):
+            ax = axes[row][column]
+            ax.imshow(np.clip(shown[row, ..., 0], 0, 255), cmap="gray", vmin=0, vmax=255)
+            ax.set_axis_off()
+            ax.set_title("as cached" if column == 0 else f"augmented {column}", fontsize=8)
+    return fig
+
+
+def plot_history(history: pd.DataFrame, metrics: tuple[str, ...] = ("loss", "auc")) -> Figure:
+    """Learning curves: each metric per epoch on training and validation data.
+
+    Parameters
+    ----------
+    history : pandas.DataFrame
+        One row per epoch with an ``epoch`` column, ``<metric>`` and ``val_<metric>``
+        columns (``cxr_utils.training.fit`` returns this).
+    """
+    fig = figure(4.2 * len(metrics), 3.4)
+    axes = fig.subplots(1, len(metrics), squeeze=False)[0]
+    epochs = history["epoch"] + 1 if "epoch" in history else np.arange(1, len(history) + 1)
+    for ax, metric in zip(axes, metrics):
+        ax.plot(epochs, history[metric], marker="o", label="training")
+        if f"val_{metric}" in history:
+            ax.plot(epochs, history[f"val_{metric}"], marker="o", label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.set_title(metric)
+        ax.legend()
+    if "val_auc" in history and "auc" in metrics:
+        best_epoch = np.asarray(epochs)[int(np.argmax(history["val_auc"].to_numpy()))]
+        axes[list(metrics).index("auc")].axvline(best_epoch, color="grey", linestyle="--", linewidth=0.8)
+    return fig
+
+
+# --- Evaluation and error analysis (chapter 05) ---------------------------------------
+
+#: Colours for models compared in one figure, in order.

@@ -1,0 +1,165 @@
+"""Results side by side: the paper, the trivial baseline and the course's models.
+
+- :func:`evaluation_table` and :func:`format_table` models beside Kermany et al. and
+  the always-PNEUMONIA floor, with 95% intervals;
+- :func:`versus_paper` is the paper's figure inside our interval?
+- :func:`metrics_to_json` and :func:`table_to_markdown` for run folders and summaries.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike
+
+from .metrics import PAPER, binary_metrics
+
+__all__ = ["evaluation_table", "format_table", "versus_paper", "metrics_to_json", "table_to_markdown"]
+
+#: Metrics :func:`evaluation_table` shows (the ones :data:`cxr_utils.metrics.PAPER` reports).
+_TABLE_METRICS = ("accuracy", "sensitivity", "specificity", "roc_auc")
+
+_PAPER_ROW = "Kermany et al. 2018"
+_BASELINE_ROW = "always PNEUMONIA"
+
+
+def _frame_row(frame: pd.DataFrame, model: str) -> dict[str, float]:
+    missing = [m for m in _TABLE_METRICS if m not in frame.index]
+    missing += [c for c in ("value", "ci_low", "ci_high") if c not in frame.columns]
+    if missing:
+        raise ValueError(f"results[{model!r}] is not a bootstrap_ci frame: missing {', '.join(missing)}")
+    row = {}
+    for metric in _TABLE_METRICS:
+        row[metric] = float(frame.loc[metric, "value"])
+        row[f"{metric}_ci_low"] = float(frame.loc[metric, "ci_low"])
+        row[f"{metric}_ci_high"] = float(frame.loc[metric, "ci_high"])
+    return row
+
+
+def evaluation_table(
+    results: Mapping[str, pd.DataFrame],
+    include_paper: bool = True,
+    baseline: ArrayLike | None = None,
+) -> pd.DataFrame:
+    """Models side by side, with the always-PNEUMONIA floor and the paper's results.
+
+    Parameters
+    ----------
+    results : mapping of str to pandas.DataFrame
+        Model name to its :func:`bootstrap_ci` frame.
+    include_paper : bool
+        Add the row ``"Kermany et al. 2018"`` with :data:`PAPER` (intervals NaN).
+    baseline : array-like of shape (n_samples,), optional
+        The test set's true labels: adds the row ``"always PNEUMONIA"``, the metrics
+        of a model predicting PNEUMONIA for every image (:func:`binary_metrics` with
+        all scores 1 at threshold 0.5): its accuracy is the share of PNEUMONIA, its
+        sensitivity 1, its specificity 0 and its ROC AUC 0.5. Intervals NaN.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index: model names (named ``model``), in the order of ``results``, then the
+        baseline and paper rows. For each of accuracy, sensitivity, specificity and
+        roc_auc: columns ``<metric>``, ``<metric>_ci_low``, ``<metric>_ci_high``
+        (floats). Show it with :func:`format_table`.
+
+    Raises
+    ------
+    ValueError
+        If a frame lacks a metric or column, or a model is named like an added row.
+    """
+    reserved = {_BASELINE_ROW} if baseline is not None else set()
+    reserved |= {_PAPER_ROW} if include_paper else set()
+    clash = reserved.intersection(results)
+    if clash:
+        raise ValueError(f"model name(s) {sorted(clash)} clash with rows evaluation_table adds")
+    rows = {model: _frame_row(frame, model) for model, frame in results.items()}
+    if baseline is not None:
+        labels = np.asarray(baseline)
+        metrics = binary_metrics(labels, np.ones(labels.shape), 0.5)
+        rows[_BASELINE_ROW] = {m: metrics[m] for m in _TABLE_METRICS}
+    if include_paper:
+        rows[_PAPER_ROW] = dict(PAPER)
+    columns = [c for m in _TABLE_METRICS for c in (m, f"{m}_ci_low", f"{m}_ci_high")]
+    table = pd.DataFrame.from_dict(rows, orient="index").reindex(columns=columns).astype(np.float64)
+    table.index.name = "model"
+    return table
+
+
+def _format_cell(value: float, low: float, high: float) -> str:
+    if np.isnan(value):
+        return "n/a"
+    if np.isnan(low) or np.isnan(high):
+        return f"{value:.3f}"
+    return f"{value:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def format_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The text version of an :func:`evaluation_table` for display.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Same index; one column of strings per metric: ``"0.912 [0.889, 0.934]"``
+        (value and interval, 3 decimals), ``"0.928"`` when the interval is NaN
+        (paper and baseline rows) and ``"n/a"`` when the value is NaN.
+    """
+    metrics = [c for c in table.columns if not c.endswith(("_ci_low", "_ci_high"))]
+    text = pd.DataFrame(index=table.index)
+    for metric in metrics:
+        low = table.get(f"{metric}_ci_low", pd.Series(np.nan, index=table.index))
+        high = table.get(f"{metric}_ci_high", pd.Series(np.nan, index=table.index))
+        text[metric] = [_format_cell(v, lo, hi) for v, lo, hi in zip(table[metric], low, high)]
+    return text
+
+
+def metrics_to_json(frame: pd.DataFrame) -> dict[str, dict[str, float | None]]:
+    """A :func:`bootstrap_ci` frame as nested, JSON-ready data.
+
+    Returns
+    -------
+    dict
+        ``{metric: {"value": ..., "ci_low": ..., "ci_high": ...}}`` in the frame's
+        order, with Python floats and ``None`` for NaN (``json.dumps`` takes it).
+    """
+
+    def clean(value: float) -> float | None:
+        value = float(value)
+        return None if math.isnan(value) else value
+
+    return {
+        str(metric): {column: clean(frame.loc[metric, column]) for column in ("value", "ci_low", "ci_high")}
+        for metric in frame.index
+    }
+
+
+def versus_paper(frame: pd.DataFrame) -> pd.DataFrame:
+    """A :func:`bootstrap_ci` frame against :data:`PAPER`: is the paper's figure inside our interval?
+
+    The paper publishes no per-image predictions, so no paired test is possible; an
+    interval that excludes the paper's figure is the evidence of a difference.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index: the metrics the paper reports. Columns ``ours``, ``ci_low``, ``ci_high``,
+        ``paper`` and ``verdict`` ("above the paper", "below the paper" or "no difference shown").
+    """
+    rows = {}
+    for metric, paper in PAPER.items():
+        value, low, high = (float(frame.loc[metric, c]) for c in ("value", "ci_low", "ci_high"))
+        verdict = "above the paper" if low > paper else "below the paper" if high < paper else "no difference shown"
+        rows[metric] = {"ours": value, "ci_low": low, "ci_high": high, "paper": paper, "verdict": verdict}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def table_to_markdown(table: pd.DataFrame) -> str:
+    """A small DataFrame (e.g. :func:`format_table`'s) as a GitHub Markdown table, index first."""
+    header = [table.index.name or ""] + [str(c) for c in table.columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, row in table.iterrows():
+        lines.append("| " + " | ".join([str(name)] + [str(v) for v in row]) + " |")
+    return "\n".join(lines) + "\n"

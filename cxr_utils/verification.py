@@ -1,0 +1,315 @@
+"""Is this copy the official dataset? Counts per split and class, and a manifest of hashes.
+
+- :data:`OFFICIAL_COUNTS` / :data:`MENDELEY_COUNTS` images per split and class;
+- :func:`official_manifest_path`, :func:`read_manifest`, :func:`index_manifest` the
+  official ``path<TAB>sha256<TAB>bytes`` list shipped with the package;
+- :func:`verify_dataset` a :class:`VerificationReport` of a copy (or of an index
+  already built, so nothing is read twice).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .dataset import DatasetIndex, index_dataset
+from .images import file_sha256
+from .names import parse_name
+from .parallel import map_with_progress
+
+__all__ = [
+    "OFFICIAL_COUNTS",
+    "MENDELEY_COUNTS",
+    "official_manifest_path",
+    "read_manifest",
+    "index_manifest",
+    "VerificationReport",
+    "verify_dataset",
+]
+
+#: Images per (split, label) in the official Kaggle layout: 5,856 in all.
+OFFICIAL_COUNTS: dict[tuple[str, str], int] = {
+    ("train", "NORMAL"): 1341,
+    ("train", "PNEUMONIA"): 3875,
+    ("val", "NORMAL"): 8,
+    ("val", "PNEUMONIA"): 8,
+    ("test", "NORMAL"): 234,
+    ("test", "PNEUMONIA"): 390,
+}
+#: The same images in the Mendeley layout, where train includes Kaggle's val.
+MENDELEY_COUNTS: dict[tuple[str, str], int] = {
+    ("train", "NORMAL"): 1349,
+    ("train", "PNEUMONIA"): 3883,
+    ("test", "NORMAL"): 234,
+    ("test", "PNEUMONIA"): 390,
+}
+
+#: Hashing reads every byte; below this many files one process is as fast as two.
+_PARALLEL_HASH_FILES = 200
+
+
+def official_manifest_path() -> Path:
+    """The official manifest shipped with the package: 5,856 rows of ``path, sha256, bytes``."""
+    return Path(str(resources.files("cxr_utils") / "data" / "official_sha256.tsv"))
+
+
+def read_manifest(path: str | os.PathLike | None = None) -> pd.DataFrame:
+    """Read a manifest file: ``relative/path<TAB>sha256<TAB>bytes`` per line, no header.
+
+    Parameters
+    ----------
+    path : str or path-like, optional
+        The manifest; default the official one (:func:`official_manifest_path`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``path``, ``sha256``, ``bytes``.
+
+    Raises
+    ------
+    ValueError
+        If a line does not have three tab-separated fields.
+    """
+    path = Path(path) if path is not None else official_manifest_path()
+    rows = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            line = line.rstrip("\n")
+            if not line.strip():
+                continue
+            fields = line.split("\t")
+            if len(fields) != 3 or not fields[2].isdigit():
+                raise ValueError(f"{path}:{number}: expected path<TAB>sha256<TAB>bytes, got {line!r}")
+            rows.append((fields[0], fields[1].lower(), int(fields[2])))
+    return pd.DataFrame(rows, columns=["path", "sha256", "bytes"])
+
+
+def index_manifest(manifest: pd.DataFrame | str | os.PathLike | None = None) -> pd.DataFrame:
+    """An index built from a manifest's names alone (no image files needed).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The manifest's columns plus ``split``, ``label``, ``name``, ``patient_id``
+        and ``pathogen``, as in :func:`index_dataset`.
+    """
+    frame = manifest.copy() if isinstance(manifest, pd.DataFrame) else read_manifest(manifest)
+    parts = frame["path"].str.split("/")
+    frame["split"] = parts.str[0].str.lower()
+    frame["label"] = parts.str[1].str.upper()
+    frame["name"] = parts.str[-1]
+    parsed = [parse_name(name) for name in frame["name"]]
+    frame["patient_id"] = [p.patient_id for p in parsed]
+    frame["pathogen"] = [p.pathogen for p in parsed]
+    return frame
+
+
+@dataclass
+class VerificationReport:
+    """The result of :func:`verify_dataset`; ``str(report)`` is the human-readable form.
+
+    Attributes
+    ----------
+    root : str
+        The dataset root checked.
+    layout : str
+        ``"kaggle"`` or ``"mendeley"``.
+    counts : pandas.DataFrame
+        Per split and class: ``found``, ``expected`` (official), ``difference``.
+    problems : pandas.DataFrame
+        Unreadable, truncated or empty images (see :func:`index_problems`).
+    skipped : dict
+        Reason -> number of files skipped while indexing.
+    ignored_copies : list of str
+        Duplicate dataset copies found and not counted.
+    manifest : str or None
+        The manifest compared against, if any.
+    missing, extra, altered, misplaced : list of str
+        With a manifest: its files not found; files found that it does not list;
+        files whose bytes differ from it (size or SHA-256); files found under
+        another split or class than it says.
+    """
+
+    root: str
+    layout: str
+    counts: pd.DataFrame
+    problems: pd.DataFrame
+    skipped: dict[str, int]
+    ignored_copies: list[str]
+    manifest: str | None = None
+    missing: list[str] = field(default_factory=list)
+    extra: list[str] = field(default_factory=list)
+    altered: list[str] = field(default_factory=list)
+    misplaced: list[str] = field(default_factory=list)
+
+    @property
+    def counts_official(self) -> bool:
+        """True when every split and class holds exactly its official number of images."""
+        return bool((self.counts["difference"] == 0).all())
+
+    @property
+    def ok(self) -> bool:
+        """True for a complete, unaltered copy: official counts, no problems, manifest matched."""
+        return (
+            self.counts_official
+            and self.problems.empty
+            and not (self.missing or self.extra or self.altered or self.misplaced)
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary (the machine-readable form)."""
+        return {
+            "root": self.root,
+            "layout": self.layout,
+            "ok": self.ok,
+            "counts_official": self.counts_official,
+            "counts": self.counts.to_dict(orient="records"),
+            "problems": self.problems.to_dict(orient="records"),
+            "skipped": self.skipped,
+            "ignored_copies": self.ignored_copies,
+            "manifest": self.manifest,
+            "missing": self.missing,
+            "extra": self.extra,
+            "altered": self.altered,
+            "misplaced": self.misplaced,
+        }
+
+    def to_json(self) -> str:
+        """:meth:`to_dict` as indented JSON text."""
+        return json.dumps(self.to_dict(), indent=2, default=int)
+
+    def __str__(self) -> str:
+        lines = [f"Dataset at {self.root} ({self.layout} layout)", ""]
+        lines.append(f"{'split':<6} {'class':<10} {'found':>6} {'official':>8} {'status':<12}")
+        for row in self.counts.itertuples():
+            if row.difference == 0:
+                status = "ok"
+            elif row.difference < 0:
+                status = f"{-row.difference} short"
+            else:
+                status = f"{row.difference} extra"
+            lines.append(f"{row.split:<6} {row.label:<10} {row.found:>6} {row.expected:>8} {status:<12}")
+        total_found, total_expected = int(self.counts["found"].sum()), int(self.counts["expected"].sum())
+        lines.append(f"{'total':<17} {total_found:>6} {total_expected:>8}")
+        lines.append("")
+        lines.append(
+            "Counts: all official."
+            if self.counts_official
+            else f"Counts: NOT official ({total_expected - total_found} images short of {total_expected} in all)."
+        )
+        lines.append(f"Unreadable images: {len(self.problems)}")
+        for row in self.problems.itertuples():
+            lines.append(f"  {row.path}: {row.problem}")
+        for reason, count in sorted(self.skipped.items()):
+            lines.append(f"Skipped: {count} file(s), {reason}")
+        for copy in self.ignored_copies:
+            lines.append(f"Ignored duplicate copy of the dataset: {copy}")
+        if self.manifest is not None:
+            lines.append(f"Against manifest {self.manifest}:")
+            for title, paths in (
+                ("missing", self.missing),
+                ("extra", self.extra),
+                ("altered", self.altered),
+                ("misplaced", self.misplaced),
+            ):
+                shown = ", ".join(paths[:5]) + (", ..." if len(paths) > 5 else "")
+                lines.append(f"  {title:<9} {len(paths):>5}" + (f"  ({shown})" if paths else ""))
+        lines.append("")
+        if not self.ok:
+            lines.append("Verdict: NOT the complete official dataset.")
+        elif self.manifest is None:
+            lines.append("Verdict: official counts, no unreadable images (contents not hashed: pass a manifest).")
+        else:
+            lines.append("Verdict: complete and unaltered.")
+        return "\n".join(lines)
+
+
+def verify_dataset(
+    dataset: str | os.PathLike | DatasetIndex,
+    manifest: str | os.PathLike | pd.DataFrame | None = None,
+    *,
+    progress: bool = True,
+) -> VerificationReport:
+    """Check a dataset copy against the official counts and, optionally, a manifest.
+
+    Parameters
+    ----------
+    dataset : str, path-like or DatasetIndex
+        The dataset root or a folder above it, indexed here with header reads; or
+        an index already built (:func:`cxr_utils.dataset.index_dataset`), so no
+        file is read twice.
+    manifest : path or DataFrame, optional
+        ``path<TAB>sha256<TAB>bytes`` rows with Kaggle-layout paths (like
+        :func:`official_manifest_path`). Given one, every file is hashed (unless the
+        index already holds a ``sha256`` column) and compared. Files are matched by
+        class and name (names are unique in the dataset), so a Mendeley copy, whose
+        train holds Kaggle's val images, is compared correctly.
+
+    Returns
+    -------
+    VerificationReport
+        Counts per split and class against :data:`OFFICIAL_COUNTS` (Kaggle layout)
+        or :data:`MENDELEY_COUNTS`, unreadable images, skipped files, and the
+        manifest comparison.
+
+    Raises
+    ------
+    FileNotFoundError, DatasetLayoutError
+        As :func:`cxr_utils.dataset.find_dataset`.
+    """
+    if not isinstance(dataset, DatasetIndex):
+        dataset = index_dataset(dataset, read_headers=True, sha256=manifest is not None, progress=progress)
+    table = dataset.table
+    expected = OFFICIAL_COUNTS if dataset.layout == "kaggle" else MENDELEY_COUNTS
+    found = Counter(zip(table["split"], table["label"]))
+    counts = pd.DataFrame(
+        [
+            {"split": split, "label": label, "found": found.get((split, label), 0), "expected": number}
+            for (split, label), number in expected.items()
+        ]
+    )
+    counts["difference"] = counts["found"] - counts["expected"]
+    report = VerificationReport(
+        root=str(dataset.root),
+        layout=dataset.layout,
+        counts=counts,
+        problems=dataset.problems,
+        skipped=dict(dataset.skipped),
+        ignored_copies=[str(p) for p in dataset.ignored_copies],
+    )
+    if manifest is not None:
+        if "sha256" not in table:
+            hashes = map_with_progress(
+                file_sha256,
+                [dataset.root / p for p in table["path"]],
+                desc="Hashing images",
+                serial_below=_PARALLEL_HASH_FILES,
+                progress=progress,
+            )
+            table = table.assign(sha256=list(hashes))
+        _compare_with_manifest(report, table, manifest)
+    return report
+
+
+def _compare_with_manifest(
+    report: VerificationReport, index: pd.DataFrame, manifest: str | os.PathLike | pd.DataFrame
+) -> None:
+    expected = index_manifest(manifest)
+    report.manifest = "<DataFrame>" if isinstance(manifest, pd.DataFrame) else str(manifest)
+    if report.layout == "mendeley":  # Mendeley's train holds Kaggle's val
+        expected["split"] = expected["split"].replace({"val": "train"})
+    merged = index.merge(expected, on=["label", "name"], how="outer", suffixes=("_found", "_expected"), indicator=True)
+    report.missing = sorted(merged.loc[merged["_merge"] == "right_only", "path_expected"])
+    report.extra = sorted(merged.loc[merged["_merge"] == "left_only", "path_found"])
+    both = merged[merged["_merge"] == "both"]
+    altered = (both["sha256_found"] != both["sha256_expected"]) | (both["bytes_found"] != both["bytes_expected"])
+    report.altered = sorted(both.loc[altered, "path_found"])
+    report.misplaced = sorted(both.loc[both["split_found"] != both["split_expected"], "path_found"])

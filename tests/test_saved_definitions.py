@@ -1,0 +1,146 @@
+"""Definitions a chapter writes out and the package keeps too (d2l's ``#@save``) must not drift apart.
+
+A code cell whose first line is ``# @save cxr_utils.<module>`` holds definitions (functions,
+classes) that ``cxr_utils/<module>.py`` holds as well, each marked there by a comment
+``# Saved from notebooks/<chapter>.ipynb``. The two copies are compared after parsing (so
+formatting and comments do not count; names, defaults, docstrings and code do).
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+MARKER = re.compile(r"^# @save (cxr_utils(?:\.\w+)+)\s*$")
+PACKAGE_MARK = re.compile(r"^# Saved from (notebooks/\S+\.ipynb)")
+
+
+@dataclass(frozen=True)
+class Definition:
+    """A top-level function or class, and where it is written."""
+
+    name: str
+    node: ast.AST
+    place: str  # "notebooks/03_x.ipynb, cell 12" or "cxr_utils/models.py:42"
+
+
+def normalised(node: ast.AST) -> str:
+    """The definition's syntax tree without positions: equal for equal code, whatever the layout."""
+    return ast.dump(node, include_attributes=False)
+
+
+def saved_cells(path: Path) -> list[tuple[int, str, str]]:
+    """``(cell number, module, source)`` of every ``# @save`` cell of a notebook."""
+    nb = nbformat.read(path, as_version=4)
+    cells = []
+    for number, cell in enumerate(nb.cells):
+        first = cell.source.splitlines()[0] if cell.cell_type == "code" and cell.source else ""
+        match = MARKER.match(first)
+        if match:
+            cells.append((number, match.group(1), cell.source))
+    return cells
+
+
+def notebook_definitions(path: Path) -> list[tuple[str, Definition]]:
+    """``(module, definition)`` for every definition in the notebook's ``# @save`` cells."""
+    found = []
+    for number, module, source in saved_cells(path):
+        for node in ast.parse(source).body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                place = f"{path.relative_to(ROOT)}, cell {number}"
+                found.append((module, Definition(node.name, node, place)))
+    return found
+
+
+def package_definitions(module: str) -> dict[str, Definition]:
+    """The top-level definitions of ``cxr_utils.<...>`` by name."""
+    path = ROOT / (module.replace(".", "/") + ".py")
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return {
+        node.name: Definition(node.name, node, f"{path.relative_to(ROOT)}:{node.lineno}")
+        for node in tree.body
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef))
+    }
+
+
+def drift(chapter: Definition, package: Definition) -> str | None:
+    """``None`` when the two copies are the same code, else a message naming both places and the difference."""
+    if normalised(chapter.node) == normalised(package.node):
+        return None
+    diff = difflib.unified_diff(
+        ast.unparse(package.node).splitlines(),
+        ast.unparse(chapter.node).splitlines(),
+        package.place,
+        chapter.place,
+        lineterm="",
+    )
+    return (
+        f"`{chapter.name}` differs between {chapter.place} and {package.place}: edit both copies "
+        "(or neither)\n" + "\n".join(diff)
+    )
+
+
+SAVED = [(module, definition) for path in NOTEBOOKS for module, definition in notebook_definitions(path)]
+
+
+def test_the_chapters_save_their_lesson_code():
+    names = {definition.name for _, definition in SAVED}
+    lesson = {"augmentation_layers", "build_cnn", "compile_binary", "fit", "choose_threshold"}  # chapter 03
+    lesson |= {"split_backbone", "build_top_classifier", "fine_tune_top", "grad_cam_batch"}  # chapters 04, 05
+    assert lesson <= names, f"not written out in a chapter: {sorted(lesson - names)}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_saved_cells_hold_definitions_only(path):
+    for number, module, source in saved_cells(path):
+        assert (ROOT / (module.replace(".", "/") + ".py")).is_file(), f"{path.name} cell {number}: no module {module}"
+        others = [
+            type(node).__name__
+            for node in ast.parse(source).body
+            if not isinstance(node, (ast.FunctionDef, ast.ClassDef))
+        ]
+        assert not others, f"{path.name} cell {number}: a saved cell holds definitions only, found {others}"
+
+
+@pytest.mark.parametrize(("module", "chapter"), SAVED, ids=[f"{m}.{d.name}" for m, d in SAVED])
+def test_chapter_and_package_copies_are_identical(module, chapter):
+    package = package_definitions(module)
+    assert chapter.name in package, f"{chapter.place} saves `{chapter.name}`, which {module} does not define"
+    message = drift(chapter, package[chapter.name])
+    assert message is None, message
+
+
+def test_every_package_copy_names_its_chapter():
+    """A package definition marked ``# Saved from <notebook>`` has its copy in that notebook."""
+    saved = {(str(ROOT / d.place.split(",")[0]), module, d.name) for module, d in SAVED}
+    for path in sorted((ROOT / "cxr_utils").rglob("*.py")):
+        lines = path.read_text(encoding="utf-8").splitlines()
+        module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        for node in ast.parse("\n".join(lines)).body:
+            if not isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                continue
+            start = min([d.lineno for d in node.decorator_list] + [node.lineno])
+            match = PACKAGE_MARK.match(lines[start - 2]) if start >= 2 else None
+            if match:
+                assert (str(ROOT / match.group(1)), module, node.name) in saved, (
+                    f"{path.relative_to(ROOT)}:{node.lineno} says `{node.name}` is saved from {match.group(1)}, "
+                    "which has no `# @save` copy of it"
+                )
+
+
+def test_drift_is_caught_and_names_both_places():
+    chapter = Definition("f", ast.parse("def f(x):\n    return x + 1").body[0], "notebooks/03_x.ipynb, cell 7")
+    same = Definition("f", ast.parse("def f(x):  # a comment\n    return (x + 1)").body[0], "cxr_utils/m.py:3")
+    edited = Definition("f", ast.parse("def f(x):\n    return x + 2").body[0], "cxr_utils/m.py:3")
+    assert drift(chapter, same) is None
+    message = drift(chapter, edited)
+    assert "notebooks/03_x.ipynb, cell 7" in message and "cxr_utils/m.py:3" in message
+    assert "-    return x + 2" in message and "+    return x + 1" in message
