@@ -27,6 +27,7 @@ What the chapters import, in the order the course meets it:
 ``errors``        errors by subgroup; the most confident mistakes
 ``explain``       Grad-CAM, nested models included
 ``runs``          run folders: ``finish_run`` (the one door to the test split) and ``load_run``
+``ledger``        the test ledger: every scoring of the test split, by commit and configuration
 
 The course's tooling, apart from what the chapters import:
 

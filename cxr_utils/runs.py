@@ -33,6 +33,7 @@ import pandas as pd
 
 from . import config
 from .dataset import binary_labels
+from .ledger import append_scoring
 from .metrics import bootstrap_ci, choose_threshold
 from .tables import metrics_to_json
 
@@ -159,8 +160,13 @@ def finish_run(
     n_boot: int = 2000,
     seed: int = 0,
     parameters: dict | None = None,
+    measurements: dict | None = None,
 ) -> dict:
-    """Choose the threshold on validation, evaluate on test with 95% CIs, save the artefacts.
+    """Choose the threshold on validation, evaluate on test with 95% CIs, log it, save the artefacts.
+
+    Every call appends a row to the test ledger beside the run folder
+    (``<run_dir>/../test_ledger.csv``, :mod:`cxr_utils.ledger`): the test split has been
+    looked at once more.
 
     Parameters
     ----------
@@ -184,7 +190,11 @@ def finish_run(
     n_boot : int
         Bootstrap resamples for the intervals (validation resamples whole patients).
     parameters : dict, optional
-        Written to ``config.json`` with the software versions.
+        The run's configuration (hyperparameters, seed, choices fixed beforehand), written
+        to ``config.json`` with the software versions; the ledger hashes it.
+    measurements : dict, optional
+        What the run measured or chose on validation (epochs trained, minutes, the chosen
+        candidate), written to ``config.json`` but not hashed.
 
     Returns
     -------
@@ -205,6 +215,9 @@ def finish_run(
         y_validation, validation_scores, threshold, n_boot=n_boot, seed=seed, groups=validation_rows["patient_id"]
     )
     test = bootstrap_ci(y_test, test_scores, threshold, n_boot=n_boot, seed=seed)
+    ledger_row = append_scoring(
+        run_dir.parent, run_dir.name, parameters or {}, test, threshold=threshold, n_test=len(y_test)
+    )
 
     save_predictions(run_dir / VALIDATION_PREDICTIONS_FILE, validation_rows, validation_scores)
     save_predictions(run_dir / TEST_PREDICTIONS_FILE, test_rows, test_scores)
@@ -228,7 +241,15 @@ def finish_run(
             "bootstrap_resamples": n_boot,
         },
     )
-    write_json(run_dir / CONFIG_FILE, {"parameters": parameters or {}, "software": software_versions()})
+    write_json(
+        run_dir / CONFIG_FILE,
+        {
+            "parameters": parameters or {},
+            "config_hash": ledger_row["config_hash"],
+            "measurements": measurements or {},
+            "software": software_versions(),
+        },
+    )
     if model is not None:
         model.save(run_dir / MODEL_FILE)
     return {"threshold": threshold, "validation": validation, "test": test}

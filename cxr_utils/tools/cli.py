@@ -5,6 +5,7 @@
 ``cxr audit [ROOT]``    patient ids shared between splits and byte-identical files
 ``cxr download``        fetch, extract and verify ChestXRay2017.zip into ``data/``
 ``cxr course``          find or download the data, verify it, execute every notebook
+``cxr ledger``          every scoring of the official test split on this machine
 
 Exit status: 0 on success, 1 when a verification fails, 2 on bad input.
 """
@@ -136,6 +137,20 @@ def _cmd_course(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_ledger(args: argparse.Namespace) -> int:
+    from ..ledger import read_ledger, summarise
+
+    ledger = read_ledger(args.runs)
+    if not ledger.empty:
+        with pd.option_context("display.width", 200, "display.max_columns", None):
+            print(ledger.to_string(index=False))
+        by_configuration = ledger.groupby(["run", "config_hash"]).size().rename("scorings")
+        print()
+        print(by_configuration.to_frame().to_string())
+    print(summarise(ledger))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``cxr`` (exposed for tests and documentation)."""
     parser = argparse.ArgumentParser(prog="cxr", description="Pediatric chest X-ray course tools.")
@@ -180,6 +195,10 @@ def build_parser() -> argparse.ArgumentParser:
     course.add_argument("--no-download", action="store_true", help="never download (also CXR_NO_DOWNLOAD=1)")
     course.add_argument("--fast", action="store_true", help="fast mode, as CXR_FAST=1")
     course.set_defaults(run=_cmd_course)
+
+    ledger = commands.add_parser("ledger", help="every scoring of the official test split (runs/test_ledger.csv)")
+    ledger.add_argument("--runs", type=Path, default=None, help="the runs folder (default: the project's runs/)")
+    ledger.set_defaults(run=_cmd_ledger)
     return parser
 
 

@@ -240,7 +240,8 @@ def write_summary(
 ) -> tuple[Path, Path]:
     """Write ``summary.md`` and ``summary.json`` into ``build_dir``.
 
-    They hold the data folder, the mode, each notebook's wall time, and the results
+    They hold the data folder, the mode, each notebook's wall time, how often the test
+    ledger says the test split was scored (and for how many configurations), and the results
     table notebook 05 saved in ``<runs>/05_error_analysis[_fast]/results.{md,json}``
     (copied unchanged, so the summary shows the notebook's own numbers), or a line
     saying it is missing.
@@ -250,13 +251,13 @@ def write_summary(
     tuple of pathlib.Path
         The Markdown and the JSON file.
     """
+    from ..ledger import read_ledger, summarise
     from ..runs import software_versions, write_json
 
     build_dir = Path(build_dir)
     build_dir.mkdir(parents=True, exist_ok=True)
-    results_dir = (Path(runs_dir) if runs_dir is not None else config.runs_dir()) / (
-        RESULTS_RUN + ("_fast" if fast else "")
-    )
+    runs_root = Path(runs_dir) if runs_dir is not None else config.runs_dir()
+    results_dir = runs_root / (RESULTS_RUN + ("_fast" if fast else ""))
     results_md, results_json = results_dir / "results.md", results_dir / "results.json"
     mode = "fast (CXR_FAST=1)" if fast else "full"
     lines = [
@@ -276,6 +277,8 @@ def write_summary(
         lines += ["", "Brackets: 95% bootstrap intervals. Thresholds were chosen on validation."]
     else:
         lines.append(f"No results table: {results_md} is missing (notebook 05 did not run).")
+    ledger = read_ledger(runs_root)
+    lines += ["", "## The test ledger", "", summarise(ledger) + f" (`cxr ledger`, `{runs_root / 'test_ledger.csv'}`)"]
     markdown = build_dir / "summary.md"
     markdown.write_text("\n".join(lines) + "\n", encoding="utf-8")
     content = {
@@ -283,6 +286,10 @@ def write_summary(
         "fast": fast,
         "notebooks": [{"notebook": r.notebook.name, "seconds": r.seconds, "executed": str(r.executed)} for r in runs],
         "results": json.loads(results_json.read_text(encoding="utf-8")) if results_json.exists() else None,
+        "test_ledger": {
+            "scorings": len(ledger),
+            "configurations": ledger.groupby(["run", "config_hash"]).ngroups if len(ledger) else 0,
+        },
         "software": software_versions(),
     }
     return markdown, write_json(build_dir / "summary.json", content)
