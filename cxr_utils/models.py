@@ -75,14 +75,23 @@ def build_cnn(
 
 
 # Saved from notebooks/03_cnn_from_scratch.ipynb: the chapter writes it out; keep both copies identical.
-def compile_binary(model: keras.Model, learning_rate: float = 1e-3, label_smoothing: float = 0.0) -> keras.Model:
+def compile_binary(
+    model: keras.Model,
+    learning_rate: float = 1e-3,
+    label_smoothing: float = 0.0,
+    ema_momentum: float | None = None,
+) -> keras.Model:
     """Compile for NORMAL/PNEUMONIA: Adam, binary cross-entropy, ROC AUC and accuracy.
 
     The ROC AUC metric is named ``auc`` (``val_auc`` on validation data): early stopping
-    and checkpoints (:func:`cxr_utils.training.fit`) watch it. Returns ``model``.
+    and checkpoints (:func:`cxr_utils.training.fit`) watch it. With ``ema_momentum``
+    (e.g. 0.99) the optimizer also keeps an exponential moving average of the weights
+    (Polyak averaging), which ``fit`` validates and keeps. Returns ``model``.
     """
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
+        optimizer=keras.optimizers.Adam(
+            learning_rate, use_ema=ema_momentum is not None, ema_momentum=ema_momentum or 0.99
+        ),
         loss=keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing),
         metrics=[keras.metrics.AUC(name="auc"), keras.metrics.BinaryAccuracy(name="accuracy")],
     )

@@ -50,6 +50,7 @@ __all__ = [
     "METRICS_FILE",
     "CONFIG_FILE",
     "finish_run",
+    "run_name",
     "run_folder",
     "software_versions",
     "write_json",
@@ -73,6 +74,16 @@ CONFIG_FILE = "config.json"
 RUN_FILES = (VALIDATION_PREDICTIONS_FILE, TEST_PREDICTIONS_FILE, THRESHOLD_FILE, METRICS_FILE, CONFIG_FILE)
 
 PREDICTION_COLUMNS = ["path", "split", "label", "patient_id", "pathogen", "y_true", "score"]
+
+
+def run_name(base: str, *, fast: bool = False, seed: int = 0) -> str:
+    """A run's folder name: ``base``, then ``_fast`` in fast mode and ``_seed<N>`` for a seed other than 0.
+
+    Chapters name their runs this way, so that a chapter finds the run of an earlier
+    one made in the same mode with the same seed (``run_name("03_cnn_from_scratch",
+    seed=2)`` is ``"03_cnn_from_scratch_seed2"``).
+    """
+    return base + ("_fast" if fast else "") + (f"_seed{seed}" if seed else "")
 
 
 def run_folder(name: str, root: str | os.PathLike | None = None) -> Path:

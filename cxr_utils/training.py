@@ -59,7 +59,8 @@ def fit(
     ``epochs`` counts every epoch, a resumed run's included; ``class_weight`` is
     ``{0: w, 1: w}``. Training stops after ``patience`` epochs without a better validation
     ROC AUC and halves the learning rate after ``reduce_lr_patience``. An interrupted run
-    in ``run_dir`` is resumed. Returns the history, one row per epoch; the model then holds
+    in ``run_dir`` is resumed. An optimizer with ``use_ema`` is validated and checkpointed
+    with its averaged weights. Returns the history, one row per epoch; the model then holds
     the weights of its best epoch.
     """
     run_dir = Path(run_dir)
@@ -87,6 +88,9 @@ def fit(
         # one row per epoch in history.csv
         keras.callbacks.CSVLogger(str(run_dir / HISTORY_FILE), append=True),
     ]
+    if model.optimizer.use_ema:
+        # validation, checkpoints and early stopping see the averaged weights (after the backup)
+        callbacks.insert(1, keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
     model.fit(
         train,
         validation_data=validation,

@@ -106,6 +106,7 @@ def execute_notebook(
     notebook: str | os.PathLike,
     executed: str | os.PathLike,
     *,
+    parameters: dict | None = None,
     cell_timeout: int = 1800,
 ) -> float:
     """Execute every cell of a notebook and write the executed copy.
@@ -113,6 +114,10 @@ def execute_notebook(
     The kernel runs in the notebook's folder and inherits this process's
     environment (``CXR_DATA_DIR``, ``CXR_FAST`` ...). The executed copy is written
     even when a cell fails, so that the error can be read in it.
+
+    ``parameters`` (e.g. ``{"SEED": 1}``) are assigned in a cell inserted after the
+    cell tagged ``parameters`` and tagged ``injected-parameters``, as papermill does; the
+    chapters derive their run names from them in a later cell.
 
     Returns
     -------
@@ -126,6 +131,13 @@ def execute_notebook(
     """
     notebook, executed = Path(notebook), Path(executed)
     nb = nbformat.read(notebook, as_version=4)
+    if parameters:
+        tagged = [i for i, cell in enumerate(nb.cells) if "parameters" in cell.metadata.get("tags", [])]
+        if not tagged:
+            raise CourseError(f"{notebook.name} has no cell tagged 'parameters' to inject {sorted(parameters)} after")
+        injected = nbformat.v4.new_code_cell("\n".join(f"{name} = {value!r}" for name, value in parameters.items()))
+        injected.metadata["tags"] = ["injected-parameters"]
+        nb.cells.insert(tagged[0] + 1, injected)
     client = NotebookClient(
         nb,
         timeout=cell_timeout,

@@ -1,0 +1,187 @@
+"""Measuring a shift between two collections of images, without their labels.
+
+Chapter 06 asks whether the test hospital's images differ from the training images, and
+how, before any test label is looked at:
+
+- :func:`acquisition_features` label-free numbers per image (intensity, borders, bright
+  corner marks, sharpness, file sizes);
+- :func:`univariate_shift` each feature's power to tell the two collections apart (ROC AUC);
+- :func:`domain_classifier_test` a classifier trained to tell target images from source
+  images, its cross-validated ROC AUC (folds grouped by patient) as a two-sample test:
+  0.5 means the collections cannot be told apart, 1.0 that every image gives itself away;
+  its out-of-fold scores say which target images look least like the source.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedGroupKFold
+
+__all__ = ["acquisition_features", "univariate_shift", "DomainTest", "domain_classifier_test"]
+
+
+def acquisition_features(images: np.ndarray, *, extra: dict[str, ArrayLike] | None = None) -> pd.DataFrame:
+    """Label-free numbers describing how each image was acquired and stored.
+
+    Parameters
+    ----------
+    images : numpy.ndarray
+        Shape ``(n, size, size)``, uint8 gray levels (a cache's images).
+    extra : dict of str to array-like, optional
+        Columns to add as they are, e.g. ``{"original kB": ...}`` (one value per image).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per image: ``mean``, ``std``, ``p05``, ``p50``, ``p95`` (gray levels),
+        ``dark share`` (pixels below 10), ``border mean`` (a frame 1/16 of the side wide),
+        ``corner marks`` (the brightest of the four corner squares, 1/6 of the side, at its
+        99th percentile: burned-in letters and labels), ``sharpness`` (mean absolute
+        difference between neighbouring pixels: detail and compression), and the
+        ``extra`` columns.
+    """
+    x = np.asarray(images, dtype=np.float32)
+    if x.ndim != 3:
+        raise ValueError(f"images must have shape (n, size, size), got {x.shape}")
+    n, size = x.shape[0], x.shape[1]
+    flat = x.reshape(n, -1)
+    frame = max(1, size // 16)
+    border = np.concatenate(
+        [x[:, :frame].reshape(n, -1), x[:, -frame:].reshape(n, -1), x[:, :, :frame].reshape(n, -1)], axis=1
+    )
+    border = np.concatenate([border, x[:, :, -frame:].reshape(n, -1)], axis=1)
+    corner = max(2, size // 6)
+    corners = [x[:, :corner, :corner], x[:, :corner, -corner:], x[:, -corner:, :corner], x[:, -corner:, -corner:]]
+    corner_marks = np.max([np.percentile(c.reshape(n, -1), 99, axis=1) for c in corners], axis=0)
+    sharpness = (np.abs(np.diff(x, axis=1)).mean(axis=(1, 2)) + np.abs(np.diff(x, axis=2)).mean(axis=(1, 2))) / 2
+    features = pd.DataFrame(
+        {
+            "mean": flat.mean(axis=1),
+            "std": flat.std(axis=1),
+            "p05": np.percentile(flat, 5, axis=1),
+            "p50": np.percentile(flat, 50, axis=1),
+            "p95": np.percentile(flat, 95, axis=1),
+            "dark share": (flat < 10).mean(axis=1),
+            "border mean": border.mean(axis=1),
+            "corner marks": corner_marks,
+            "sharpness": sharpness,
+        }
+    )
+    for name, values in (extra or {}).items():
+        features[name] = np.asarray(values, dtype=np.float64)
+    return features
+
+
+def univariate_shift(features: pd.DataFrame, is_target: ArrayLike) -> pd.DataFrame:
+    """How well each feature alone tells target images from source images.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per feature, the strongest first: ``auc`` (ROC AUC of the feature as a
+        score for "target"; below 0.5 when the target has lower values), ``separation``
+        (``|auc - 0.5| * 2``, 0 to 1), and the feature's median in the source and target.
+    """
+    target = np.asarray(is_target, dtype=bool)
+    if target.all() or not target.any():
+        raise ValueError("is_target must mark some images as target and some as source")
+    rows = {}
+    for name in features.columns:
+        values = features[name].to_numpy(dtype=np.float64)
+        auc = float(roc_auc_score(target, values))
+        rows[name] = {
+            "auc": auc,
+            "separation": abs(auc - 0.5) * 2,
+            "source median": float(np.median(values[~target])),
+            "target median": float(np.median(values[target])),
+        }
+    return pd.DataFrame(rows).T.sort_values("separation", ascending=False)
+
+
+@dataclass
+class DomainTest:
+    """The result of :func:`domain_classifier_test`.
+
+    Attributes
+    ----------
+    auc, ci_low, ci_high : float
+        Cross-validated ROC AUC of target vs source and its 95% interval (patients resampled).
+    scores : numpy.ndarray
+        Shape ``(n,)``: each image's out-of-fold probability of being a target image.
+    fold_aucs : list of float
+        The AUC within each fold.
+    """
+
+    auc: float
+    ci_low: float
+    ci_high: float
+    scores: np.ndarray
+    fold_aucs: list[float]
+
+
+def domain_classifier_test(
+    features: ArrayLike,
+    is_target: ArrayLike,
+    groups: ArrayLike,
+    *,
+    folds: int = 5,
+    seed: int = 0,
+    n_boot: int = 1000,
+) -> DomainTest:
+    """Can a classifier tell target images from source images? A two-sample test by cross-validation.
+
+    A gradient-boosted tree classifier (:class:`sklearn.ensemble.HistGradientBoostingClassifier`)
+    learns "target or source" from ``features``; every image is scored by a model that
+    never saw it nor any image of its patient (:class:`sklearn.model_selection.StratifiedGroupKFold`).
+    The ROC AUC of those out-of-fold scores is 0.5 when the two collections are alike.
+
+    Parameters
+    ----------
+    features : array-like of shape (n, d)
+    is_target : array-like of bool, shape (n,)
+    groups : array-like of shape (n,)
+        Patient ids: all images of a patient fall into one fold.
+    folds : int
+    seed : int
+        Seeds the folds, the classifier and the bootstrap.
+    n_boot : int
+        Bootstrap resamples of whole patients for the interval.
+
+    Raises
+    ------
+    ValueError
+        For inputs of different lengths or a single collection.
+    """
+    x = np.asarray(features, dtype=np.float64)
+    target = np.asarray(is_target, dtype=bool)
+    groups = pd.factorize(np.asarray(groups, dtype=object))[0]
+    if not (len(x) == len(target) == len(groups)):
+        raise ValueError(f"features, is_target and groups differ in length: {len(x)}, {len(target)}, {len(groups)}")
+    if target.all() or not target.any():
+        raise ValueError("is_target must mark some images as target and some as source")
+    scores = np.zeros(len(x))
+    fold_aucs = []
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    for train, held_out in splitter.split(x, target, groups):
+        model = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.1, random_state=seed)
+        model.fit(x[train], target[train])
+        scores[held_out] = model.predict_proba(x[held_out])[:, 1]
+        fold_aucs.append(float(roc_auc_score(target[held_out], scores[held_out])))
+    auc = float(roc_auc_score(target, scores))
+    rng = np.random.default_rng(seed)
+    n_groups = groups.max() + 1
+    members = pd.Series(np.arange(len(x))).groupby(groups).apply(np.asarray).to_list()
+    resampled = []
+    for _ in range(n_boot):
+        rows = np.concatenate([members[g] for g in rng.integers(0, n_groups, n_groups)])
+        if target[rows].all() or not target[rows].any():
+            continue
+        resampled.append(roc_auc_score(target[rows], scores[rows]))
+    low, high = np.percentile(resampled, [2.5, 97.5])
+    return DomainTest(auc, float(low), float(high), scores, fold_aucs)
