@@ -26,6 +26,8 @@ What the chapters import, in the order the course meets it:
 ``comparison``    paired tests of two models on the same images (McNemar, DeLong)
 ``errors``        errors by subgroup; the most confident mistakes
 ``explain``       Grad-CAM, nested models included
+``shift``         a shift between collections measured without labels (domain classifier)
+``adapt``         adapting to new images without labels (AdaBN, EM prior, histograms), cross-fitted
 ``runs``          run folders: ``finish_run`` (the one door to the test split) and ``load_run``
 ``ledger``        the test ledger: every scoring of the test split, by commit and configuration
 

@@ -28,6 +28,7 @@ from numpy.typing import ArrayLike
 __all__ = [
     "reestimate_batchnorm",
     "estimate_prior_em",
+    "correct_for_prior",
     "reference_histogram",
     "match_histograms",
     "patient_halves",
@@ -35,7 +36,9 @@ __all__ = [
 ]
 
 
-def reestimate_batchnorm(model: keras.Model, images: np.ndarray, *, batch_size: int = 64) -> keras.Model:
+def reestimate_batchnorm(
+    model: keras.Model, images: np.ndarray, *, batch_size: int = 64, into: keras.Model | None = None
+) -> keras.Model:
     """A copy of ``model`` whose BatchNormalization layers normalise with the statistics of ``images``.
 
     The layers are visited in order; each one's moving mean and variance become the
@@ -52,13 +55,16 @@ def reestimate_batchnorm(model: keras.Model, images: np.ndarray, *, batch_size: 
         and re-estimating them would change what the layers above were trained on.
     images : numpy.ndarray
         Shape ``(n, ...)``: unlabeled target images, as the model takes them.
+    into : keras.Model, optional
+        A copy of ``model`` (:func:`keras.models.clone_model`) to write into, reused across
+        calls so that Keras builds its prediction function once; default a new copy.
 
     Raises
     ------
     ValueError
         If the model has no BatchNormalization layer at its top level.
     """
-    adapted = keras.models.clone_model(model)
+    adapted = into if into is not None else keras.models.clone_model(model)
     adapted.set_weights(model.get_weights())
     layers = [layer for layer in adapted.layers if isinstance(layer, keras.layers.BatchNormalization)]
     if not layers:
@@ -84,8 +90,11 @@ def estimate_prior_em(
     If a model's probabilities are calibrated for a share ``source_prior`` of PNEUMONIA and
     the target differs only in that share (label shift), Bayes' rule gives the corrected
     probabilities, and the target's share is their mean: EM alternates the two until the
-    share settles (Saerens et al., Neural Computation 14, 2002). A model trained with
-    balanced class weights is calibrated for ``source_prior = 0.5``.
+    share settles (Saerens et al., Neural Computation 14, 2002). The probabilities must be
+    calibrated for ``source_prior``: calibrate them first on data whose share is known
+    (e.g. temperature scaling on validation, then ``source_prior`` is validation's share;
+    Alexandari et al., ICML 2020). The estimate is kept within ``[0.001, 0.999]``, so that
+    a runaway estimate cannot make every probability 0 or 1.
 
     Returns
     -------
@@ -102,14 +111,24 @@ def estimate_prior_em(
     p = np.clip(np.asarray(scores, dtype=np.float64), 1e-7, 1 - 1e-7)
     prior, corrected = source_prior, p
     for _ in range(max_iter):
-        positive = prior / source_prior * p
-        corrected = positive / (positive + (1 - prior) / (1 - source_prior) * (1 - p))
-        new_prior = float(corrected.mean())
+        corrected = correct_for_prior(p, prior, source_prior)
+        new_prior = min(max(float(corrected.mean()), 0.001), 0.999)
         if abs(new_prior - prior) < tol:
             prior = new_prior
             break
         prior = new_prior
     return prior, corrected
+
+
+def correct_for_prior(scores: ArrayLike, prior: float, source_prior: float) -> np.ndarray:
+    """Bayes' rule: probabilities calibrated for a share ``source_prior`` of PNEUMONIA, moved to a share ``prior``.
+
+    Each probability's odds are multiplied by the ratio of the two priors' odds. Returns
+    an array of the shape of ``scores``.
+    """
+    p = np.clip(np.asarray(scores, dtype=np.float64), 1e-7, 1 - 1e-7)
+    positive = prior / source_prior * p
+    return positive / (positive + (1 - prior) / (1 - source_prior) * (1 - p))
 
 
 def reference_histogram(images: np.ndarray) -> np.ndarray:

@@ -2,7 +2,9 @@
 
 - :func:`reliability_table`, :func:`expected_calibration_error` and
   :func:`calibration_summary` how far probabilities are from observed frequencies;
-- :func:`fit_temperature` / :func:`apply_temperature` a one-parameter fix (Guo et al., 2017);
+- :func:`fit_temperature` / :func:`apply_temperature` a one-parameter fix (Guo et al., 2017),
+  and :func:`fit_platt` / :func:`apply_platt` the two-parameter one that also moves the
+  probabilities' level (what EM needs, chapter 06);
 - :func:`clipped_logit` and :func:`mean_logit` log-odds that stay finite, and the
   ensemble that averages them.
 """
@@ -28,6 +30,8 @@ __all__ = [
     "mean_logit",
     "fit_temperature",
     "apply_temperature",
+    "fit_platt",
+    "apply_platt",
 ]
 
 
@@ -140,3 +144,29 @@ def apply_temperature(scores: ArrayLike, temperature: float) -> np.ndarray:
     if not temperature > 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
     return expit(clipped_logit(scores) / temperature)
+
+
+def fit_platt(y_true: ArrayLike, scores: ArrayLike) -> tuple[float, float]:
+    """Platt scaling on the log-odds, fitted on validation: ``sigmoid(slope * logit(score) + intercept)``.
+
+    Temperature scaling fixes the slope alone (``intercept = 0``); the intercept also moves
+    the probabilities' level. A model trained with balanced class weights needs it before
+    its probabilities can be read for the validation's share of PNEUMONIA, e.g. by the EM
+    estimate of a new share (:func:`cxr_utils.adapt.estimate_prior_em`; "bias-corrected
+    temperature scaling", Alexandari et al., ICML 2020). Maximum likelihood, no penalty.
+
+    Returns
+    -------
+    (float, float)
+        ``slope`` and ``intercept``.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    y, s = check_labels_scores(y_true, scores)
+    model = LogisticRegression(C=1e12, max_iter=1000).fit(clipped_logit(s)[:, None], y)  # no penalty, in practice
+    return float(model.coef_[0, 0]), float(model.intercept_[0])
+
+
+def apply_platt(scores: ArrayLike, slope: float, intercept: float) -> np.ndarray:
+    """``sigmoid(slope * logit(scores) + intercept)``: same shape as ``scores``."""
+    return expit(slope * clipped_logit(scores) + intercept)

@@ -9,7 +9,9 @@ how, before any test label is looked at:
 - :func:`domain_classifier_test` a classifier trained to tell target images from source
   images, its cross-validated ROC AUC (folds grouped by patient) as a two-sample test:
   0.5 means the collections cannot be told apart, 1.0 that every image gives itself away;
-  its out-of-fold scores say which target images look least like the source.
+  its out-of-fold scores say which target images look least like the source;
+- :func:`simulate_acquisition` a known shift (fewer pixels, heavy compression) to try
+  adaptation methods on validation images, where the labels are known.
 """
 
 from __future__ import annotations
@@ -23,7 +25,13 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedGroupKFold
 
-__all__ = ["acquisition_features", "univariate_shift", "DomainTest", "domain_classifier_test"]
+__all__ = [
+    "acquisition_features",
+    "univariate_shift",
+    "DomainTest",
+    "domain_classifier_test",
+    "simulate_acquisition",
+]
 
 
 def acquisition_features(images: np.ndarray, *, extra: dict[str, ArrayLike] | None = None) -> pd.DataFrame:
@@ -185,3 +193,30 @@ def domain_classifier_test(
         resampled.append(roc_auc_score(target[rows], scores[rows]))
     low, high = np.percentile(resampled, [2.5, 97.5])
     return DomainTest(auc, float(low), float(high), scores, fold_aucs)
+
+
+def simulate_acquisition(images: np.ndarray, *, scale: float = 0.5, quality: int = 10) -> np.ndarray:
+    """Images as a poorer acquisition would store them: fewer pixels, then heavy JPEG compression.
+
+    Each image is shrunk by ``scale`` and enlarged back (detail lost), then re-encoded as
+    JPEG at ``quality``: a known shift to try adaptation methods on where the labels are
+    known (validation images). ``images``: uint8 ``(n, h, w)``; returns the same shape.
+    """
+    from PIL import Image
+
+    from .pipeline import recompress_jpeg
+
+    images = np.asarray(images)
+    if images.dtype != np.uint8 or images.ndim != 3:
+        raise ValueError(f"images must be uint8 of shape (n, h, w), got {images.dtype} {images.shape}")
+    if not 0 < scale <= 1:
+        raise ValueError(f"scale must be in (0, 1], got {scale}")
+    height, width = images.shape[1:]
+    small = (max(1, round(width * scale)), max(1, round(height * scale)))
+    blurred = np.stack(
+        [
+            np.asarray(Image.fromarray(image).resize(small, Image.BILINEAR).resize((width, height), Image.BILINEAR))
+            for image in images
+        ]
+    )
+    return recompress_jpeg(blurred, quality)

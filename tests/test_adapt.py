@@ -79,3 +79,31 @@ def test_cross_fit_never_adapts_an_image_on_itself():
     scores = cross_fit(adapt_and_score, groups, seed=3)
     assert len(calls) == 2 and not np.isnan(scores).any()
     assert sorted(np.concatenate([c[1] for c in calls]).tolist()) == list(range(60))
+
+
+def test_prior_correction_by_hand():
+    from cxr_utils.adapt import correct_for_prior
+
+    # odds 1 (p = 0.5) calibrated for a 50% share, moved to a 80% share: odds 4, p = 0.8
+    np.testing.assert_allclose(correct_for_prior([0.5, 0.2], 0.8, 0.5), [0.8, 0.5])
+    np.testing.assert_allclose(correct_for_prior([0.3, 0.9], 0.5, 0.5), [0.3, 0.9])
+
+
+def test_em_estimate_stays_inside_the_open_interval():
+    prior, corrected = estimate_prior_em(np.full(50, 0.999999), 0.5)
+    assert prior == 0.999 and np.all(corrected < 1)
+
+
+def test_batchnorm_can_write_into_a_reused_copy():
+    keras.utils.set_random_seed(0)
+    model = build_cnn(16, filters=(4,), standardize=False)
+    copy = keras.models.clone_model(model)
+    rng = np.random.default_rng(1)
+    first = reestimate_batchnorm(model, rng.uniform(0, 50, (8, 16, 16, 1)).astype("float32"), into=copy)
+    expected = reestimate_batchnorm(model, rng.uniform(100, 200, (8, 16, 16, 1)).astype("float32"))
+    rng = np.random.default_rng(1)
+    rng.uniform(0, 50, (8, 16, 16, 1))
+    second = reestimate_batchnorm(model, rng.uniform(100, 200, (8, 16, 16, 1)).astype("float32"), into=copy)
+    assert first is second is copy
+    for a, b in zip(second.get_weights(), expected.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5)

@@ -56,3 +56,17 @@ def test_mean_logit_averages_log_odds():
     np.testing.assert_allclose(mean_logit(np.array([0.5, 0.9]), np.array([0.5, 0.1])), [0.5, 0.5])
     # logit(0.8) = log 4, logit(0.5) = 0: the mean log-odds is log 2, i.e. probability 2/3
     np.testing.assert_allclose(mean_logit(np.array([0.8]), np.array([0.5])), [2 / 3])
+
+
+def test_platt_recovers_slope_and_level_and_keeps_the_ranking():
+    from cxr_utils.calibration import apply_platt, fit_platt
+
+    rng = np.random.default_rng(2)
+    z = rng.normal(0, 2, 6000)
+    y = (rng.uniform(size=z.size) < 1 / (1 + np.exp(-z))).astype(int)  # calibrated on z
+    shifted = 1 / (1 + np.exp(-(0.5 * z - 1.0)))  # too flat and too low: logit = 0.5 z - 1
+    slope, intercept = fit_platt(y, shifted)
+    assert slope == pytest.approx(2.0, rel=0.1) and intercept == pytest.approx(2.0, rel=0.15)
+    fixed = apply_platt(shifted, slope, intercept)
+    assert expected_calibration_error(y, fixed) < 0.02 and fixed.mean() == pytest.approx(y.mean(), abs=0.01)
+    assert np.all(np.diff(fixed[np.argsort(shifted)]) >= 0)

@@ -246,3 +246,28 @@ def test_gradcam_gallery(originals, index):
     assert shown[0].get_title() == rows["path"].iloc[0].split("/")[-1]
     with pytest.raises(ValueError):
         plots.plot_gradcam_gallery(images, heatmaps[:2], ["a", "b", "c"])
+
+
+def test_distributions_normalise_each_group_and_name_its_size():
+    rng = np.random.default_rng(0)
+    fig = plots.plot_distributions(
+        {"small": rng.lognormal(3, 0.3, 50), "large": rng.lognormal(6, 0.3, 500)}, xlabel="kB", title="t", log=True
+    )
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log" and [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "small (50)",
+        "large (500)",
+    ]
+    for patch in ax.patches:  # each step outline encloses an area of 1
+        vertices = patch.get_path().vertices
+        widths, heights = np.diff(vertices[::2, 0]), vertices[1:-1:2, 1]
+        assert np.sum(widths[: len(heights)] * heights) == pytest.approx(1, rel=0.02)
+    with pytest.raises(ValueError):
+        plots.plot_distributions({"empty": []}, xlabel="x", title="t")
+
+
+def test_image_grid_shows_every_image_with_its_title():
+    images = np.stack([np.full((8, 8), v, np.uint8) for v in (0, 100, 200)])
+    fig = plots.plot_image_grid(images, ["a", "b", "c"], per_row=2)
+    shown = [ax for ax in fig.axes if ax.images]
+    assert [ax.get_title() for ax in shown] == ["a", "b", "c"] and len(fig.axes) == 4

@@ -57,3 +57,19 @@ def test_domain_classifier_keeps_each_patient_in_one_fold():
     assert result.auc < 0.8  # patient identity does not leak across folds
     with pytest.raises(ValueError, match="differ in length"):
         domain_classifier_test(features[:-1], target, groups)
+
+
+def test_simulated_acquisition_loses_detail_and_keeps_the_shape():
+    from cxr_utils.shift import simulate_acquisition
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (3, 32, 32)).astype(np.uint8)  # all detail
+    degraded = simulate_acquisition(images, scale=0.5, quality=10)
+    assert degraded.shape == images.shape and degraded.dtype == np.uint8
+    sharpness = lambda a: np.abs(np.diff(a.astype(float), axis=2)).mean()  # noqa: E731
+    assert sharpness(degraded) < sharpness(images) / 2
+    assert np.array_equal(
+        simulate_acquisition(np.full((1, 8, 8), 128, np.uint8), scale=1.0, quality=95)[0], np.full((8, 8), 128)
+    )
+    with pytest.raises(ValueError, match="scale"):
+        simulate_acquisition(images, scale=0)

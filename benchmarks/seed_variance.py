@@ -1,0 +1,130 @@
+"""How much do the course's test metrics move with the seed? Chapters 03, 04 and 06 run with several seeds.
+
+Usage:  python benchmarks/seed_variance.py [--seeds 0 1 2] [--data DIR] [--skip-existing]
+
+For each seed, the notebooks are executed as they are, with ``SEED`` injected after their
+``parameters`` cell (tools.course.execute_notebook): chapter 03 trains the CNN, chapter 04
+the transfer candidates and chooses one on validation, chapter 06 adapts them to the test
+hospital. The seed changes the validation split, the initial weights, dropout, augmentation
+and the order of batches. Every test scoring goes through ``finish_run``, so it is in the
+ledger (``cxr ledger``). Not part of ``make course``: on 2 CPU cores a seed takes about as
+long as the course.
+
+Writes ``runs/seed_variance/seed_variance.json`` and ``.md``: for every model, the test
+metrics of each seed, their mean and standard deviation, and the mean of the seeds' 95%
+bootstrap intervals; chapters 05 and 06 show it. Executed copies go to
+``build/seed_variance/seed<N>/``. With ``--skip-existing``, a seed whose run folders exist
+(from an earlier run of this script or of ``make course``) is read, not trained again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from cxr_utils import config
+from cxr_utils.runs import load_run, run_name, write_json
+from cxr_utils.tables import table_to_markdown
+from cxr_utils.tools.course import execute_notebook
+
+NOTEBOOKS = ("03_cnn_from_scratch", "04_transfer_learning", "06_domain_shift")
+#: The models each seed produces: label -> run folder base name (chapter 06 writes one per method).
+MODELS = {
+    "CNN (03)": "03_cnn_from_scratch",
+    "chosen transfer candidate (04)": "04_transfer_learning",
+    "CNN, batch-norm statistics (06)": "06_domain_shift_batchnorm",
+    "CNN, class prior EM (06)": "06_domain_shift_prior",
+    "CNN, gray-level histograms (06)": "06_domain_shift_histograms",
+    "CNN, batch-norm statistics + class prior EM (06)": "06_domain_shift_batchnorm_prior",
+    "chosen transfer candidate + class prior EM (06)": "06_domain_shift_transfer_prior",
+}
+METRICS = ("accuracy", "sensitivity", "specificity", "roc_auc", "ppv", "npv", "pr_auc")
+
+
+def run_seed(seed: int, out: Path, skip_existing: bool) -> float:
+    """Execute the notebooks for one seed (unless its runs exist and may be reused); return the minutes."""
+    if skip_existing and all(
+        (config.runs_dir() / run_name(base, fast=config.fast_mode(), seed=seed)).exists() for base in MODELS.values()
+    ):
+        print(f"seed {seed}: run folders exist, read as they are", flush=True)
+        return 0.0
+    start = time.perf_counter()
+    for notebook in NOTEBOOKS:
+        path = config.project_root() / "notebooks" / f"{notebook}.ipynb"
+        seconds = execute_notebook(path, out / f"seed{seed}" / path.name, parameters={"SEED": seed})
+        print(f"seed {seed}: {notebook} in {seconds / 60:.1f} min", flush=True)
+    return (time.perf_counter() - start) / 60
+
+
+def collect(seeds: list[int]) -> pd.DataFrame:
+    """One row per (model, seed): the test metrics and their bootstrap intervals, from the run folders."""
+    rows = []
+    for label, base in MODELS.items():
+        for seed in seeds:
+            run = load_run(run_name(base, fast=config.fast_mode(), seed=seed), f"the notebooks with SEED = {seed}")
+            metrics = run.test_metrics
+            row = {"model": label, "seed": seed, "threshold": run.threshold}
+            for metric in METRICS:
+                row[metric] = metrics.loc[metric, "value"]
+                row[f"{metric}_ci_low"], row[f"{metric}_ci_high"] = metrics.loc[metric, ["ci_low", "ci_high"]]
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def summarise(per_seed: pd.DataFrame) -> pd.DataFrame:
+    """Per model and metric: mean and standard deviation over seeds, and the mean 95% interval."""
+    summary = {}
+    for label, frame in per_seed.groupby("model", sort=False):
+        for metric in METRICS:
+            summary[(label, metric)] = {
+                "mean": frame[metric].mean(),
+                "sd": frame[metric].std(ddof=1),
+                "min": frame[metric].min(),
+                "max": frame[metric].max(),
+                "mean ci_low": frame[f"{metric}_ci_low"].mean(),
+                "mean ci_high": frame[f"{metric}_ci_high"].mean(),
+                "seeds": len(frame),
+            }
+    return pd.DataFrame(summary).T
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--data", type=Path, default=None, help="dataset (default: $CXR_DATA_DIR)")
+    parser.add_argument("--skip-existing", action="store_true")
+    args = parser.parse_args()
+    if args.data is not None:
+        os.environ["CXR_DATA_DIR"] = str(args.data.resolve())
+    os.environ.setdefault("CXR_NO_DOWNLOAD", "1")
+    out = config.build_dir() / "seed_variance"
+    minutes = {seed: run_seed(seed, out, args.skip_existing) for seed in args.seeds}
+    per_seed = collect(args.seeds)
+    summary = summarise(per_seed)
+    folder = config.runs_dir() / "seed_variance"
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json(
+        folder / "seed_variance.json",
+        {
+            "seeds": args.seeds,
+            "minutes_per_seed": minutes,
+            "data_dir": os.environ.get("CXR_DATA_DIR", str(config.data_dir())),
+            "per_seed": per_seed.to_dict(orient="records"),
+            "summary": {f"{model} | {metric}": row for (model, metric), row in summary.to_dict(orient="index").items()},
+        },
+    )
+    headline = summary.xs("accuracy", level=1, drop_level=False)
+    for metric in ("sensitivity", "specificity", "roc_auc"):
+        headline = pd.concat([headline, summary.xs(metric, level=1, drop_level=False)])
+    text = headline.sort_index(level=0, sort_remaining=False).round(4)
+    text.index = [f"{model} | {metric}" for model, metric in text.index]
+    (folder / "seed_variance.md").write_text(table_to_markdown(text), encoding="utf-8")
+    print(text.to_string())
+
+
+if __name__ == "__main__":
+    main()
