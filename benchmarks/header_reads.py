@@ -16,12 +16,13 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 from cxr_utils import config
-from cxr_utils.dataset import _inspect_file, find_dataset
+from cxr_utils.dataset import _inspect_file
 from cxr_utils.images import load_grayscale
+from cxr_utils.layout import find_dataset
 
 
 def inspect(path: Path) -> dict:
-    return _inspect_file(path, read_headers=True, sha256=False)
+    return _inspect_file(path, read_headers=True, sha256=False, decode=False)
 
 
 def decode(path: Path) -> tuple[int, int]:

@@ -27,7 +27,8 @@ from pathlib import Path
 import pandas as pd
 
 from cxr_utils import config
-from cxr_utils.runs import load_run, run_name, write_json
+from cxr_utils.records import write_json
+from cxr_utils.runs import load_run, run_name
 from cxr_utils.tables import table_to_markdown
 from cxr_utils.tools.course import execute_notebook
 

@@ -8,7 +8,8 @@ What the chapters import, in the order the course meets it:
 ``names``         patient id and pathogen from official file names
 ``images``        header reads without decoding, integrity checks, grayscale loading
 ``parallel``      one parallel map with a progress bar, for work on many files
-``dataset``       find and index a dataset copy (:class:`~cxr_utils.dataset.DatasetIndex`)
+``layout``        find a dataset copy on disk: its root, layout and image files, in one walk
+``dataset``       index a dataset copy (:class:`~cxr_utils.dataset.DatasetIndex`)
 ``verification``  official counts and the manifest of hashes: is this copy the dataset?
 ``audit``         patient ids shared between splits, byte-identical files
 ``stats``         counts, patients, sizes, colour and intensity statistics of an index
@@ -28,6 +29,7 @@ What the chapters import, in the order the course meets it:
 ``explain``       Grad-CAM, nested models included
 ``shift``         a shift between collections measured without labels (domain classifier)
 ``adapt``         adapting to new images without labels (AdaBN, EM prior, histograms), cross-fitted
+``records``       a run's files: JSON, prediction tables, software versions
 ``runs``          run folders: ``finish_run`` (the one door to the test split) and ``load_run``
 ``ledger``        the test ledger: every scoring of the test split, by commit and configuration
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .dataset import SPLITS
+from .layout import SPLITS
 
 __all__ = ["shared_patients", "duplicate_files"]
 

@@ -4,32 +4,42 @@ Decoding a JPEG costs hundreds of times more than reading its header, and traini
 reads every image once per epoch. So each image is decoded, converted to one gray
 channel, resized to a square by a policy (see :func:`cxr_utils.images.resize_image`)
 and stored in a ``.npy`` file that is memory-mapped on later runs. The cache key
-covers the dataset root, every file's path, size and modification time, the output
-size and the policy: change any of them and the cache is rebuilt; otherwise it is
-reused. Three-channel inputs for ImageNet backbones are made at batch time by
-repeating the channel (:mod:`cxr_utils.pipeline`), so one cache serves every model.
+covers the dataset root, every file's path and content (a digest of its bytes, so a
+file changed in place is noticed even with its old size and date), the output size and
+the policy: change any of them and the cache is rebuilt; otherwise it is reused.
+Three-channel inputs for ImageNet backbones are made at batch time by repeating the
+channel (:mod:`cxr_utils.pipeline`), so one cache serves every model.
+
+A build is safe to interrupt or to run twice at once: the array is written to a
+``.partial`` file renamed into place when complete (removed on failure), builds of one
+cache wait for each other (a file lock), the disk space is checked and reserved before
+anything is written, and an image that cannot be decoded is left out with a note instead
+of stopping the build.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from filelock import FileLock
 
 from . import config
 from .dataset import DatasetIndex, binary_labels, index_dataset
-from .images import RESIZE_POLICIES, load_grayscale, resize_image
+from .images import RESIZE_POLICIES, ImageReadError, load_grayscale, resize_image
 from .parallel import map_with_progress
 
 __all__ = ["ImageCache", "cache_images", "decode_resized"]
 
-CACHE_FORMAT = 2  # bump when the array layout or the decoding changes
+CACHE_FORMAT = 3  # bump when the array layout, the decoding or the key changes
 
 #: Decoding costs milliseconds per image, so worker processes pay off from a few dozen.
 _PARALLEL_MIN_IMAGES = 64
@@ -81,14 +91,38 @@ def decode_resized(path: str | os.PathLike, size: int, policy: str) -> np.ndarra
     return resize_image(load_grayscale(path, min_side=size), size, policy)
 
 
-def _cache_key(root: Path, index: pd.DataFrame, size: int, policy: str) -> str:
+def _file_digest(path: Path) -> str:
+    """A digest of a file's bytes (BLAKE2b, 128 bits): the cache notices a change of content."""
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _cache_key(root: Path, index: pd.DataFrame, size: int, policy: str, progress: bool) -> str:
+    """What the cache's pixels depend on: every file's path and content, the size, the policy, the format."""
     digest = hashlib.sha256()
     header = {"format": CACHE_FORMAT, "root": str(root), "size": size, "policy": policy}
     digest.update(json.dumps(header, sort_keys=True).encode())
-    for path in index["path"]:
-        stat = (root / path).stat()
-        digest.update(f"{path}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
+    contents = map_with_progress(
+        _file_digest,
+        [root / p for p in index["path"]],
+        desc="Checking files",
+        serial_below=_PARALLEL_MIN_IMAGES,
+        progress=progress,
+    )
+    for path, content in zip(index["path"], contents):
+        digest.update(f"{path}\t{content}\n".encode())
     return digest.hexdigest()[:20]
+
+
+def _decode_or_problem(path: Path, size: int, policy: str) -> np.ndarray | str:
+    """The resized pixels, or, when the file cannot be decoded, the problem in one line."""
+    try:
+        return decode_resized(path, size, policy)
+    except ImageReadError as error:
+        return str(error).split(": ", 1)[-1]
 
 
 def cache_images(
@@ -143,36 +177,81 @@ def cache_images(
     index = index[index["problem"].isna()].reset_index(drop=True)
     folder = Path(cache_dir) if cache_dir is not None else config.cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    key = _cache_key(root, index, size, policy)
+    key = _cache_key(root, index, size, policy, progress)
     array_path = folder / f"images-{size}-{policy}-{key}.npy"
     meta_path = array_path.with_suffix(".json")
     built = False
-    if not (array_path.exists() and meta_path.exists()):
-        _build(root, index, size, policy, array_path, workers, progress)
-        meta = {"format": CACHE_FORMAT, "root": str(root), "size": size, "policy": policy, "n": len(index)}
-        meta_path.write_text(json.dumps(meta, indent=2) + "\n")  # written last: marks the cache complete
-        built = True
+    # One build at a time: a second process waits here, then finds the cache complete.
+    with FileLock(array_path.with_suffix(".lock")):
+        if not (array_path.exists() and meta_path.exists()):
+            left_out = _build(root, index, size, policy, array_path, workers, progress)
+            meta = {
+                "format": CACHE_FORMAT,
+                "root": str(root),
+                "size": size,
+                "policy": policy,
+                "n": len(index),
+                "left_out": left_out,
+            }
+            meta_path.write_text(json.dumps(meta, indent=2) + "\n")  # written last: marks the cache complete
+            built = True
+    left_out = json.loads(meta_path.read_text()).get("left_out", {})
     images = np.load(array_path, mmap_mode="r")
+    if left_out:
+        print(
+            f"{len(left_out)} image(s) could not be decoded and are left out: "
+            + "; ".join(f"{path} ({problem})" for path, problem in list(left_out.items())[:5])
+            + (" ..." if len(left_out) > 5 else "")
+        )
+        keep = ~index["path"].isin(left_out).to_numpy()
+        images, index = np.asarray(images)[keep], index[keep].reset_index(drop=True)
     return ImageCache(
         images=images, index=index, dataset=dataset, size=size, policy=policy, path=array_path, built=built
     )
 
 
-def _build(root: Path, index: pd.DataFrame, size: int, policy: str, target: Path, workers: int | None, progress: bool):
+def _build(
+    root: Path, index: pd.DataFrame, size: int, policy: str, target: Path, workers: int | None, progress: bool
+) -> dict[str, str]:
+    """Decode every image into ``target``; return the images that could not be decoded, with their problem.
+
+    The array is written to a ``.partial`` file, allocated in full on disk first (a full
+    disk is a clear error before any writing, never a crash halfway), and renamed to
+    ``target`` only once complete; on any failure the partial file is removed.
+    """
+    shape = (len(index), size, size)
+    needed, free = int(np.prod(shape)) + 4096, shutil.disk_usage(target.parent).free
+    if needed > free:
+        raise OSError(
+            errno.ENOSPC,
+            f"the image cache needs {needed / 1e6:.0f} MB but only {free / 1e6:.0f} MB are free in {target.parent}: "
+            "free some space, or set CXR_CACHE_DIR to a folder with room",
+            str(target.parent),
+        )
     partial_path = target.with_name(target.name + ".partial")
-    array = np.lib.format.open_memmap(partial_path, mode="w+", dtype=np.uint8, shape=(len(index), size, size))
-    paths = [root / p for p in index["path"]]
-    decode = partial(decode_resized, size=size, policy=policy)
-    decoded = map_with_progress(
-        decode,
-        paths,
-        desc=f"Decoding to {size}x{size} ({policy})",
-        serial_below=_PARALLEL_MIN_IMAGES,
-        workers=workers,
-        progress=progress,
-    )
-    for number, pixels in enumerate(decoded):
-        array[number] = pixels
-    array.flush()
-    del array
-    os.replace(partial_path, target)
+    try:
+        array = np.lib.format.open_memmap(partial_path, mode="w+", dtype=np.uint8, shape=shape)
+        if hasattr(os, "posix_fallocate"):  # reserve the blocks now: writing into a sparse file on a full disk crashes
+            with open(partial_path, "rb+") as handle:
+                os.posix_fallocate(handle.fileno(), 0, os.path.getsize(partial_path))
+        left_out = {}
+        decoded = map_with_progress(
+            partial(_decode_or_problem, size=size, policy=policy),
+            [root / p for p in index["path"]],
+            desc=f"Decoding to {size}x{size} ({policy})",
+            serial_below=_PARALLEL_MIN_IMAGES,
+            workers=workers,
+            progress=progress,
+        )
+        for number, (path, pixels) in enumerate(zip(index["path"], decoded)):
+            if isinstance(pixels, str):
+                left_out[path] = pixels
+            else:
+                array[number] = pixels
+        array.flush()
+        del array
+        os.replace(partial_path, target)
+    except BaseException:
+        partial_path.unlink(missing_ok=True)
+        raise
+    return left_out

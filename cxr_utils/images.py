@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,9 +18,12 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 __all__ = [
+    "MAX_PIXELS",
     "ImageHeader",
     "ImageReadError",
     "read_header",
+    "pixel_problem",
+    "decode_problem",
     "find_integrity_problem",
     "file_sha256",
     "load_grayscale",
@@ -27,6 +31,12 @@ __all__ = [
     "RESIZE_POLICIES",
     "resize_image",
 ]
+
+#: The most pixels an image may have: about 7 times the largest official image (2916 x 2583,
+#: 7.5 million). Larger files are listed as problems from their header and never decoded: a
+#: 30000 x 30000 JPEG of 10 MB, or a 13000 x 13000 16-bit PNG of a few hundred kB, would
+#: take gigabytes of memory to decode.
+MAX_PIXELS = 50_000_000
 
 #: How an image of any aspect ratio becomes a square: see :func:`resize_image`.
 RESIZE_POLICIES = ("squash", "pad", "crop")
@@ -75,7 +85,12 @@ def read_header(path: str | os.PathLike) -> ImageHeader:
     if path.stat().st_size == 0:
         raise ImageReadError(f"{path}: empty file (0 bytes)")
     try:
-        with Image.open(path) as image:
+        with warnings.catch_warnings():
+            # Pillow refuses or warns about very large images itself; the course's own limit
+            # (pixel_problem) names them as problems instead.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = _open_unchecked(path)
+        with image:
             orientation = int(image.getexif().get(_EXIF_ORIENTATION_TAG, 1) or 1)
             return ImageHeader(
                 width=image.width,
@@ -88,6 +103,39 @@ def read_header(path: str | os.PathLike) -> ImageHeader:
         raise ImageReadError(f"{path}: not an image Pillow can read") from error
     except (OSError, SyntaxError, ValueError) as error:
         raise ImageReadError(f"{path}: damaged header ({error})") from error
+
+
+def _open_unchecked(path: Path) -> Image.Image:
+    """``Image.open`` without Pillow's decompression-bomb error: the header alone is read."""
+    limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        return Image.open(path)
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+
+
+def pixel_problem(width: int, height: int) -> str | None:
+    """A one-line problem when an image has more than :data:`MAX_PIXELS` pixels, else ``None``."""
+    if width * height > MAX_PIXELS:
+        return (
+            f"too many pixels: {width}x{height} is {width * height / 1e6:.0f} million, over the limit of "
+            f"{MAX_PIXELS / 1e6:.0f} million (not decoded)"
+        )
+    return None
+
+
+def decode_problem(path: str | os.PathLike) -> str | None:
+    """Decode an image fully; a one-line problem when that fails (a corrupted file), else ``None``.
+
+    Costs a full decode, which the header checks avoid; use it where every image is
+    decoded anyway or a copy must be checked byte by byte without a manifest.
+    """
+    try:
+        load_grayscale(path)
+    except ImageReadError as error:
+        return f"cannot be decoded: {str(error).split(': ', 1)[-1]}"
+    return None
 
 
 def find_integrity_problem(path: str | os.PathLike, image_format: str) -> str | None:
@@ -156,6 +204,9 @@ def load_grayscale(path: str | os.PathLike, *, min_side: int | None = None) -> n
         raise ImageReadError(f"{path}: empty file (0 bytes)")
     try:
         with Image.open(path) as image:
+            too_many = pixel_problem(image.width, image.height)
+            if too_many:
+                raise ImageReadError(f"{path}: {too_many}")
             if min_side is not None and image.format == "JPEG":
                 image.draft("L", (min_side, min_side))
             image.load()
@@ -170,7 +221,9 @@ def load_grayscale(path: str | os.PathLike, *, min_side: int | None = None) -> n
             return np.asarray(image, dtype=np.uint8)
     except UnidentifiedImageError as error:
         raise ImageReadError(f"{path}: not an image Pillow can read") from error
-    except (OSError, SyntaxError, ValueError) as error:
+    except ImageReadError:
+        raise
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise ImageReadError(f"{path}: cannot decode ({error})") from error
 
 
@@ -193,7 +246,9 @@ def load_rgb(path: str | os.PathLike) -> np.ndarray:
             return np.asarray(ImageOps.exif_transpose(image).convert("RGB"), dtype=np.uint8)
     except UnidentifiedImageError as error:
         raise ImageReadError(f"{path}: not an image Pillow can read") from error
-    except (OSError, SyntaxError, ValueError) as error:
+    except ImageReadError:
+        raise
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise ImageReadError(f"{path}: cannot decode ({error})") from error
 
 

@@ -2,9 +2,9 @@
 
 :func:`finish_run` is the single place where a model meets the official test split:
 the threshold is chosen on validation predictions only, then applied unchanged to the
-test predictions, and everything is written to the run folder. :func:`load_run` reads
-the folder back (chapter 05). A run folder (``runs/<name>/`` by default, outside git)
-holds the files named by the constants below:
+test predictions, the scoring is logged in the ledger (:mod:`cxr_utils.ledger`), and the
+results are written to the run folder. :func:`load_run` reads the folder back. A run folder
+(``runs/<name>/`` by default, outside git) holds the files named by the constants below:
 
 ``model.keras``                  the trained model (best epoch)
 ``history.csv``                  per-epoch log (written by :func:`cxr_utils.training.fit`)
@@ -12,21 +12,23 @@ holds the files named by the constants below:
 ``predictions_validation.csv``   one row per validation image: path, label, y_true, score, ...
 ``predictions_test.csv``         the same for the official test split
 ``threshold.json``               the operating threshold and how it was chosen on validation
-``metrics.json``                 test (and validation) metrics with 95% confidence intervals
-``config.json``                  the run's parameters, seed and software versions
+``config.json``                  the run's parameters, measurements and software versions
+``metrics.json``                 test and validation metrics with 95% intervals, and the
+                                 SHA-256 of every other result file
+
+A rerun never leaves a mixture of two runs: its results are written to a staging folder
+and moved into place only when complete, ``metrics.json`` last, and :func:`load_run`
+checks every file against the digests in ``metrics.json``.
 """
 
 from __future__ import annotations
 
-import json
-import math
+import hashlib
 import os
-import platform
+import shutil
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -35,6 +37,15 @@ from . import config
 from .dataset import binary_labels
 from .ledger import append_scoring
 from .metrics import bootstrap_ci, choose_threshold
+from .records import (
+    RecordError,
+    file_digest,
+    load_predictions,
+    read_json,
+    save_predictions,
+    software_versions,
+    write_json,
+)
 from .tables import metrics_to_json
 
 if TYPE_CHECKING:  # keras loads only when a model is saved or loaded
@@ -49,14 +60,10 @@ __all__ = [
     "THRESHOLD_FILE",
     "METRICS_FILE",
     "CONFIG_FILE",
-    "finish_run",
+    "RunFolderError",
     "run_name",
     "run_folder",
-    "software_versions",
-    "write_json",
-    "read_json",
-    "save_predictions",
-    "load_predictions",
+    "finish_run",
     "Run",
     "load_run",
 ]
@@ -73,7 +80,11 @@ CONFIG_FILE = "config.json"
 #: The files every finished run has (the model is optional).
 RUN_FILES = (VALIDATION_PREDICTIONS_FILE, TEST_PREDICTIONS_FILE, THRESHOLD_FILE, METRICS_FILE, CONFIG_FILE)
 
-PREDICTION_COLUMNS = ["path", "split", "label", "patient_id", "pathogen", "y_true", "score"]
+_STAGING = ".finishing"  # where finish_run writes a run's results before moving them into place
+
+
+class RunFolderError(RecordError):
+    """A run folder that cannot be used as it is: incomplete, inconsistent, or made on other images."""
 
 
 def run_name(base: str, *, fast: bool = False, seed: int = 0) -> str:
@@ -93,67 +104,9 @@ def run_folder(name: str, root: str | os.PathLike | None = None) -> Path:
     return folder
 
 
-def software_versions() -> dict[str, str]:
-    """Python, the key packages, the Keras backend, the machine and the time (UTC)."""
-    info = {"python": platform.python_version(), "machine": platform.machine(), "cpus": str(os.cpu_count())}
-    for package in ("numpy", "pandas", "scikit-learn", "tensorflow", "keras", "jax", "torch", "cxr-utils"):
-        try:
-            info[package] = version(package)
-        except PackageNotFoundError:
-            continue
-    info["keras_backend"] = os.environ.get("KERAS_BACKEND", "tensorflow")
-    info["time_utc"] = datetime.now(UTC).isoformat(timespec="seconds")
-    return info
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return None if math.isnan(value) else float(value)
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
-def write_json(path: str | os.PathLike, content: dict) -> Path:
-    """Write a dict as indented JSON (NaN as null, NumPy numbers as plain numbers)."""
-    path = Path(path)
-    path.write_text(json.dumps(_jsonable(content), indent=2) + "\n", encoding="utf-8")
-    return path
-
-
-def read_json(path: str | os.PathLike) -> dict:
-    """Read a JSON file written by :func:`write_json`."""
-    return json.loads(Path(path).read_text(encoding="utf-8"))
-
-
-def save_predictions(path: str | os.PathLike, index: pd.DataFrame, scores: np.ndarray) -> Path:
-    """Write one row per image: its index columns, ``y_true`` (1 = PNEUMONIA) and ``score``.
-
-    Parameters
-    ----------
-    index : pandas.DataFrame
-        The rows predicted, in the order of ``scores``.
-    scores : numpy.ndarray
-        Shape ``(n,)`` or ``(n, 1)``: predicted probabilities of PNEUMONIA.
-    """
-    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
-    if len(scores) != len(index):
-        raise ValueError(f"{len(scores)} scores for {len(index)} images")
-    frame = index.reset_index(drop=True).assign(y_true=binary_labels(index["label"]), score=scores)
-    columns = [c for c in PREDICTION_COLUMNS if c in frame.columns]
-    frame[columns].to_csv(path, index=False)
-    return Path(path)
-
-
-def load_predictions(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a predictions file written by :func:`save_predictions`."""
-    return pd.read_csv(path)
+def _images_fingerprint(validation: pd.Series, test: pd.Series) -> str:
+    """12 hex digits identifying the validation and test images by their paths (which copy, which split)."""
+    return hashlib.sha256("\n".join(["validation", *validation, "test", *test]).encode()).hexdigest()[:12]
 
 
 def finish_run(
@@ -177,7 +130,8 @@ def finish_run(
 
     Every call appends a row to the test ledger beside the run folder
     (``<run_dir>/../test_ledger.csv``, :mod:`cxr_utils.ledger`): the test split has been
-    looked at once more.
+    looked at once more. The results are written to ``<run_dir>/.finishing/`` first and
+    moved into place once all are written, so an interruption leaves the previous run whole.
 
     Parameters
     ----------
@@ -230,10 +184,13 @@ def finish_run(
         run_dir.parent, run_dir.name, parameters or {}, test, threshold=threshold, n_test=len(y_test)
     )
 
-    save_predictions(run_dir / VALIDATION_PREDICTIONS_FILE, validation_rows, validation_scores)
-    save_predictions(run_dir / TEST_PREDICTIONS_FILE, test_rows, test_scores)
+    staging = run_dir / _STAGING
+    shutil.rmtree(staging, ignore_errors=True)  # left by an earlier interrupted call
+    staging.mkdir()
+    save_predictions(staging / VALIDATION_PREDICTIONS_FILE, validation_rows, validation_scores)
+    save_predictions(staging / TEST_PREDICTIONS_FILE, test_rows, test_scores)
     write_json(
-        run_dir / THRESHOLD_FILE,
+        staging / THRESHOLD_FILE,
         {
             "threshold": threshold,
             "method": threshold_method,
@@ -242,18 +199,7 @@ def finish_run(
         },
     )
     write_json(
-        run_dir / METRICS_FILE,
-        {
-            "threshold": threshold,
-            "validation": metrics_to_json(validation),
-            "test": metrics_to_json(test),
-            "n_validation": len(y_validation),
-            "n_test": len(y_test),
-            "bootstrap_resamples": n_boot,
-        },
-    )
-    write_json(
-        run_dir / CONFIG_FILE,
+        staging / CONFIG_FILE,
         {
             "parameters": parameters or {},
             "config_hash": ledger_row["config_hash"],
@@ -262,7 +208,26 @@ def finish_run(
         },
     )
     if model is not None:
-        model.save(run_dir / MODEL_FILE)
+        model.save(staging / MODEL_FILE)
+    written = [f for f in (*RUN_FILES, MODEL_FILE) if (staging / f).exists() and f != METRICS_FILE]
+    write_json(
+        staging / METRICS_FILE,
+        {
+            "threshold": threshold,
+            "validation": metrics_to_json(validation),
+            "test": metrics_to_json(test),
+            "n_validation": len(y_validation),
+            "n_test": len(y_test),
+            "bootstrap_resamples": n_boot,
+            "images": _images_fingerprint(validation_rows["path"], test_rows["path"]),
+            "files": {name: file_digest(staging / name) for name in written},
+        },
+    )
+    for name in [*written, METRICS_FILE]:  # metrics.json last: its digests describe the files before it
+        os.replace(staging / name, run_dir / name)
+    if model is None:
+        (run_dir / MODEL_FILE).unlink(missing_ok=True)  # an older run's model is not this run's
+    staging.rmdir()
     return {"threshold": threshold, "validation": validation, "test": test}
 
 
@@ -274,6 +239,8 @@ class Run:
     ----------
     name : str
     folder : pathlib.Path
+    notebook : str
+        The notebook that writes the run (named in errors).
     validation, test : pandas.DataFrame
         The prediction files: one row per image with ``path``, ``label``, ``y_true``, ``score``, ...
     threshold : float
@@ -284,6 +251,7 @@ class Run:
 
     name: str
     folder: Path
+    notebook: str
     validation: pd.DataFrame
     test: pd.DataFrame
     threshold: float
@@ -297,6 +265,26 @@ class Run:
         Index: the metric names; columns ``value``, ``ci_low``, ``ci_high`` (floats, NaN for null).
         """
         return pd.DataFrame(self.metrics["test"]).T.astype(float)
+
+    def scores(self, split: str, paths: pd.Series | list[str]) -> np.ndarray:
+        """The run's scores of the images at ``paths`` (``split`` is ``"validation"`` or ``"test"``), in that order.
+
+        Raises
+        ------
+        RunFolderError
+            If the run scored other images (made on another copy of the data, or with
+            another split): the message names the notebook to execute again.
+        """
+        scored = (self.validation if split == "validation" else self.test).set_index("path")["score"]
+        paths = pd.Index(paths)
+        unknown = paths.difference(scored.index)
+        if len(unknown) or len(paths) != len(scored):
+            raise RunFolderError(
+                f"run {self.name!r} scored other {split} images than these ({len(unknown)} of {len(paths)} are not "
+                f"in it): it was made on another copy of the data or with another split. "
+                f"execute {self.notebook} again, on this copy and with the same settings"
+            )
+        return scored.loc[paths].to_numpy()
 
     @property
     def model_path(self) -> Path:
@@ -336,6 +324,9 @@ def load_run(name: str, notebook: str, root: str | os.PathLike | None = None) ->
     ------
     FileNotFoundError
         If a file of the run is missing: the message says which notebook to execute.
+    RunFolderError
+        If a file is damaged, or does not match the digest ``metrics.json`` recorded for it
+        (a mixture of two runs): the message names the file and the notebook.
     """
     folder = (Path(root) if root is not None else config.runs_dir()) / name
     missing = [f for f in RUN_FILES if not (folder / f).exists()]
@@ -344,12 +335,25 @@ def load_run(name: str, notebook: str, root: str | os.PathLike | None = None) ->
             f"run {name!r} is missing {', '.join(missing)} in {folder}: execute {notebook} first, "
             f"with the same CXR_FAST and CXR_DATA_DIR settings, to make it"
         )
-    return Run(
-        name=name,
-        folder=folder,
-        validation=load_predictions(folder / VALIDATION_PREDICTIONS_FILE),
-        test=load_predictions(folder / TEST_PREDICTIONS_FILE),
-        threshold=float(read_json(folder / THRESHOLD_FILE)["threshold"]),
-        metrics=read_json(folder / METRICS_FILE),
-        config=read_json(folder / CONFIG_FILE),
-    )
+    try:
+        metrics = read_json(folder / METRICS_FILE)
+        for file, digest in metrics.get("files", {}).items():
+            if not (folder / file).exists() or file_digest(folder / file) != digest:
+                raise RunFolderError(
+                    f"{folder / file} is not the file the run recorded in {METRICS_FILE} (two runs mixed, "
+                    f"or a file edited by hand): execute {notebook} again"
+                )
+        return Run(
+            name=name,
+            folder=folder,
+            notebook=notebook,
+            validation=load_predictions(folder / VALIDATION_PREDICTIONS_FILE),
+            test=load_predictions(folder / TEST_PREDICTIONS_FILE),
+            threshold=float(read_json(folder / THRESHOLD_FILE)["threshold"]),
+            metrics=metrics,
+            config=read_json(folder / CONFIG_FILE),
+        )
+    except RunFolderError:
+        raise
+    except (RecordError, KeyError, ValueError) as error:
+        raise RunFolderError(f"run {name!r} in {folder} cannot be read: {error}; execute {notebook} again") from error

@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .dataset import LABELS, SPLITS, binary_labels
+from .dataset import binary_labels
 from .images import load_grayscale, load_rgb
+from .layout import LABELS, SPLITS
 
 __all__ = [
     "split_class_table",

@@ -10,7 +10,9 @@ and for scripts. It writes into a run folder (:mod:`cxr_utils.runs`):
 
 If the process is interrupted (a killed kernel, a CI timeout), calling :func:`fit`
 again with the same run folder resumes after the last finished epoch, with the
-weights, optimizer state and best score it had reached.
+weights, optimizer state and best score it had reached. Calling it again on a finished
+run starts a new run: the old log and weights are kept as ``previous.history.csv`` and
+``previous.best.weights.h5``, and the new model never loads them.
 """
 
 from __future__ import annotations
@@ -59,17 +61,23 @@ def fit(
     ``epochs`` counts every epoch, a resumed run's included; ``class_weight`` is
     ``{0: w, 1: w}``. Training stops after ``patience`` epochs without a better validation
     ROC AUC and halves the learning rate after ``reduce_lr_patience``. An interrupted run
-    in ``run_dir`` is resumed. An optimizer with ``use_ema`` is validated and checkpointed
+    in ``run_dir`` is resumed; a finished one is not (its log and weights are renamed
+    ``previous.*`` and training starts anew). An optimizer with ``use_ema`` is validated and checkpointed
     with its averaged weights. Returns the history, one row per epoch; the model then holds
     the weights of its best epoch.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    backup = run_dir / "backup"  # exists only while a run is unfinished
+    if not backup.exists():  # a new run: a finished run's log and weights are set aside, never taken for its own
+        for name in (HISTORY_FILE, BEST_WEIGHTS_FILE):
+            if (run_dir / name).exists():
+                os.replace(run_dir / name, run_dir / f"previous.{name}")
     done = read_history(run_dir)  # the epochs an interrupted run finished
     best_so_far = float(done["val_auc"].max()) if "val_auc" in done and len(done) else None
     callbacks = [
         # the state after every epoch: a rerun after a crash continues from there
-        keras.callbacks.BackupAndRestore(str(run_dir / "backup"), save_freq="epoch", delete_checkpoint=True),
+        keras.callbacks.BackupAndRestore(str(backup), save_freq="epoch", delete_checkpoint=True),
         # halve the learning rate when validation ROC AUC stalls
         keras.callbacks.ReduceLROnPlateau(
             monitor="val_auc", mode="max", factor=0.5, patience=reduce_lr_patience, min_lr=1e-5

@@ -21,6 +21,7 @@ import pandas as pd
 
 from .dataset import DatasetIndex, index_dataset
 from .images import file_sha256
+from .layout import SKIP_LOOP, SKIP_UNREADABLE
 from .names import parse_name
 from .parallel import map_with_progress
 
@@ -127,7 +128,7 @@ class VerificationReport:
     problems : pandas.DataFrame
         Unreadable, truncated or empty images (see :func:`index_problems`).
     skipped : dict
-        Reason -> number of files skipped while indexing.
+        Reason -> the paths of the files (or folders) skipped for it while indexing.
     ignored_copies : list of str
         Duplicate dataset copies found and not counted.
     manifest : str or None
@@ -142,7 +143,7 @@ class VerificationReport:
     layout: str
     counts: pd.DataFrame
     problems: pd.DataFrame
-    skipped: dict[str, int]
+    skipped: dict[str, list[str]]
     ignored_copies: list[str]
     manifest: str | None = None
     missing: list[str] = field(default_factory=list)
@@ -156,13 +157,38 @@ class VerificationReport:
         return bool((self.counts["difference"] == 0).all())
 
     @property
+    def unreadable_folders(self) -> list[str]:
+        """Folders whose images could not even be listed."""
+        return self.skipped.get(SKIP_UNREADABLE, [])
+
+    @property
+    def matches_manifest(self) -> bool:
+        """True when a manifest was given and the copy holds exactly its files, every one readable."""
+        return (
+            self.manifest is not None
+            and self.problems.empty
+            and not self.unreadable_folders
+            and not (self.missing or self.extra or self.altered or self.misplaced)
+        )
+
+    @property
     def ok(self) -> bool:
         """True for a complete, unaltered copy: official counts, no problems, manifest matched."""
         return (
             self.counts_official
             and self.problems.empty
+            and not self.unreadable_folders
             and not (self.missing or self.extra or self.altered or self.misplaced)
         )
+
+    @property
+    def verdict(self) -> str:
+        """One sentence: is this the complete official dataset, and what was checked."""
+        if not self.ok:
+            return "NOT the complete official dataset."
+        if self.manifest is None:
+            return "official counts, no unreadable images (contents not hashed: pass a manifest)."
+        return "complete and unaltered."
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready summary (the machine-readable form)."""
@@ -170,10 +196,12 @@ class VerificationReport:
             "root": self.root,
             "layout": self.layout,
             "ok": self.ok,
+            "verdict": self.verdict,
             "counts_official": self.counts_official,
             "counts": self.counts.to_dict(orient="records"),
             "problems": self.problems.to_dict(orient="records"),
-            "skipped": self.skipped,
+            "skipped": {reason: len(paths) for reason, paths in self.skipped.items()},
+            "unreadable_folders": self.unreadable_folders,
             "ignored_copies": self.ignored_copies,
             "manifest": self.manifest,
             "missing": self.missing,
@@ -208,8 +236,10 @@ class VerificationReport:
         lines.append(f"Unreadable images: {len(self.problems)}")
         for row in self.problems.itertuples():
             lines.append(f"  {row.path}: {row.problem}")
-        for reason, count in sorted(self.skipped.items()):
-            lines.append(f"Skipped: {count} file(s), {reason}")
+        for reason, paths in sorted(self.skipped.items()):
+            lines.append(f"Skipped: {len(paths)} file(s) or folder(s), {reason}")
+            if reason in (SKIP_UNREADABLE, SKIP_LOOP):
+                lines.extend(f"  {path}" for path in paths[:10])
         for copy in self.ignored_copies:
             lines.append(f"Ignored duplicate copy of the dataset: {copy}")
         if self.manifest is not None:
@@ -223,12 +253,7 @@ class VerificationReport:
                 shown = ", ".join(paths[:5]) + (", ..." if len(paths) > 5 else "")
                 lines.append(f"  {title:<9} {len(paths):>5}" + (f"  ({shown})" if paths else ""))
         lines.append("")
-        if not self.ok:
-            lines.append("Verdict: NOT the complete official dataset.")
-        elif self.manifest is None:
-            lines.append("Verdict: official counts, no unreadable images (contents not hashed: pass a manifest).")
-        else:
-            lines.append("Verdict: complete and unaltered.")
+        lines.append(f"Verdict: {self.verdict}")
         return "\n".join(lines)
 
 
@@ -236,6 +261,7 @@ def verify_dataset(
     dataset: str | os.PathLike | DatasetIndex,
     manifest: str | os.PathLike | pd.DataFrame | None = None,
     *,
+    decode: bool = False,
     progress: bool = True,
 ) -> VerificationReport:
     """Check a dataset copy against the official counts and, optionally, a manifest.
@@ -252,6 +278,9 @@ def verify_dataset(
         index already holds a ``sha256`` column) and compared. Files are matched by
         class and name (names are unique in the dataset), so a Mendeley copy, whose
         train holds Kaggle's val images, is compared correctly.
+    decode : bool
+        When indexing here: decode every image, so that one damaged inside (header and
+        end intact) is a problem too (:func:`cxr_utils.dataset.index_dataset`).
 
     Returns
     -------
@@ -266,7 +295,9 @@ def verify_dataset(
         As :func:`cxr_utils.dataset.find_dataset`.
     """
     if not isinstance(dataset, DatasetIndex):
-        dataset = index_dataset(dataset, read_headers=True, sha256=manifest is not None, progress=progress)
+        dataset = index_dataset(
+            dataset, read_headers=True, sha256=manifest is not None, decode=decode, progress=progress
+        )
     table = dataset.table
     expected = OFFICIAL_COUNTS if dataset.layout == "kaggle" else MENDELEY_COUNTS
     found = Counter(zip(table["split"], table["label"]))
@@ -282,13 +313,13 @@ def verify_dataset(
         layout=dataset.layout,
         counts=counts,
         problems=dataset.problems,
-        skipped=dict(dataset.skipped),
+        skipped={reason: list(paths) for reason, paths in dataset.skipped.items()},
         ignored_copies=[str(p) for p in dataset.ignored_copies],
     )
     if manifest is not None:
         if "sha256" not in table:
             hashes = map_with_progress(
-                file_sha256,
+                _sha256_or_none,
                 [dataset.root / p for p in table["path"]],
                 desc="Hashing images",
                 serial_below=_PARALLEL_HASH_FILES,
@@ -297,6 +328,14 @@ def verify_dataset(
             table = table.assign(sha256=list(hashes))
         _compare_with_manifest(report, table, manifest)
     return report
+
+
+def _sha256_or_none(path: Path) -> str | None:
+    """The file's SHA-256, or None when it cannot be read (it is then reported as altered)."""
+    try:
+        return file_sha256(path)
+    except OSError:
+        return None
 
 
 def _compare_with_manifest(

@@ -39,9 +39,11 @@ def test_default_folder_without_data_downloads(tmp_path, monkeypatch, capsys):
     def fake_download(folder):
         calls.append(folder)
         make_dataset(folder / "chest_xray", FILES)
+        from cxr_utils.dataset import index_dataset
         from cxr_utils.verification import verify_dataset
 
-        return verify_dataset(folder / "chest_xray", progress=False)
+        manifest = index_dataset(folder / "chest_xray", sha256=True, progress=False).table[["path", "sha256", "bytes"]]
+        return verify_dataset(folder / "chest_xray", manifest, progress=False)  # as the real download does
 
     monkeypatch.setattr(course, "download_dataset", fake_download)
     assert resolve_dataset() == tmp_path / "chest_xray"
@@ -83,7 +85,7 @@ def test_failing_cell_is_named(tmp_path):
 
 
 def test_html_and_summary_quote_the_results_table(tmp_path):
-    from cxr_utils.runs import write_json
+    from cxr_utils.records import write_json
     from cxr_utils.tools.course import NotebookRun, render_html, write_summary
 
     path = _notebook(tmp_path, "print('hello')")

@@ -5,17 +5,9 @@ import pandas as pd
 import pytest
 from PIL import ImageFile
 
-from cxr_utils.dataset import (
-    SKIP_COPY,
-    SKIP_MACOS,
-    SKIP_NOT_IMAGE,
-    SKIP_OUTSIDE,
-    DatasetLayoutError,
-    binary_labels,
-    find_dataset,
-    index_dataset,
-)
+from cxr_utils.dataset import binary_labels, index_dataset
 from cxr_utils.images import file_sha256
+from cxr_utils.layout import SKIP_COPY, SKIP_MACOS, SKIP_NOT_IMAGE, SKIP_OUTSIDE, DatasetLayoutError, find_dataset
 
 from helpers import KAGGLE_FILES, jpeg_bytes, make_dataset
 
@@ -49,7 +41,8 @@ def test_kaggle_zip_with_nested_copy_and_macos_junk_counts_each_image_once(tmp_p
     assert dataset.table["path"].is_unique
     assert (dataset.root, dataset.layout) == (top, "kaggle")
     assert dataset.ignored_copies == [top / "chest_xray"]
-    assert dataset.skipped == {SKIP_COPY: 8, SKIP_MACOS: 1, SKIP_NOT_IMAGE: 3, SKIP_OUTSIDE: 1}
+    assert dataset.skipped_counts == {SKIP_COPY: 8, SKIP_MACOS: 1, SKIP_NOT_IMAGE: 3, SKIP_OUTSIDE: 1}
+    assert dataset.skipped[SKIP_OUTSIDE] == ["chest_xray/train/stray.jpeg"]
 
 
 def test_the_tree_is_walked_once(tmp_path, monkeypatch):

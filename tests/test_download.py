@@ -6,86 +6,15 @@ with one of Kaggle's val images under train, as in ChestXRay2017.zip) plus __MAC
 
 from __future__ import annotations
 
-import io
 import socket
-import threading
-import zipfile
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
-from cxr_utils.images import file_sha256
 from cxr_utils.tools import cli
 from cxr_utils.tools.download import ARCHIVE_NAME, ArchiveError, DownloadError, download_dataset
 
-
-class ArchiveServer:
-    """Serves one payload at /ChestXRay2017.zip; ``mode`` picks how."""
-
-    def __init__(self, payload: bytes):
-        self.payload = payload
-        self.mode = "ok"
-        self.requests = 0
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):  # keep the test output quiet
-                pass
-
-            def do_GET(self):
-                server.requests += 1
-                body = server.payload
-                if server.mode == "corrupt":
-                    middle = len(body) // 2
-                    body = body[:middle] + bytes(b ^ 0xFF for b in body[middle : middle + 4096]) + body[middle + 4096 :]
-                elif server.mode == "html":
-                    body = b"<html><body>Please log in</body></html>"
-                self.send_response(200)
-                self.send_header("Content-Type", "application/zip")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if server.mode == "cut":  # announce the full size, send 40%, hang up
-                    self.wfile.write(body[: len(body) * 2 // 5])
-                    self.wfile.flush()
-                    self.connection.shutdown(socket.SHUT_RDWR)
-                    self.close_connection = True
-                    return
-                self.wfile.write(body)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/{ARCHIVE_NAME}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-def build_archive(originals: Path) -> tuple[bytes, pd.DataFrame]:
-    """A Mendeley-style zip of two real images per split and class, and their Kaggle-layout manifest."""
-    sample = [
-        path.relative_to(originals).as_posix()
-        for folder in sorted(originals.glob("*/*"))
-        for path in sorted(folder.glob("*.jpeg"))[:2]
-    ]
-    buffer = io.BytesIO()
-    rows = []
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as bundle:
-        for relative in sample:
-            source = originals / relative
-            split, label, name = relative.split("/")
-            mendeley_split = "train" if split == "val" else split
-            bundle.write(source, f"chest_xray/{mendeley_split}/{label}/{name}")
-            bundle.writestr(f"__MACOSX/chest_xray/{mendeley_split}/{label}/._{name}", b"\x00\x05\x16\x07")
-            rows.append((relative, file_sha256(source), source.stat().st_size))
-        bundle.writestr("chest_xray/train/NORMAL/.DS_Store", b"\x00\x00\x00\x01Bud1")
-    return buffer.getvalue(), pd.DataFrame(rows, columns=["path", "sha256", "bytes"])
+from helpers import ArchiveServer, build_archive
 
 
 @pytest.fixture

@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 
 from cxr_utils.ledger import LEDGER_COLUMNS, LEDGER_FILE, configuration_hash, git_state, read_ledger, summarise
-from cxr_utils.runs import finish_run, read_json
+from cxr_utils.records import read_json
+from cxr_utils.runs import finish_run
 from cxr_utils.tools import cli
 
 

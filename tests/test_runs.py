@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 
 from cxr_utils.metrics import binary_metrics, choose_threshold
-from cxr_utils.runs import finish_run, load_predictions, read_json
+from cxr_utils.records import load_predictions, read_json
+from cxr_utils.runs import finish_run
 
 
 def _fixture(seed=0):

@@ -10,8 +10,8 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from ..dataset import LABELS, SPLITS
 from ..images import RESIZE_POLICIES, load_grayscale, resize_image
+from ..layout import LABELS, SPLITS
 from .style import CLASS_COLOURS, figure
 
 __all__ = [

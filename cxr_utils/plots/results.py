@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ..dataset import LABELS
+from ..layout import LABELS
 from .style import CLASS_COLOURS, MODEL_COLOURS, figure
 
 __all__ = [

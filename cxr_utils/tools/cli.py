@@ -7,7 +7,9 @@
 ``cxr course``          find or download the data, verify it, execute every notebook
 ``cxr ledger``          every scoring of the official test split on this machine
 
-Exit status: 0 on success, 1 when a verification fails, 2 on bad input.
+Exit status: 0 on success, 1 when a verification or a download fails, 2 on bad input (a
+missing or unreadable file, a malformed manifest or run folder): every error is one line
+that names the file.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ def _manifest_argument(value: str | None) -> Path | None:
 def _cmd_index(args: argparse.Namespace) -> int:
     from ..dataset import index_dataset
 
-    dataset = index_dataset(args.root, read_headers=not args.no_headers, sha256=args.sha256)
+    out = _output_path(args.out)
+    dataset = index_dataset(args.root, read_headers=not args.no_headers, sha256=args.sha256, decode=args.decode)
     index = dataset.table
     print(f"{len(index)} images in {dataset.root} ({dataset.layout} layout)")
     print(pd.crosstab(index["split"], index["label"], margins=True, margins_name="total").to_string())
@@ -47,23 +50,34 @@ def _cmd_index(args: argparse.Namespace) -> int:
     print(f"problems: {len(problems)}")
     if not problems.empty:
         print(problems.to_string(index=False))
-    for reason, count in sorted(dataset.skipped.items()):
+    for reason, count in sorted(dataset.skipped_counts.items()):
         print(f"skipped: {count} file(s), {reason}")
     for copy in dataset.ignored_copies:
         print(f"ignored duplicate copy: {copy}")
-    if args.out:
-        index.to_csv(args.out, index=False)
-        print(f"index written to {args.out}")
+    if out:
+        index.to_csv(out, index=False)
+        print(f"index written to {out}")
     return 0
+
+
+def _output_path(value: str | None) -> Path | None:
+    """An output file's path, checked before the work starts: its folder must exist."""
+    if value is None:
+        return None
+    path = Path(value)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"cannot write {path}: the folder {path.parent} does not exist")
+    return path
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
     from ..verification import verify_dataset
 
-    report = verify_dataset(args.root, _manifest_argument(args.manifest))
+    json_path = _output_path(args.json)
+    report = verify_dataset(args.root, _manifest_argument(args.manifest), decode=not args.no_decode)
     print(report)
-    if args.json:
-        Path(args.json).write_text(report.to_json() + "\n", encoding="utf-8")
+    if json_path:
+        json_path.write_text(report.to_json() + "\n", encoding="utf-8")
         print(f"machine-readable result written to {args.json}")
     return 0 if report.ok else 1
 
@@ -124,7 +138,7 @@ def _cmd_download(args: argparse.Namespace) -> int:
         keep_archive=args.keep_archive,
     )
     print(report)
-    return 0 if not (report.missing or report.altered) and report.problems.empty else 1
+    return 0 if report.matches_manifest else 1
 
 
 def _cmd_course(args: argparse.Namespace) -> int:
@@ -160,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("root", help="dataset root or a folder above it")
     index.add_argument("--sha256", action="store_true", help="also hash every file")
     index.add_argument("--no-headers", action="store_true", help="names only: do not open the files")
+    index.add_argument("--decode", action="store_true", help="also decode every image (finds damaged bytes)")
     index.add_argument("--out", help="write the index as CSV")
     index.set_defaults(run=_cmd_index)
 
@@ -173,6 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="compare files with a manifest (path<TAB>sha256<TAB>bytes); without a value, the official one",
     )
     verify.add_argument("--json", help="also write the result as JSON to this file")
+    verify.add_argument(
+        "--no-decode", action="store_true", help="do not decode the images (faster; damaged bytes go unnoticed)"
+    )
     verify.set_defaults(run=_cmd_verify)
 
     audit = commands.add_parser("audit", help="patients shared between splits, identical files")
@@ -209,18 +227,25 @@ def main(argv: list[str] | None = None) -> int:
         from .download import MENDELEY_URL
 
         args.url = MENDELEY_URL
-    from ..dataset import DatasetLayoutError
     from .course import CourseError
     from .download import ArchiveError, DownloadError
 
     try:
         return args.run(args)
-    except (FileNotFoundError, DatasetLayoutError) as error:
-        print(f"cxr {args.command}: {error}", file=sys.stderr)
-        return 2
     except (CourseError, DownloadError, ArchiveError) as error:
-        print(f"cxr {args.command}: {error}", file=sys.stderr)
+        print(f"cxr {args.command}: {_one_line(error)}", file=sys.stderr)
         return 1
+    except (OSError, ValueError) as error:  # missing, unreadable or malformed input (DatasetLayoutError too)
+        print(f"cxr {args.command}: {_one_line(error)}", file=sys.stderr)
+        return 2
+
+
+def _one_line(error: BaseException) -> str:
+    """An error as one line; an OSError names its file."""
+    text = str(error)
+    if isinstance(error, OSError) and error.filename and str(error.filename) not in text:
+        text = f"{error.filename}: {error.strerror or text}"
+    return " ".join(text.split())
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 from .. import config
-from ..dataset import DatasetLayoutError, find_dataset
+from ..layout import DatasetLayoutError, find_dataset
 from ..verification import verify_dataset
 from .download import download_dataset
 
@@ -91,8 +91,12 @@ def resolve_dataset(data_dir: str | os.PathLike | None = None, *, download: bool
     )
     report = download_dataset(folder)
     print(report, flush=True)
-    if report.missing or report.altered or not report.problems.empty:
-        raise CourseError("the downloaded dataset failed verification (see the report above)")
+    if not report.matches_manifest:  # a download is the official dataset, exactly, or it is not used
+        raise CourseError(
+            f"the downloaded dataset failed verification (see the report above): {len(report.missing)} missing, "
+            f"{len(report.extra)} extra, {len(report.altered)} altered, {len(report.misplaced)} misplaced files, "
+            f"{len(report.problems)} unreadable images. Remove {report.root} and run the course again."
+        )
     return Path(report.root)
 
 
@@ -199,6 +203,7 @@ def run_course(
     root = resolve_dataset(data_dir, download=download)
     report = verify_dataset(root)
     print(report, flush=True)
+    print(f"The course runs on {root}: {report.verdict}", flush=True)
     if not report.counts_official:
         print(
             "Note: this copy does not hold the official number of images (a subset?). The notebooks "
@@ -225,7 +230,7 @@ def run_course(
             f"[{number}/{len(notebooks)}] {notebook.name} done in {seconds:.0f} s -> {out / notebook.name}, {html}",
             flush=True,
         )
-    summary_md, _ = write_summary(runs, out.parent, data_dir=root, fast=config.fast_mode())
+    summary_md, _ = write_summary(runs, out.parent, data_dir=root, fast=config.fast_mode(), verdict=report.verdict)
     print(f"Summary: {summary_md}", flush=True)
     return runs
 
@@ -248,6 +253,7 @@ def write_summary(
     *,
     data_dir: str | os.PathLike,
     fast: bool,
+    verdict: str | None = None,
     runs_dir: str | os.PathLike | None = None,
 ) -> tuple[Path, Path]:
     """Write ``summary.md`` and ``summary.json`` into ``build_dir``.
@@ -264,7 +270,7 @@ def write_summary(
         The Markdown and the JSON file.
     """
     from ..ledger import read_ledger, summarise
-    from ..runs import software_versions, write_json
+    from ..records import software_versions, write_json
 
     build_dir = Path(build_dir)
     build_dir.mkdir(parents=True, exist_ok=True)
@@ -275,7 +281,7 @@ def write_summary(
     lines = [
         "# Course run summary",
         "",
-        f"- data: `{data_dir}`",
+        f"- data: `{data_dir}`" + (f" ({verdict})" if verdict else ""),
         f"- mode: {mode}",
         f"- notebooks: {len(runs)}, {sum(r.seconds for r in runs) / 60:.1f} min in all",
         "",
@@ -295,6 +301,7 @@ def write_summary(
     markdown.write_text("\n".join(lines) + "\n", encoding="utf-8")
     content = {
         "data_dir": str(data_dir),
+        "data_verdict": verdict,
         "fast": fast,
         "notebooks": [{"notebook": r.notebook.name, "seconds": r.seconds, "executed": str(r.executed)} for r in runs],
         "results": json.loads(results_json.read_text(encoding="utf-8")) if results_json.exists() else None,

@@ -28,7 +28,8 @@ import requests
 from tqdm.auto import tqdm
 
 from .. import config
-from ..dataset import DatasetLayoutError, find_dataset
+from ..images import file_sha256
+from ..layout import DatasetLayoutError, find_dataset
 from ..verification import VerificationReport, official_manifest_path, verify_dataset
 
 __all__ = [
@@ -48,6 +49,18 @@ MENDELEY_URL = (
 )
 ARCHIVE_NAME = "ChestXRay2017.zip"
 EXTRACTED_NAME = "chest_xray"
+
+#: Where an archive is downloaded before it is complete; whatever is left there by a killed
+#: download is removed by the next one.
+DOWNLOAD_FOLDER = ".download"
+#: Extraction happens in a folder with this prefix, renamed into place when complete; one left
+#: by a killed extraction is removed by the next, and never taken for data.
+PARTIAL_PREFIX = ".chest_xray-partial-"
+#: Limits on what an archive may expand to: the official archive holds about 1.2 GB of JPEGs,
+#: which barely compress (ratio about 1). A member that expands more than MAX_RATIO times, or
+#: an archive of more than MAX_EXTRACTED_BYTES in all, is refused before anything is written.
+MAX_EXTRACTED_BYTES = 4_000_000_000
+MAX_RATIO = 100
 
 
 class DownloadError(RuntimeError):
@@ -97,16 +110,22 @@ def download_archive(
     """
     dest_dir = Path(dest_dir)
     dest_dir.mkdir(parents=True, exist_ok=True)
+    target = dest_dir / ARCHIVE_NAME
+    if target.exists() and (sha256 is None or file_sha256(target) == sha256.lower()):
+        return target  # complete: it only ever gets its name when it is
+    target.unlink(missing_ok=True)
+    staging = dest_dir / DOWNLOAD_FOLDER
+    shutil.rmtree(staging, ignore_errors=True)  # whatever a killed download left
     downloader = pooch.HTTPDownloader(progressbar=progress, timeout=timeout)
     known_hash = f"sha256:{sha256.lower()}" if sha256 else None
-    target = dest_dir / ARCHIVE_NAME
-    if not target.exists() and progress:
+    if progress:
         print(f"Downloading {url}\n  -> {target}", file=sys.stderr, flush=True)
     logger = pooch.get_logger()
     level = logger.level
     logger.setLevel("WARNING")  # pooch's own notes speak of its API, not of this command
     try:
-        path = pooch.retrieve(url, known_hash=known_hash, fname=ARCHIVE_NAME, path=dest_dir, downloader=downloader)
+        path = pooch.retrieve(url, known_hash=known_hash, fname=ARCHIVE_NAME, path=staging, downloader=downloader)
+        os.replace(path, target)
     except requests.RequestException as error:
         raise DownloadError(
             f"downloading {url} failed: {error}. Nothing named {ARCHIVE_NAME} was kept in {dest_dir}; "
@@ -116,11 +135,31 @@ def download_archive(
         raise DownloadError(f"the file from {url} does not match the expected SHA-256: {error}") from error
     finally:
         logger.setLevel(level)
-    return Path(path)
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
 
 
 def _is_macos_member(name: str) -> bool:
     return any(part == "__MACOSX" or part.startswith("._") for part in PurePosixPath(name).parts)
+
+
+def _check_members(members: list[zipfile.ZipInfo]) -> None:
+    """Refuse, before writing anything, an archive that repeats a name or would expand beyond the limits."""
+    names = [m.filename for m in members]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise zipfile.BadZipFile(f"it holds {', '.join(repeated[:3])} twice: one copy would overwrite the other")
+    total = sum(m.file_size for m in members)
+    if total > MAX_EXTRACTED_BYTES:
+        raise zipfile.BadZipFile(
+            f"it would expand to {total / 1e9:.1f} GB, over the limit of {MAX_EXTRACTED_BYTES / 1e9:.0f} GB"
+        )
+    for member in members:
+        if member.file_size > 1_000_000 and member.file_size > MAX_RATIO * max(member.compress_size, 1):
+            raise zipfile.BadZipFile(
+                f"{member.filename} expands {member.file_size / max(member.compress_size, 1):.0f} times "
+                f"(a compression ratio over {MAX_RATIO}: a zip bomb, not an X-ray)"
+            )
 
 
 def extract_archive(archive: str | os.PathLike, dest_dir: str | os.PathLike, *, progress: bool = True) -> Path:
@@ -149,10 +188,13 @@ def extract_archive(archive: str | os.PathLike, dest_dir: str | os.PathLike, *, 
     if target.exists():
         raise FileExistsError(f"{target} already exists; remove it to extract again")
     dest_dir.mkdir(parents=True, exist_ok=True)
-    partial = Path(tempfile.mkdtemp(prefix=".chest_xray-partial-", dir=dest_dir))
+    for stale in dest_dir.glob(PARTIAL_PREFIX + "*"):  # left by a killed extraction
+        shutil.rmtree(stale, ignore_errors=True)
+    partial = Path(tempfile.mkdtemp(prefix=PARTIAL_PREFIX, dir=dest_dir))
     try:
         with zipfile.ZipFile(archive) as bundle:
             members = [m for m in bundle.infolist() if not m.is_dir() and not _is_macos_member(m.filename)]
+            _check_members(members)
             for member in tqdm(members, desc="Extracting", unit="file", disable=not progress):
                 bundle.extract(member, partial)
         root = find_dataset(partial).root

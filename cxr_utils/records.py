@@ -1,0 +1,137 @@
+"""A run's records on disk: JSON files, prediction tables, and the software that made them.
+
+Every read names the file it could not read: a truncated or empty file (an interrupted
+run) raises :class:`RecordError`, which says which file and what to do, never a bare
+parser error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import platform
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .dataset import binary_labels
+
+__all__ = [
+    "RecordError",
+    "PREDICTION_COLUMNS",
+    "software_versions",
+    "write_json",
+    "read_json",
+    "save_predictions",
+    "load_predictions",
+    "file_digest",
+]
+
+PREDICTION_COLUMNS = ["path", "split", "label", "patient_id", "pathogen", "y_true", "score"]
+
+
+class RecordError(ValueError):
+    """A run's file is missing a part, is not what it should be, or does not match the rest of the run."""
+
+
+def software_versions() -> dict[str, str]:
+    """Python, the key packages, the Keras backend, the machine and the time (UTC)."""
+    info = {"python": platform.python_version(), "machine": platform.machine(), "cpus": str(os.cpu_count())}
+    for package in ("numpy", "pandas", "scikit-learn", "tensorflow", "keras", "jax", "torch", "cxr-utils"):
+        try:
+            info[package] = version(package)
+        except PackageNotFoundError:
+            continue
+    info["keras_backend"] = os.environ.get("KERAS_BACKEND", "tensorflow")
+    info["time_utc"] = datetime.now(UTC).isoformat(timespec="seconds")
+    return info
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return None if math.isnan(value) else float(value)
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def write_json(path: str | os.PathLike, content: dict) -> Path:
+    """Write a dict as indented JSON (NaN as null, NumPy numbers as plain numbers)."""
+    path = Path(path)
+    path.write_text(json.dumps(_jsonable(content), indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def read_json(path: str | os.PathLike) -> dict:
+    """Read a JSON file written by :func:`write_json`.
+
+    Raises
+    ------
+    RecordError
+        If the file is empty, truncated or not JSON, naming it.
+    """
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise RecordError(
+            f"{path} is not valid JSON ({error}): it was cut short, perhaps by an interrupted run; "
+            "execute the notebook that writes it again"
+        ) from error
+
+
+def save_predictions(path: str | os.PathLike, index: pd.DataFrame, scores: np.ndarray) -> Path:
+    """Write one row per image: its index columns, ``y_true`` (1 = PNEUMONIA) and ``score``.
+
+    Parameters
+    ----------
+    index : pandas.DataFrame
+        The rows predicted, in the order of ``scores``.
+    scores : numpy.ndarray
+        Shape ``(n,)`` or ``(n, 1)``: predicted probabilities of PNEUMONIA.
+    """
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if len(scores) != len(index):
+        raise ValueError(f"{len(scores)} scores for {len(index)} images")
+    frame = index.reset_index(drop=True).assign(y_true=binary_labels(index["label"]), score=scores)
+    columns = [c for c in PREDICTION_COLUMNS if c in frame.columns]
+    frame[columns].to_csv(path, index=False)
+    return Path(path)
+
+
+def load_predictions(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a predictions file written by :func:`save_predictions`.
+
+    Raises
+    ------
+    RecordError
+        If the file is empty or lacks a column, naming it.
+    """
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise RecordError(f"{path} is not a predictions table ({error})") from error
+    missing = [c for c in ("path", "y_true", "score") if c not in frame]
+    if missing:
+        raise RecordError(f"{path} lacks the column(s) {', '.join(missing)}")
+    return frame
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's bytes (hex): what a run records of each of its files."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,438 @@
+"""The fault suite: what a careless or hostile user did, one test per row of the issue, and what they should get.
+
+Each test reproduces the fault as it was done (a killed download, a decompression bomb, a
+corrupted JPEG, two builds at once, a full disk, an interrupted rerun ...) on synthetic files
+or on copies of the real images, and checks the behaviour a user expects: nothing wrong is
+used silently, nothing is lost, and every error says in one line what and where.
+"""
+
+from __future__ import annotations
+
+import io
+import multiprocessing
+import os
+import re
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import time
+import zipfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cxr_utils import cache as cache_module
+from cxr_utils import runs as runs_module
+from cxr_utils.cache import cache_images
+from cxr_utils.dataset import index_dataset
+from cxr_utils.layout import DatasetLayoutError, find_dataset
+from cxr_utils.runs import finish_run, load_run
+from cxr_utils.tools import cli, course
+from cxr_utils.tools.download import ArchiveError, download_dataset, extract_archive
+
+from helpers import KAGGLE_FILES, ArchiveServer, build_archive, jpeg_bytes, make_dataset
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def jpeg_claiming(width: int, height: int) -> bytes:
+    """A small, valid JPEG whose frame header (SOF0) claims ``width`` x ``height`` pixels."""
+    data = bytearray(jpeg_bytes(16, 16))
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
+def black_png(width: int, height: int, bit_depth: int = 16) -> bytes:
+    """A genuine, all-black gray PNG of ``width`` x ``height`` pixels, written row by row (never held in memory)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    compressor, parts = zlib.compressobj(9), []
+    row = bytes(1 + width * bit_depth // 8)  # filter byte 0, then the pixels
+    for _ in range(height):
+        parts.append(compressor.compress(row))
+    parts.append(compressor.flush())
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", b"".join(parts)) + chunk(b"IEND", b"")
+
+
+def corrupt_middle(path: Path) -> None:
+    """Flip 4 kB in the middle of a file, keeping its size and its modification time."""
+    stat = path.stat()
+    data = path.read_bytes()
+    middle = len(data) // 2
+    path.write_bytes(data[:middle] + bytes(b ^ 0xFF for b in data[middle : middle + 4096]) + data[middle + 4096 :])
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def small_copy(originals: Path, folder: Path, per_class: int = 6) -> Path:
+    """A copy of a few real originals per split and class (official names and bytes)."""
+    for source in sorted(originals.glob("*/*")):
+        for path in sorted(source.glob("*.jpeg"))[:per_class]:
+            target = folder / path.relative_to(originals)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target)
+    return folder
+
+
+def cli_lines(capsys) -> tuple[str, list[str]]:
+    """The command's standard output, and the lines of its standard error that are not progress bars."""
+    captured = capsys.readouterr()
+    lines = re.split(r"[\r\n]+", captured.err)
+    return captured.out, [line for line in lines if line.strip() and not re.search(r"\d+%\|", line)]
+
+
+@pytest.fixture
+def served(originals):
+    payload, manifest = build_archive(originals)
+    with ArchiveServer(payload) as server:
+        yield server, manifest
+
+
+# ----------------------------------------------------------------------------- 1. a killed extraction
+
+
+def test_row01_a_half_extracted_download_is_never_taken_for_data_and_is_cleaned_up(tmp_path, monkeypatch, served):
+    data = tmp_path / "data"
+    make_dataset(data / ".chest_xray-partial-k1ll3d" / "chest_xray", KAGGLE_FILES)  # what a killed extraction leaves
+    with pytest.raises(DatasetLayoutError, match="unfinished"):
+        find_dataset(data)
+    monkeypatch.delenv("CXR_DATA_DIR", raising=False)
+    monkeypatch.setattr(course.config, "data_dir", lambda: data)
+    with pytest.raises(course.CourseError, match="downloading is switched off"):
+        course.resolve_dataset(download=False)
+    server, manifest = served
+    report = download_dataset(data, server.url, manifest=manifest, progress=False)
+    assert report.matches_manifest and sorted(p.name for p in data.iterdir()) == ["chest_xray"]
+
+
+# ----------------------------------------------------------------------------- 2. an archive that is not the dataset
+
+
+def test_row02_a_download_with_an_extra_image_fails_verification(originals, tmp_path, monkeypatch, capsys):
+    payload, manifest = build_archive(originals)
+    intruder = next((originals / "train" / "PNEUMONIA").glob("*.jpeg"))
+    buffer = io.BytesIO(payload)
+    with zipfile.ZipFile(buffer, "a") as bundle:  # a PNEUMONIA image put under NORMAL
+        bundle.write(intruder, f"chest_xray/train/NORMAL/{intruder.name}")
+    payload = buffer.getvalue()
+    manifest_path = tmp_path / "manifest.tsv"
+    manifest.to_csv(manifest_path, sep="\t", header=False, index=False)
+    with ArchiveServer(payload) as server:
+        status = cli.main(
+            ["download", "--dest", str(tmp_path / "a"), "--url", server.url, "--manifest", str(manifest_path)]
+        )
+        out, _ = cli_lines(capsys)
+        assert status == 1 and "extra" in out
+        monkeypatch.delenv("CXR_DATA_DIR", raising=False)
+        monkeypatch.setattr(course.config, "data_dir", lambda: tmp_path / "b")
+        monkeypatch.setattr(
+            course,
+            "download_dataset",
+            lambda folder: download_dataset(folder, server.url, manifest=manifest, progress=False),
+        )
+        with pytest.raises(course.CourseError, match="failed verification"):
+            course.resolve_dataset()
+
+
+# ----------------------------------------------------------------------------- 3. and 4. too many pixels
+
+
+def test_row03_a_decompression_bomb_is_a_problem_not_a_traceback(tmp_path, capsys):
+    make_dataset(tmp_path, KAGGLE_FILES | {"train/NORMAL/IM-0099-0001.jpeg": jpeg_claiming(30000, 30000)})
+    problems = index_dataset(tmp_path, progress=False).problems.set_index("path")["problem"]
+    assert "30000x30000" in problems["train/NORMAL/IM-0099-0001.jpeg"]
+    assert cli.main(["verify", str(tmp_path)]) == 1
+    out, errors = cli_lines(capsys)
+    assert "30000x30000" in out and not errors
+
+
+def test_row04_a_huge_16_bit_png_is_flagged_and_never_decoded(tmp_path, monkeypatch):
+    make_dataset(tmp_path, KAGGLE_FILES | {"train/NORMAL/IM-0098-0001.png": black_png(13000, 13000)})
+    dataset = index_dataset(tmp_path, progress=False)
+    problem = dataset.problems.set_index("path")["problem"].get("train/NORMAL/IM-0098-0001.png")
+    assert problem is not None, "a 169-megapixel image was not flagged"
+    from cxr_utils.images import MAX_PIXELS
+
+    assert "13000x13000" in problem and f"{MAX_PIXELS / 1e6:.0f} million" in problem
+    real = cache_module.decode_resized
+    monkeypatch.setattr(
+        cache_module, "decode_resized", lambda p, *a, **k: real(p, *a, **k) if "0098" not in str(p) else 1 / 0
+    )
+    cache = cache_images(dataset, size=16, cache_dir=tmp_path / "cache", workers=1, progress=False)
+    assert len(cache.images) == 8
+
+
+# ----------------------------------------------------------------------------- 5. a corrupted JPEG
+
+
+def test_row05_a_corrupted_jpeg_is_reported_skipped_and_never_served_stale(originals, tmp_path, capsys):
+    data = small_copy(originals, tmp_path / "data")
+    victim = sorted((data / "train" / "NORMAL").glob("*.jpeg"))[0]
+    first = cache_images(data, size=32, cache_dir=tmp_path / "cache", workers=1, progress=False)
+    assert first.built and len(first.images) == len(first.index)
+    corrupt_middle(victim)  # same size, same modification time: only the content changed
+    again = cache_images(data, size=32, cache_dir=tmp_path / "cache", workers=1, progress=False)
+    assert again.built, "the cache reused pixels of a file whose content changed"
+    assert victim.relative_to(data).as_posix() not in set(again.index["path"])
+    assert len(again.index) == len(first.index) - 1 and "left out" in capsys.readouterr().out
+    assert not list((tmp_path / "cache").glob("*.partial"))
+    problems = index_dataset(data, decode=True, progress=False).problems.set_index("path")["problem"]
+    assert "cannot be decoded" in problems[victim.relative_to(data).as_posix()]
+
+
+# ----------------------------------------------------------------------------- 6. links and unreadable folders
+
+
+def test_row06_symlinked_folders_are_followed_and_unreadable_ones_reported(tmp_path, monkeypatch, capsys):
+    elsewhere = make_dataset(tmp_path / "elsewhere", {k: v for k, v in KAGGLE_FILES.items() if k.startswith("test/")})
+    data = make_dataset(tmp_path / "data", {k: v for k, v in KAGGLE_FILES.items() if not k.startswith("test/")})
+    (data / "test").symlink_to(elsewhere / "test", target_is_directory=True)
+    (data / "train" / "NORMAL" / "loop").symlink_to(data, target_is_directory=True)  # a link back up: a loop
+    dataset = index_dataset(data, progress=False)
+    assert len(dataset) == 8 and set(dataset.table["split"]) == {"train", "val", "test"}
+
+    unreadable = data / "val" / "PNEUMONIA"
+    real_scandir = os.scandir
+
+    def scandir(path="."):
+        if Path(path) == unreadable:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    dataset = index_dataset(data, progress=False)
+    assert any("unreadable" in reason for reason in dataset.skipped)
+    assert cli.main(["verify", str(data)]) == 1
+    out, _ = cli_lines(capsys)
+    assert "unreadable" in out and "val/PNEUMONIA" in out
+    monkeypatch.undo()
+
+    import cxr_utils.dataset
+
+    real_hash = cxr_utils.dataset.file_sha256
+
+    def refuse(path, *args):
+        if Path(path).name == "IM-0003-0001.jpeg":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_hash(path, *args)
+
+    monkeypatch.setattr(cxr_utils.dataset, "file_sha256", refuse)
+    assert cli.main(["verify", str(data), "--manifest"]) == 1
+    out, errors = cli_lines(capsys)
+    assert "IM-0003-0001.jpeg" in out and "unreadable" in out and not errors
+
+
+# ----------------------------------------------------------------------------- 7. NORMAL and normal
+
+
+def test_row07_case_variant_class_folders_are_an_error_naming_both(tmp_path):
+    make_dataset(tmp_path, KAGGLE_FILES | {"train/normal/IM-0042-0001.jpeg": None})
+    with pytest.raises(DatasetLayoutError, match=r"train/NORMAL.*train/normal|train/normal.*train/NORMAL"):
+        find_dataset(tmp_path)
+
+
+# ----------------------------------------------------------------------------- 8. two builds at once
+
+
+def _build(data: str, cache_dir: str, queue) -> None:
+    try:
+        cache = cache_images(data, size=24, cache_dir=cache_dir, workers=1, progress=False)
+        queue.put(("ok", float(np.asarray(cache.images, dtype=np.float64).sum())))
+    except BaseException as error:  # report anything, the test decides
+        queue.put(("error", repr(error)))
+
+
+def test_row08_concurrent_cache_builds_wait_for_each_other(originals, tmp_path):
+    data = small_copy(originals, tmp_path / "data", per_class=10)
+    context = multiprocessing.get_context("spawn")
+    for attempt in range(3):
+        queue = context.Queue()
+        builders = [
+            context.Process(target=_build, args=(str(data), str(tmp_path / f"cache{attempt}"), queue)) for _ in range(2)
+        ]
+        for process in builders:
+            process.start()
+        results = [queue.get(timeout=300) for _ in builders]
+        for process in builders:
+            process.join(timeout=60)
+        assert [status for status, _ in results] == ["ok", "ok"], results
+        assert results[0][1] == results[1][1] and all(p.exitcode == 0 for p in builders)
+
+
+# ----------------------------------------------------------------------------- 9. a full disk
+
+
+def test_row09_a_full_disk_gives_one_clear_message_before_writing(originals, tmp_path, monkeypatch):
+    data = small_copy(originals, tmp_path / "data", per_class=2)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000))
+    with pytest.raises(OSError, match=r"needs .* MB .* free"):
+        cache_images(data, size=64, cache_dir=tmp_path / "cache", workers=1, progress=False)
+    assert not list((tmp_path / "cache").glob("*.npy*")) and not list((tmp_path / "cache").glob("*.json"))
+    monkeypatch.undo()
+
+    def no_space(fd, offset, length):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", no_space)
+    with pytest.raises(OSError, match="No space left"):
+        cache_images(data, size=64, cache_dir=tmp_path / "cache", workers=1, progress=False)
+    assert not list((tmp_path / "cache").glob("*.npy*"))
+
+
+# ----------------------------------------------------------------------------- 10. an interrupted rerun
+
+
+def _run_inputs(seed: int):
+    rng = np.random.default_rng(seed)
+    labels = np.where(np.arange(60) % 3 == 0, "NORMAL", "PNEUMONIA")
+    index = pd.DataFrame(
+        {"path": [f"x/{i}.jpeg" for i in range(60)], "split": ["train"] * 40 + ["test"] * 20, "label": labels}
+    ).assign(patient_id=[f"p{i}" for i in range(60)], pathogen="none")
+    splits = pd.Series(["train"] * 20 + ["validation"] * 20 + ["test"] * 20)
+    scores = np.clip((labels == "PNEUMONIA") * 0.4 + rng.uniform(0, 0.6, 60), 0, 1)
+    return index, splits, scores[20:40], scores[40:]
+
+
+def test_row10_an_interrupted_rerun_keeps_the_complete_old_run(tmp_path, monkeypatch):
+    folder = tmp_path / "runs" / "demo"
+    index, splits, validation, test = _run_inputs(0)
+    old = finish_run(folder, index, splits, validation, test, n_boot=20)
+    _, _, validation_b, test_b = _run_inputs(1)
+    real_write = runs_module.write_json
+
+    def killed_at_metrics(path, content):
+        if Path(path).name == "metrics.json":
+            raise KeyboardInterrupt  # the kernel is stopped here
+        return real_write(path, content)
+
+    monkeypatch.setattr(runs_module, "write_json", killed_at_metrics)
+    with pytest.raises(KeyboardInterrupt):
+        finish_run(folder, index, splits, validation_b, test_b, n_boot=20)
+    monkeypatch.undo()
+    run = load_run("demo", "notebooks/03_cnn_from_scratch.ipynb", root=tmp_path / "runs")
+    assert run.threshold == old["threshold"]
+    np.testing.assert_allclose(run.test["score"], test)  # the old run, whole
+    (folder / "predictions_test.csv").write_text((folder / "predictions_test.csv").read_text().replace("x/4", "x/9"))
+    with pytest.raises(runs_module.RunFolderError, match=r"predictions_test\.csv"):
+        load_run("demo", "notebooks/03_cnn_from_scratch.ipynb", root=tmp_path / "runs")
+
+
+# ----------------------------------------------------------------------------- 11. broken files, one line each
+
+
+def test_row11_broken_files_give_one_line_errors_naming_the_file(tmp_path, capsys):
+    folder = tmp_path / "runs" / "demo"
+    index, splits, validation, test = _run_inputs(0)
+    finish_run(folder, index, splits, validation, test, n_boot=20)
+    (folder / "threshold.json").write_text('{"threshold": 0.')  # truncated
+    with pytest.raises(Exception) as failure:
+        load_run("demo", "notebooks/03_cnn_from_scratch.ipynb", root=tmp_path / "runs")
+    assert "threshold.json" in str(failure.value), f"the error does not name the file: {failure.value!r}"
+    make_dataset(tmp_path / "data", KAGGLE_FILES)
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("train/NORMAL/IM-0001-0001.jpeg only-two-fields\n")
+    assert cli.main(["verify", str(tmp_path / "data"), "--manifest", str(bad)]) == 2
+    _, errors = cli_lines(capsys)
+    assert len(errors) == 1 and "bad.tsv" in errors[0]
+    assert cli.main(["index", str(tmp_path / "data"), "--out", str(tmp_path / "missing" / "index.csv")]) == 2
+    _, errors = cli_lines(capsys)
+    assert len(errors) == 1 and "missing" in errors[0]
+
+
+# ----------------------------------------------------------------------------- 12. zip bombs
+
+
+def test_row12_zip_bombs_and_duplicate_members_are_refused(tmp_path):
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
+        for relative in KAGGLE_FILES:
+            bundle.writestr(f"chest_xray/{relative}", jpeg_bytes())
+        bundle.writestr("chest_xray/train/NORMAL/IM-0500-0001.jpeg", bytes(50_000_000))  # 50 MB of zeros
+    with pytest.raises(ArchiveError, match="ratio"):
+        extract_archive(bomb, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+    twice = tmp_path / "twice.zip"
+    with zipfile.ZipFile(twice, "w") as bundle:
+        for relative in KAGGLE_FILES:
+            bundle.writestr(f"chest_xray/{relative}", jpeg_bytes())
+        with pytest.warns(UserWarning, match="Duplicate name"):
+            bundle.writestr("chest_xray/train/NORMAL/IM-0001-0001.jpeg", jpeg_bytes(41, 30))
+    with pytest.raises(ArchiveError, match="twice"):
+        extract_archive(twice, tmp_path / "out2", progress=False)
+
+
+# ----------------------------------------------------------------------------- 13. a killed download
+
+
+def test_row13_a_download_killed_with_sigkill_is_cleaned_up_by_the_next(served, tmp_path):
+    server, manifest = served
+    server.mode = "slow"
+    manifest_path = tmp_path / "manifest.tsv"
+    manifest.to_csv(manifest_path, sep="\t", header=False, index=False)
+    dest = tmp_path / "data"
+    command = [sys.executable, "-m", "cxr_utils.tools.cli", "download", "--dest", str(dest), "--url", server.url]
+    process = subprocess.Popen(
+        [*command, "--manifest", str(manifest_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.time() + 120
+    while server.sent < len(server.payload) // 4 and time.time() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL
+    server.mode = "ok"
+    report = download_dataset(dest, server.url, manifest=manifest, progress=False)
+    assert sorted(p.name for p in dest.iterdir()) == ["chest_xray"] and report.matches_manifest
+
+
+# ----------------------------------------------------------------------------- 14. runs made on another copy
+
+
+def test_row14_a_run_made_on_another_copy_of_the_data_is_named(tmp_path):
+    index, splits, validation, test = _run_inputs(0)
+    finish_run(tmp_path / "runs" / "03_cnn_from_scratch", index, splits, validation, test, n_boot=20)
+    run = load_run("03_cnn_from_scratch", "notebooks/03_cnn_from_scratch.ipynb", root=tmp_path / "runs")
+    test_paths = index.loc[(splits == "test").to_numpy(), "path"]
+    other_paths = test_paths.str.replace("x/", "y/")  # the same images in another copy, under other names
+    with pytest.raises(KeyError):  # what chapter 04 did: look the other copy's paths up in the run
+        run.test.set_index("path")["score"].loc[other_paths]
+    np.testing.assert_array_equal(run.scores("test", test_paths), test)
+    with pytest.raises(runs_module.RunFolderError, match=r"another copy.*execute notebooks/03_cnn_from_scratch\.ipynb"):
+        run.scores("test", other_paths)
+
+
+# ----------------------------------------------------------------------------- and: a rerun reloading old weights
+
+
+def test_rerunning_a_finished_training_never_loads_the_old_runs_weights(tmp_path):
+    import keras
+
+    from cxr_utils.models import build_cnn, compile_binary
+    from cxr_utils.pipeline import CachedBatches
+    from cxr_utils.training import fit, read_history
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (64, 16, 16)).astype(np.uint8)
+    labels = (np.arange(64) % 2).astype("float32")
+    images[labels == 1, 4:12, 4:12] = 255  # a learnable square
+    train, validation = CachedBatches(images, labels, 16, shuffle=True), CachedBatches(images, labels, 32)
+    keras.utils.set_random_seed(0)
+    first = compile_binary(build_cnn(16, filters=(4, 8), dropout=0.0))
+    fit(first, train, validation, run_dir=tmp_path, epochs=4, verbose=0)
+    keras.utils.set_random_seed(1)
+    second = compile_binary(build_cnn(16, filters=(4, 8), dropout=0.0), learning_rate=0.0)  # cannot improve
+    own = [w.numpy().copy() for w in second.trainable_weights]
+    history = fit(second, train, validation, run_dir=tmp_path, epochs=1, verbose=0)
+    assert len(history) == 1, "the second run's history holds the first run's epochs"
+    for before, after in zip(own, (w.numpy() for w in second.trainable_weights)):
+        np.testing.assert_allclose(before, after, atol=1e-6)  # its own (untrained) weights, not the first run's
+    assert len(read_history(tmp_path)) == 1
