@@ -52,32 +52,24 @@ def cached_epochs(root: Path, size: int, batch: int, epochs: int) -> list[float]
 def keras_epochs(root: Path, size: int, batch: int, epochs: int) -> list[float]:
     rates = []
     start = time.perf_counter()
-    dataset = keras.utils.image_dataset_from_directory(
-        root / "train",
-        labels="inferred",
-        label_mode="binary",
-        color_mode="grayscale",
-        image_size=(size, size),
-        batch_size=batch,
-        shuffle=True,
-        seed=0,
-        verbose=False,
-    )
+
+    def from_folder(split: str):
+        return keras.utils.image_dataset_from_directory(
+            root / split,
+            labels="inferred",
+            label_mode="binary",
+            color_mode="grayscale",
+            image_size=(size, size),
+            batch_size=batch,
+            shuffle=True,
+            seed=0,
+            verbose=False,
+        )
+
+    dataset = from_folder("train")
     for split in ("val", "test"):
         if (root / split).is_dir():
-            dataset = dataset.concatenate(
-                keras.utils.image_dataset_from_directory(
-                    root / split,
-                    labels="inferred",
-                    label_mode="binary",
-                    color_mode="grayscale",
-                    image_size=(size, size),
-                    batch_size=batch,
-                    shuffle=True,
-                    seed=0,
-                    verbose=False,
-                )
-            )
+            dataset = dataset.concatenate(from_folder(split))
     for epoch in range(epochs):
         if epoch:
             start = time.perf_counter()
