@@ -41,16 +41,27 @@ MODELS = {
     "CNN, class prior EM (06)": "06_domain_shift_prior",
     "CNN, gray-level histograms (06)": "06_domain_shift_histograms",
     "CNN, batch-norm statistics + class prior EM (06)": "06_domain_shift_batchnorm_prior",
-    "chosen transfer candidate + class prior EM (06)": "06_domain_shift_transfer_prior",
 }
+#: Chapter 06 also adapts chapter 04's model, by the method its rule recommends: "06_domain_shift_transfer_<method>".
+TRANSFER_ADAPTED = "chosen transfer candidate, adapted by the recommended method (06)"
 METRICS = ("accuracy", "sensitivity", "specificity", "roc_auc", "ppv", "npv", "pr_auc")
+
+
+def run_names(seed: int) -> dict[str, str]:
+    """Label -> run folder name of every model one seed produced."""
+    fast = config.fast_mode()
+    names = {label: run_name(base, fast=fast, seed=seed) for label, base in MODELS.items()}
+    for folder in sorted(config.runs_dir().glob("06_domain_shift_transfer_*")):
+        same_seed = folder.name.endswith(f"_seed{seed}") if seed else "_seed" not in folder.name
+        if same_seed and ("_fast" in folder.name) == fast:
+            names[TRANSFER_ADAPTED] = folder.name
+    return names
 
 
 def run_seed(seed: int, out: Path, skip_existing: bool) -> float:
     """Execute the notebooks for one seed (unless its runs exist and may be reused); return the minutes."""
-    if skip_existing and all(
-        (config.runs_dir() / run_name(base, fast=config.fast_mode(), seed=seed)).exists() for base in MODELS.values()
-    ):
+    names = run_names(seed)
+    if skip_existing and TRANSFER_ADAPTED in names and all((config.runs_dir() / n).exists() for n in names.values()):
         print(f"seed {seed}: run folders exist, read as they are", flush=True)
         return 0.0
     start = time.perf_counter()
@@ -64,9 +75,12 @@ def run_seed(seed: int, out: Path, skip_existing: bool) -> float:
 def collect(seeds: list[int]) -> pd.DataFrame:
     """One row per (model, seed): the test metrics and their bootstrap intervals, from the run folders."""
     rows = []
-    for label, base in MODELS.items():
+    names = {seed: run_names(seed) for seed in seeds}
+    for label in [*MODELS, TRANSFER_ADAPTED]:
         for seed in seeds:
-            run = load_run(run_name(base, fast=config.fast_mode(), seed=seed), f"the notebooks with SEED = {seed}")
+            if label not in names[seed]:
+                continue
+            run = load_run(names[seed][label], f"the notebooks with SEED = {seed}")
             metrics = run.test_metrics
             row = {"model": label, "seed": seed, "threshold": run.threshold}
             for metric in METRICS:
