@@ -60,8 +60,8 @@ def run_names(seed: int) -> dict[str, str]:
 
 def run_seed(seed: int, out: Path, skip_existing: bool) -> float:
     """Execute the notebooks for one seed (unless its runs exist and may be reused); return the minutes."""
-    names = run_names(seed)
-    if skip_existing and TRANSFER_ADAPTED in names and all((config.runs_dir() / n).exists() for n in names.values()):
+    names = run_names(seed)  # chapter 04's adapted model exists only when chapter 04 chose an ensemble with the CNN
+    if skip_existing and all((config.runs_dir() / n).exists() for n in names.values()):
         print(f"seed {seed}: run folders exist, read as they are", flush=True)
         return 0.0
     start = time.perf_counter()
@@ -136,7 +136,7 @@ def main() -> None:
     for metric in ("sensitivity", "specificity", "roc_auc"):
         headline = pd.concat([headline, summary.xs(metric, level=1, drop_level=False)])
     text = headline.sort_index(level=0, sort_remaining=False).round(4)
-    text.index = [f"{model} | {metric}" for model, metric in text.index]
+    text.index = [f"{model}: {metric}" for model, metric in text.index]  # a "|" would split the Markdown cell
     (folder / "seed_variance.md").write_text(table_to_markdown(text), encoding="utf-8")
     print(text.to_string())
 
