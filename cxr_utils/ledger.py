@@ -147,12 +147,13 @@ def read_ledger(runs_root: str | os.PathLike | None = None) -> pd.DataFrame:
 
 
 def summarise(ledger: pd.DataFrame) -> str:
-    """One sentence: how many scorings of the test split, of how many distinct configurations."""
+    """One sentence: how many scorings of the test split, of how many distinct configurations (hashes)."""
     if ledger.empty:
         return "The test split has not been scored on this machine (the ledger is empty)."
-    configurations = ledger.groupby(["run", "config_hash"]).ngroups
+    configurations = ledger["config_hash"].nunique()  # seeds of one configuration share its hash
     dirty = int((ledger["git_dirty"].astype(str) == "True").sum())
     return (
         f"The official test split was scored {len(ledger)} time(s) on this machine, for {configurations} "
-        f"distinct configuration(s) ({dirty} of the scorings from a working tree with uncommitted changes)."
+        f"distinct configuration(s), seeds not counted apart ({dirty} of the scorings from a working tree "
+        "with uncommitted changes)."
     )

@@ -307,7 +307,7 @@ def write_summary(
         "results": json.loads(results_json.read_text(encoding="utf-8")) if results_json.exists() else None,
         "test_ledger": {
             "scorings": len(ledger),
-            "configurations": ledger.groupby(["run", "config_hash"]).ngroups if len(ledger) else 0,
+            "configurations": int(ledger["config_hash"].nunique()),
         },
         "software": software_versions(),
     }
