@@ -25,6 +25,8 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedGroupKFold
 
+from .metrics import bootstrap_ci
+
 __all__ = [
     "acquisition_features",
     "univariate_shift",
@@ -181,18 +183,10 @@ def domain_classifier_test(
         model.fit(x[train], target[train])
         scores[held_out] = model.predict_proba(x[held_out])[:, 1]
         fold_aucs.append(float(roc_auc_score(target[held_out], scores[held_out])))
-    auc = float(roc_auc_score(target, scores))
-    rng = np.random.default_rng(seed)
-    n_groups = groups.max() + 1
-    members = pd.Series(np.arange(len(x))).groupby(groups).apply(np.asarray).to_list()
-    resampled = []
-    for _ in range(n_boot):
-        rows = np.concatenate([members[g] for g in rng.integers(0, n_groups, n_groups)])
-        if target[rows].all() or not target[rows].any():
-            continue
-        resampled.append(roc_auc_score(target[rows], scores[rows]))
-    low, high = np.percentile(resampled, [2.5, 97.5])
-    return DomainTest(auc, float(low), float(high), scores, fold_aucs)
+    # the same patient-grouped percentile bootstrap as every interval of the course
+    interval = bootstrap_ci(target.astype(int), scores, 0.5, n_boot=n_boot, seed=seed, groups=groups)
+    auc, low, high = interval.loc["roc_auc", ["value", "ci_low", "ci_high"]]
+    return DomainTest(float(auc), float(low), float(high), scores, fold_aucs)
 
 
 def simulate_acquisition(images: np.ndarray, *, scale: float = 0.5, quality: int = 10) -> np.ndarray:
