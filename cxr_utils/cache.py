@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -34,12 +35,12 @@ from filelock import FileLock
 
 from . import config
 from .dataset import DatasetIndex, binary_labels, index_dataset
-from .images import RESIZE_POLICIES, ImageReadError, load_grayscale, resize_image
+from .images import RESIZE_POLICIES, ImageReadError, file_sha256, load_grayscale, resize_image
 from .parallel import map_with_progress
 
 __all__ = ["ImageCache", "cache_images", "decode_resized"]
 
-CACHE_FORMAT = 3  # bump when the array layout, the decoding or the key changes
+CACHE_FORMAT = 4  # bump when the array layout, the decoding or the key changes
 
 #: Decoding costs milliseconds per image, so worker processes pay off from a few dozen.
 _PARALLEL_MIN_IMAGES = 64
@@ -81,6 +82,35 @@ class ImageCache:
         """Shape ``(n,)``, dtype ``int64``: 1 for PNEUMONIA, 0 for NORMAL."""
         return binary_labels(self.index["label"])
 
+    def positions(self, paths: Iterable[str]) -> np.ndarray:
+        """Row numbers in ``images`` (and ``index``) of the images at ``paths``, in the order given.
+
+        Parameters
+        ----------
+        paths : iterable of str
+            Paths relative to the dataset root, as in ``index["path"]`` (e.g. a run's
+            prediction table, or another cache's index).
+
+        Returns
+        -------
+        numpy.ndarray
+            Shape ``(len(paths),)``, dtype ``int64``.
+
+        Raises
+        ------
+        KeyError
+            If a path is not in this cache (another copy of the data, or an image left out).
+        """
+        row_of = pd.Series(np.arange(len(self.index)), index=self.index["path"])
+        paths = list(paths)
+        missing = [p for p in paths if p not in row_of.index]
+        if missing:
+            raise KeyError(
+                f"{len(missing)} of {len(paths)} paths are not in this cache ({missing[0]}, ...): "
+                "they come from another copy of the data, or their images were left out"
+            )
+        return row_of.loc[paths].to_numpy(dtype=np.int64)
+
 
 def decode_resized(path: str | os.PathLike, size: int, policy: str) -> np.ndarray:
     """Decode one image to gray and resize it: shape ``(size, size)``, dtype ``uint8``.
@@ -91,22 +121,13 @@ def decode_resized(path: str | os.PathLike, size: int, policy: str) -> np.ndarra
     return resize_image(load_grayscale(path, min_side=size), size, policy)
 
 
-def _file_digest(path: Path) -> str:
-    """A digest of a file's bytes (BLAKE2b, 128 bits): the cache notices a change of content."""
-    digest = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _cache_key(root: Path, index: pd.DataFrame, size: int, policy: str, progress: bool) -> str:
     """What the cache's pixels depend on: every file's path and content, the size, the policy, the format."""
     digest = hashlib.sha256()
     header = {"format": CACHE_FORMAT, "root": str(root), "size": size, "policy": policy}
     digest.update(json.dumps(header, sort_keys=True).encode())
     contents = map_with_progress(
-        _file_digest,
+        file_sha256,
         [root / p for p in index["path"]],
         desc="Checking files",
         serial_below=_PARALLEL_MIN_IMAGES,

@@ -63,25 +63,27 @@ def project_root() -> Path:
     return Path.cwd()
 
 
-def _path_from_env(name: str, default: Path) -> Path:
-    """``$name`` as an absolute path (a relative one is taken relative to the project
-    root, so notebooks, which run in ``notebooks/``, read it as the shell did), else ``default``."""
+def _path_from_env(name: str) -> Path | None:
+    """``$name`` as an absolute path, or ``None`` when it is unset or blank.
+
+    A relative path is taken relative to the project root, so notebooks, which run in
+    ``notebooks/``, read it as the shell did.
+    """
     value = os.environ.get(name, "").strip()
     if not value:
-        return default
+        return None
     path = Path(value).expanduser()
     return Path(os.path.abspath(path if path.is_absolute() else project_root() / path))
 
 
 def data_dir_from_environment() -> Path | None:
     """The folder ``$CXR_DATA_DIR`` names (relative to the project root), or ``None`` when it is unset."""
-    value = os.environ.get("CXR_DATA_DIR", "").strip()
-    return _path_from_env("CXR_DATA_DIR", Path()) if value else None
+    return _path_from_env("CXR_DATA_DIR")
 
 
 def data_dir() -> Path:
     """The dataset root: ``$CXR_DATA_DIR`` (relative to the project root), else ``<project>/data``."""
-    return data_dir_from_environment() or project_root() / "data"
+    return _path_from_env("CXR_DATA_DIR") or project_root() / "data"
 
 
 def test_data_dir() -> Path:
@@ -89,15 +91,12 @@ def test_data_dir() -> Path:
 
     A relative ``CXR_TEST_DATA`` is taken relative to the project root, like the default.
     """
-    value = os.environ.get("CXR_TEST_DATA", "").strip()
-    path = Path(value).expanduser() if value else Path("..", "shared", "data")
-    return path if path.is_absolute() else (project_root() / path).resolve()
+    return _path_from_env("CXR_TEST_DATA") or (project_root() / ".." / "shared" / "data").resolve()
 
 
 def weights_dir() -> Path | None:
     """The folder named by ``$CXR_WEIGHTS_DIR`` (relative to the project root), or ``None`` when it is unset."""
-    value = os.environ.get("CXR_WEIGHTS_DIR", "").strip()
-    return _path_from_env("CXR_WEIGHTS_DIR", Path()) if value else None
+    return _path_from_env("CXR_WEIGHTS_DIR")
 
 
 def fast_mode() -> bool:
@@ -125,4 +124,4 @@ def cache_dir() -> Path:
 
     ``$CXR_CACHE_DIR`` (relative to the project root), else ``<project>/cache``.
     """
-    return _path_from_env("CXR_CACHE_DIR", project_root() / "cache")
+    return _path_from_env("CXR_CACHE_DIR") or project_root() / "cache"

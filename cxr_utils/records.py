@@ -7,7 +7,6 @@ parser error.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -30,7 +29,6 @@ __all__ = [
     "read_json",
     "save_predictions",
     "load_predictions",
-    "file_digest",
 ]
 
 PREDICTION_COLUMNS = ["path", "split", "label", "patient_id", "pathogen", "y_true", "score"]
@@ -126,12 +124,3 @@ def load_predictions(path: str | os.PathLike) -> pd.DataFrame:
     if missing:
         raise RecordError(f"{path} lacks the column(s) {', '.join(missing)}")
     return frame
-
-
-def file_digest(path: str | os.PathLike) -> str:
-    """The SHA-256 of a file's bytes (hex): what a run records of each of its files."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()

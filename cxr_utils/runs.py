@@ -35,11 +35,11 @@ import pandas as pd
 
 from . import config
 from .dataset import binary_labels
+from .images import file_sha256
 from .ledger import append_scoring
 from .metrics import bootstrap_ci, choose_threshold
 from .records import (
     RecordError,
-    file_digest,
     load_predictions,
     read_json,
     save_predictions,
@@ -220,7 +220,7 @@ def finish_run(
             "n_test": len(y_test),
             "bootstrap_resamples": n_boot,
             "images": _images_fingerprint(validation_rows["path"], test_rows["path"]),
-            "files": {name: file_digest(staging / name) for name in written},
+            "files": {name: file_sha256(staging / name) for name in written},
         },
     )
     for name in [*written, METRICS_FILE]:  # metrics.json last: its digests describe the files before it
@@ -338,7 +338,7 @@ def load_run(name: str, notebook: str, root: str | os.PathLike | None = None) ->
     try:
         metrics = read_json(folder / METRICS_FILE)
         for file, digest in metrics.get("files", {}).items():
-            if not (folder / file).exists() or file_digest(folder / file) != digest:
+            if not (folder / file).exists() or file_sha256(folder / file) != digest:
                 raise RunFolderError(
                     f"{folder / file} is not the file the run recorded in {METRICS_FILE} (two runs mixed, "
                     f"or a file edited by hand): execute {notebook} again"

@@ -162,24 +162,23 @@ class VerificationReport:
         return self.skipped.get(SKIP_UNREADABLE, [])
 
     @property
-    def matches_manifest(self) -> bool:
-        """True when a manifest was given and the copy holds exactly its files, every one readable."""
+    def _files_sound(self) -> bool:
+        """Every image readable, every folder listed, and no file missing, extra, altered or misplaced."""
         return (
-            self.manifest is not None
-            and self.problems.empty
+            self.problems.empty
             and not self.unreadable_folders
             and not (self.missing or self.extra or self.altered or self.misplaced)
         )
 
     @property
+    def matches_manifest(self) -> bool:
+        """True when a manifest was given and the copy holds exactly its files, every one readable."""
+        return self.manifest is not None and self._files_sound
+
+    @property
     def ok(self) -> bool:
-        """True for a complete, unaltered copy: official counts, no problems, manifest matched."""
-        return (
-            self.counts_official
-            and self.problems.empty
-            and not self.unreadable_folders
-            and not (self.missing or self.extra or self.altered or self.misplaced)
-        )
+        """True for a complete, unaltered copy: official counts, no problems, the manifest (if any) matched."""
+        return self.counts_official and self._files_sound
 
     @property
     def verdict(self) -> str:

@@ -30,6 +30,10 @@ def test_cache_is_built_once_then_reused(originals_copy, tmp_path):
     expected = decode_resized(originals_copy / first.index.loc[row, "path"], 32, "squash")
     np.testing.assert_array_equal(again.images[row], expected)
     assert first.labels.sum() == (first.index["label"] == "PNEUMONIA").sum() == 293
+    paths = first.index["path"].iloc[[5, 0, 17]]
+    np.testing.assert_array_equal(first.positions(paths), [5, 0, 17])
+    with pytest.raises(KeyError, match="1 of 2 paths are not in this cache"):
+        first.positions([paths.iloc[0], "test/NORMAL/not-here.jpeg"])
 
 
 def test_cache_is_rebuilt_when_settings_or_files_change(originals_copy, tmp_path):

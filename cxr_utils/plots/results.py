@@ -7,6 +7,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ..layout import LABELS
+from .shift import plot_image_grid
 from .style import CLASS_COLOURS, MODEL_COLOURS, figure
 
 __all__ = [
@@ -216,17 +217,9 @@ def plot_gradcam_gallery(images: np.ndarray, heatmaps: np.ndarray, titles: list[
     images = np.asarray(images)
     if images.ndim == 4:
         images = images[..., 0]
-    if not (len(images) == len(heatmaps) == len(titles)) or len(images) == 0:
-        raise ValueError(
-            f"need as many images, heatmaps and titles, at least one: {len(images)}, {len(heatmaps)}, {len(titles)}"
-        )
-    rows = -(-len(images) // per_row)
-    fig = figure(2.6 * per_row, 2.9 * rows)
-    axes = fig.subplots(rows, per_row, squeeze=False).ravel()
-    for ax, image, heatmap, title in zip(axes, images, heatmaps, titles):
-        ax.imshow(image, cmap="gray", vmin=0, vmax=255)
+    if len(heatmaps) != len(images):
+        raise ValueError(f"need one heatmap per image: {len(images)} images, {len(heatmaps)} heatmaps")
+    fig = plot_image_grid(images, titles, per_row)
+    for ax, heatmap in zip(fig.axes, heatmaps):
         ax.imshow(heatmap, cmap="jet", alpha=0.35, vmin=0, vmax=1)
-        ax.set_title(title, fontsize=7)
-    for ax in axes:
-        ax.set_axis_off()
     return fig

@@ -63,8 +63,3 @@ def plot_history(history: pd.DataFrame, metrics: tuple[str, ...] = ("loss", "auc
         best_epoch = np.asarray(epochs)[int(np.argmax(history["val_auc"].to_numpy()))]
         axes[list(metrics).index("auc")].axvline(best_epoch, color="grey", linestyle="--", linewidth=0.8)
     return fig
-
-
-# --- Evaluation and error analysis (chapter 05) ---------------------------------------
-
-#: Colours for models compared in one figure, in order.

@@ -271,11 +271,12 @@ def write_summary(
     """
     from ..ledger import read_ledger, summarise
     from ..records import software_versions, write_json
+    from ..runs import run_name
 
     build_dir = Path(build_dir)
     build_dir.mkdir(parents=True, exist_ok=True)
     runs_root = Path(runs_dir) if runs_dir is not None else config.runs_dir()
-    results_dir = runs_root / (RESULTS_RUN + ("_fast" if fast else ""))
+    results_dir = runs_root / run_name(RESULTS_RUN, fast=fast)
     results_md, results_json = results_dir / "results.md", results_dir / "results.json"
     mode = "fast (CXR_FAST=1)" if fast else "full"
     lines = [

@@ -1,16 +1,18 @@
 """Check and record the versions a notebook runs with.
 
 The required ranges are read from the installed package's own metadata (the
-``dependencies`` of ``pyproject.toml``), so they are written in one place only.
+``dependencies`` and ``requires-python`` of ``pyproject.toml``), so they are written in
+one place only.
 """
 
 from __future__ import annotations
 
 import platform
-from importlib.metadata import PackageNotFoundError, requires, version
+from importlib.metadata import PackageNotFoundError, metadata, requires, version
 
 import pandas as pd
 from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 
 from .. import __version__
 
@@ -48,8 +50,9 @@ def check_versions(packages: list[str] | None = None, *, show: bool = True) -> p
         if requirement.marker is None:  # extras (tests) carry a marker
             wanted[requirement.name.lower()] = requirement
     names = [name.lower() for name in packages] if packages is not None else list(wanted)
-    rows = [{"package": "python", "required": ">=3.11,<3.12", "installed": platform.python_version(), "ok": True}]
-    rows[0]["ok"] = platform.python_version_tuple()[:2] == ("3", "11")
+    python_range = SpecifierSet(metadata("cxr-utils")["Requires-Python"] or "")
+    python = platform.python_version()
+    rows = [{"package": "python", "required": str(python_range), "installed": python, "ok": python in python_range}]
     for name in names:
         requirement = wanted.get(name)
         try:
