@@ -39,6 +39,7 @@ The course's tooling, apart from what the chapters import:
 ``tools.course``    run the whole course: data, verification, notebooks, HTML, summary
 ``tools.download``  fetch and extract the Mendeley archive, then verify it
 ``tools.versions``  installed versions checked against the project's ranges
+``tools.quiet``     start Keras without TensorFlow's start-up log; name the GPU once
 
 Definitions a chapter writes out and the package also needs (the CNN, how it is compiled
 and fitted, the transfer model's head, the Grad-CAM core, the threshold rule) are marked

@@ -1,5 +1,11 @@
 """One parallel map with a progress bar, for work on many files (header reads, decoding).
 
+Progress bars are tqdm's text bars, not its Jupyter widgets: an executed notebook keeps
+the bar's last state as text ("100%|...| 5856/5856"), which reads the same in JupyterLab,
+on GitHub and in nbviewer (a widget is stored as its first state, "0%", where widgets are
+not rendered). In a Jupyter kernel they write to standard output, so that a bar is not
+shown in the colour of an error.
+
 Header parsing is Python code that holds the GIL (threads slowed it down in
 ``benchmarks/header_reads.py``), so long lists are mapped in worker processes. Starting
 them costs a fraction of a second, so short lists run in this process; each caller
@@ -9,16 +15,23 @@ says where its cut-off lies for its own work.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import TypeVar
 
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
-__all__ = ["map_with_progress"]
+__all__ = ["map_with_progress", "progress_bar"]
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
+
+
+def progress_bar(iterable: Iterable[Item], **options) -> Iterator[Item]:
+    """``iterable`` wrapped in a text progress bar; ``options`` are :class:`tqdm.tqdm`'s."""
+    in_jupyter_kernel = "ipykernel" in sys.modules
+    return tqdm(iterable, file=sys.stdout if in_jupyter_kernel else sys.stderr, **options)
 
 
 def map_with_progress(
@@ -57,8 +70,8 @@ def map_with_progress(
     workers = workers or os.cpu_count() or 1
     bar = {"total": len(items), "desc": desc, "unit": unit, "disable": not progress}
     if workers == 1 or len(items) < serial_below:
-        yield from tqdm(map(function, items), **bar)
+        yield from progress_bar(map(function, items), **bar)
         return
     with ProcessPoolExecutor(max_workers=workers) as pool:
         chunksize = max(1, min(64, len(items) // (8 * workers)))
-        yield from tqdm(pool.map(function, items, chunksize=chunksize), **bar)
+        yield from progress_bar(pool.map(function, items, chunksize=chunksize), **bar)

@@ -26,9 +26,9 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from .models import compile_binary
+from .parallel import progress_bar
 from .pipeline import CachedBatches, augmentation_layers, predict_batches, random_jpeg_recompression
 from .splits import class_weights
 from .training import fit
@@ -146,7 +146,7 @@ def bottom_activations(
         raise ValueError("jpeg_quality is an augmentation: give a view_seed too")
     batches = CachedBatches(images, np.zeros(len(images)), batch_size, channels=3)
     chunks = []
-    for number in tqdm(range(len(batches)), desc=desc, unit="batch", disable=not progress):
+    for number in progress_bar(range(len(batches)), desc=desc, unit="batch", disable=not progress):
         x, _ = batches[number]
         if augmentation is not None:
             x = keras.ops.convert_to_numpy(augmentation(x, training=True))

@@ -25,11 +25,11 @@ from pathlib import Path, PurePosixPath
 import pandas as pd
 import pooch
 import requests
-from tqdm.auto import tqdm
 
 from .. import config
 from ..images import file_sha256
 from ..layout import DatasetLayoutError, find_dataset
+from ..parallel import progress_bar
 from ..verification import VerificationReport, official_manifest_path, verify_dataset
 
 __all__ = [
@@ -195,7 +195,7 @@ def extract_archive(archive: str | os.PathLike, dest_dir: str | os.PathLike, *, 
         with zipfile.ZipFile(archive) as bundle:
             members = [m for m in bundle.infolist() if not m.is_dir() and not _is_macos_member(m.filename)]
             _check_members(members)
-            for member in tqdm(members, desc="Extracting", unit="file", disable=not progress):
+            for member in progress_bar(members, desc="Extracting", unit="file", disable=not progress):
                 bundle.extract(member, partial)
         root = find_dataset(partial).root
         os.replace(root, target)

@@ -1,0 +1,84 @@
+"""Start Keras without TensorFlow's start-up log.
+
+Importing TensorFlow prints, from C++ and straight to the process's standard error, a
+dozen lines a learner cannot act on: CPU instructions it was not compiled for, oneDNN's
+rounding note, and on a machine without a GPU a red ``E0000 ... failed call to cuInit``.
+:func:`start_keras` imports Keras (and so its backend) with file descriptor 2 pointed at
+``os.devnull``, probes the devices once in the same silence, and returns one line that
+names what was found. Errors raised as Python exceptions are not hidden: they propagate
+after standard error is restored.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from contextlib import contextmanager
+
+__all__ = ["start_keras", "silenced_stderr"]
+
+#: TensorFlow's C++ log level: 2 keeps errors, drops its INFO and WARNING lines.
+TF_LOG_LEVEL = "2"
+
+
+@contextmanager
+def silenced_stderr():
+    """Point file descriptor 2 (C and C++ writes included) at ``os.devnull`` inside the block."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def start_keras() -> str:
+    """Import Keras and its backend quietly; return a line naming the backend and device.
+
+    Call it before anything imports TensorFlow (the chapters' first code cell). If
+    TensorFlow was imported already, its log has been printed and nothing is hidden.
+    ``TF_CPP_MIN_LOG_LEVEL`` is set to ``"2"`` unless already set, so later C++ errors
+    still show.
+
+    Returns
+    -------
+    str
+        For example ``"Keras 3.15.1 on tensorflow 2.21.0: no GPU, running on the CPU"``,
+        or ``"... GPU: NVIDIA H100 80GB HBM3"`` when there is one.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", TF_LOG_LEVEL)
+    with silenced_stderr():
+        import keras
+
+        backend = keras.backend.backend()
+        gpus = _gpu_names(backend)
+    backend_version = _module_version(backend)
+    device = "GPU: " + ", ".join(gpus) if gpus else "no GPU, running on the CPU"
+    return f"Keras {keras.__version__} on {backend} {backend_version}: {device}"
+
+
+def _gpu_names(backend: str) -> list[str]:
+    """Names of the accelerators the backend sees (this is what probes CUDA)."""
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        return [tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name) for gpu in gpus]
+    if backend == "jax":
+        import jax
+
+        return [device.device_kind for device in jax.devices() if device.platform == "gpu"]
+    if backend == "torch":
+        import torch
+
+        return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return []
+
+
+def _module_version(name: str) -> str:
+    module = sys.modules.get(name)
+    return getattr(module, "__version__", "") if module is not None else ""
