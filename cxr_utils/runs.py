@@ -97,9 +97,18 @@ def run_name(base: str, *, fast: bool = False, seed: int = 0) -> str:
     return base + ("_fast" if fast else "") + (f"_seed{seed}" if seed else "")
 
 
-def run_folder(name: str, root: str | os.PathLike | None = None) -> Path:
-    """``<runs>/<name>``, created if needed (``runs/`` in the project by default)."""
+def run_folder(name: str, root: str | os.PathLike | None = None, *, replace: bool = False) -> Path:
+    """``<runs>/<name>``, created if needed (``runs/`` in the project by default).
+
+    With ``replace=True`` a folder already there is deleted first, and a line says so: an
+    exercise that is run again then trains and scores a new model, never the one an earlier
+    run left behind (without it, :func:`cxr_utils.training.fit` resumes an unfinished run and
+    keeps a finished run's files as ``previous.*``).
+    """
     folder = (Path(root) if root is not None else config.runs_dir()) / name
+    if replace and folder.exists():
+        shutil.rmtree(folder)
+        print(f"Replaced the earlier run folder {folder} (its model and scores are deleted).")
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 

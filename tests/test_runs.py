@@ -71,3 +71,14 @@ def test_run_reads_back_and_a_missing_run_names_its_notebook(tmp_path):
         run.load_model()
     with pytest.raises(FileNotFoundError, match=r"execute notebooks/04_transfer_learning\.ipynb first"):
         load_run("absent", "notebooks/04_transfer_learning.ipynb", root=tmp_path)
+
+
+def test_run_folder_replace_deletes_an_earlier_run_and_says_so(tmp_path, capsys):
+    from cxr_utils.runs import run_folder
+
+    first = run_folder("03_exercise_wider", root=tmp_path)
+    (first / "best.weights.h5").write_bytes(b"old model")
+    assert (run_folder("03_exercise_wider", root=tmp_path) / "best.weights.h5").exists()  # kept by default
+    again = run_folder("03_exercise_wider", root=tmp_path, replace=True)
+    assert again == first and again.is_dir() and not any(again.iterdir())
+    assert "Replaced the earlier run folder" in capsys.readouterr().out
