@@ -18,7 +18,7 @@ import hashlib
 import json
 import os
 import subprocess
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
@@ -116,7 +116,7 @@ def append_scoring(
     path.parent.mkdir(parents=True, exist_ok=True)
     commit, dirty = git_state()
     row = {
-        "time_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "time_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "git_commit": commit,
         "git_dirty": dirty,
         "run": run,

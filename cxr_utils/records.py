@@ -11,7 +11,7 @@ import json
 import math
 import os
 import platform
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -47,7 +47,7 @@ def software_versions() -> dict[str, str]:
         except PackageNotFoundError:
             continue
     info["keras_backend"] = os.environ.get("KERAS_BACKEND", "tensorflow")
-    info["time_utc"] = datetime.now(UTC).isoformat(timespec="seconds")
+    info["time_utc"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     return info
 
 
@@ -117,7 +117,8 @@ def load_predictions(path: str | os.PathLike) -> pd.DataFrame:
         If the file is empty or lacks a column, naming it.
     """
     try:
-        frame = pd.read_csv(path)
+        # round_trip: every pandas reads back exactly the scores written (pandas 2's default may differ by 1 ulp)
+        frame = pd.read_csv(path, float_precision="round_trip")
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as error:
         raise RecordError(f"{path} is not a predictions table ({error})") from error
     missing = [c for c in ("path", "y_true", "score") if c not in frame]

@@ -1,12 +1,18 @@
 """The project's set-up files agree with each other and with the README."""
 
 import re
-import tomllib
+import sys
 from pathlib import Path
 
 import yaml
 from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the same parser, from PyPI (the test extra installs it there)
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,11 +33,34 @@ def test_environment_yml_agrees_with_pyproject():
     assert listed == wanted
 
 
-def test_tensorflow_and_keras_pins():
+def test_python_tensorflow_and_keras_ranges():
+    """The declared ranges hold both ends CI tests: the lowest versions (make test-lowest, on Python
+    3.10) and the newest ones (make test); nothing below the floors the code was found to need."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    pins = _requirements(project["dependencies"])
-    assert "2.21.0" in Requirement("tensorflow" + pins["tensorflow"]).specifier
-    assert "3.15.1" in Requirement("keras" + pins["keras"]).specifier
+    python = SpecifierSet(project["requires-python"])
+    supported = [v for v in ("3.9", "3.10", "3.11", "3.12", "3.13", "3.14") if v in python]
+    assert supported == ["3.10", "3.11", "3.12", "3.13"], python
+    pins = {name: SpecifierSet(spec) for name, spec in _requirements(project["dependencies"]).items()}
+    # TensorFlow 2.16 is the first with Keras 3; Keras 3.8 the first whose RandomContrast takes value_range,
+    # 3.9 the first that loads a .keras file without importing the modules its config names (CVE-2025-1550),
+    # 3.10 the first that takes a tensor, without a warning, in a model built on a list of one input (model.inputs),
+    # 3.11 the first whose saved single-input model loads with one input, not a list (NumPy input, no warning)
+    for name, lowest, newest, below, above in [
+        ("tensorflow", "2.16.1", "2.21.0", "2.15.1", "2.22.0"),
+        ("keras", "3.11.0", "3.15.1", "3.10.0", "3.16.0"),
+    ]:
+        assert lowest in pins[name] and newest in pins[name], (name, pins[name])
+        assert below not in pins[name] and above not in pins[name], (name, pins[name])
+
+
+def test_makefile_tests_the_lowest_python():
+    """make test-lowest runs on the lowest Python that requires-python allows."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    lowest = re.search(r">=\s*(3\.\d+)", project["requires-python"]).group(1)
+    makefile = (ROOT / "Makefile").read_text()
+    assert "test-lowest:" in makefile and f"python{lowest}" in makefile
+    assert "--resolution lowest-direct" in makefile
+    assert "make test-lowest" in (ROOT / ".ci" / "run").read_text()
 
 
 def test_readme_shows_two_commands_and_ci_runs_the_test_one():
