@@ -3,11 +3,14 @@
 Every function takes an index from :func:`cxr_utils.dataset.index_dataset` (or
 :func:`cxr_utils.dataset.index_manifest`) and returns a small DataFrame or number
 that a notebook shows and a plot in :mod:`cxr_utils.plots` draws.
+:func:`check_resolution` says whether a copy holds the original files at all, or a
+resized copy on which size statistics teach nothing.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +19,12 @@ import pandas as pd
 from .dataset import binary_labels
 from .images import load_grayscale, load_rgb
 from .layout import LABELS, SPLITS
+from .verification import OFFICIAL_COUNTS, read_manifest
 
 __all__ = [
+    "OFFICIAL_TOTAL",
+    "ResolutionCheck",
+    "check_resolution",
     "split_class_table",
     "always_pneumonia_accuracy",
     "images_per_patient",
@@ -260,3 +267,127 @@ def resize_policy_effects(index: pd.DataFrame) -> pd.DataFrame:
     result = grouped.mean()
     result["median_aspect_ratio"] = grouped["median_aspect_ratio"].median()
     return result
+
+
+#: Images in the complete official dataset.
+OFFICIAL_TOTAL = sum(OFFICIAL_COUNTS.values())
+
+
+@dataclass(frozen=True)
+class ResolutionCheck:
+    """Whether a copy holds the original files, or a resized (or re-encoded) copy.
+
+    Made by :func:`check_resolution`; :meth:`note` is the text a chapter shows at its top.
+
+    Attributes
+    ----------
+    n_images : int
+        Images with a known width and height.
+    n_sizes : int
+        Distinct ``(width, height)`` pairs among them.
+    common_size : tuple of int or None
+        The most frequent ``(width, height)``, in pixels (None without images).
+    n_listed : int
+        Files whose class and name the official manifest lists.
+    n_official_bytes : int
+        Of those, files whose byte count equals the official one.
+    """
+
+    n_images: int
+    n_sizes: int
+    common_size: tuple[int, int] | None
+    n_listed: int
+    n_official_bytes: int
+
+    @property
+    def one_size(self) -> bool:
+        """True when every image (of more than one) has the same width and height."""
+        return self.n_images > 1 and self.n_sizes == 1
+
+    @property
+    def n_altered_bytes(self) -> int:
+        """Files the manifest lists whose byte count differs from the official one."""
+        return self.n_listed - self.n_official_bytes
+
+    @property
+    def originals(self) -> bool:
+        """True unless the copy is resized: sizes vary and no listed file has another byte count.
+
+        A copy none of whose names the manifest lists is judged by its sizes alone.
+        """
+        return not self.one_size and self.n_altered_bytes == 0
+
+    def note(self) -> str:
+        """A Markdown note for the top of a chapter: what this copy is and what its figures can show."""
+        if self.originals:
+            lines = [
+                f"> **This copy holds original files.** {self.n_images:,} images at {self.n_sizes:,} different "
+                "sizes"
+                + (
+                    f"; all {self.n_listed:,} files named in the official manifest have their official byte counts."
+                    if self.n_listed
+                    else "; no file name is in the official manifest, so byte counts could not be checked."
+                )
+            ]
+            if self.n_images < OFFICIAL_TOTAL:
+                lines.append(
+                    f"> It is a subset ({self.n_images:,} of the {OFFICIAL_TOTAL:,} official images): the sizes "
+                    "and shapes are real, the counts and shares are the subset's."
+                )
+            return "\n>\n".join(lines)
+        reasons = []
+        if self.one_size:
+            width, height = self.common_size
+            reasons.append(f"every one of its {self.n_images:,} images is {width}x{height} pixels")
+        if self.n_altered_bytes:
+            which = "all" if self.n_altered_bytes == self.n_listed else f"{self.n_altered_bytes:,} of the"
+            reasons.append(
+                f"{which} {self.n_listed:,} files named in the official manifest have other byte counts than "
+                "the official ones (they were resized or re-encoded)"
+            )
+        because = " and ".join(reasons)
+        return (
+            "> **Note: this is a resized copy, not the original files.** " + because[0].upper() + because[1:] + ".\n>\n"
+            "> Sizes, shapes and file sizes of a resized copy describe how it was made, not the X-rays: "
+            "the sections about them say so below and leave out figures that would show one bar. "
+            "For the real histograms, run this chapter on the original files: `cxr download` fetches "
+            "the official dataset into `data/`, or set `CXR_DATA_DIR` to a folder of the originals."
+        )
+
+
+def check_resolution(index: pd.DataFrame, manifest: pd.DataFrame | str | os.PathLike | None = None) -> ResolutionCheck:
+    """Is this copy the original files, or a resized copy? From sizes and byte counts only.
+
+    Two signs, both read from the index without opening a file: every image has the
+    same width and height (the originals come at many sizes), or files have another
+    byte count than the official manifest gives for the same class and name.
+
+    Parameters
+    ----------
+    index : pandas.DataFrame
+        From :func:`cxr_utils.dataset.index_dataset` (``label``, ``name``, ``bytes``,
+        ``width``, ``height``).
+    manifest : DataFrame or path, optional
+        ``path``, ``sha256``, ``bytes`` rows (:func:`cxr_utils.verification.read_manifest`);
+        default the official manifest shipped with the package.
+
+    Returns
+    -------
+    ResolutionCheck
+    """
+    official = manifest.copy() if isinstance(manifest, pd.DataFrame) else read_manifest(manifest)
+    parts = official["path"].str.split("/")
+    official = pd.DataFrame(
+        {"label": parts.str[1].str.upper(), "name": parts.str[-1], "official_bytes": official["bytes"]}
+    )
+    sized = index.dropna(subset=["width", "height"])
+    sizes = list(zip(sized["width"].astype(int), sized["height"].astype(int)))
+    common = pd.Series(sizes).value_counts().index[0] if sizes else None
+    listed = index[["label", "name", "bytes"]].merge(official, on=["label", "name"], how="inner")
+    return ResolutionCheck(
+        n_images=len(sizes),
+        n_sizes=len(set(sizes)),
+        common_size=tuple(int(v) for v in common) if common is not None else None,
+        n_listed=len(listed),
+        n_official_bytes=int((listed["bytes"] == listed["official_bytes"]).sum()),
+    )

@@ -43,6 +43,38 @@ def test_split_counts_bars_show_the_table(index):
     assert "270" in [t.get_text() for t in ax.texts]
 
 
+def test_course_flow_draws_every_step_in_order_with_an_arrow_between():
+    from matplotlib.patches import FancyBboxPatch
+
+    fig = plots.plot_course_flow()
+    render(fig)
+    ax = fig.axes[0]
+    boxes = [p for p in ax.patches if isinstance(p, FancyBboxPatch)]
+    steps, readers = plots.COURSE_FLOW, plots.COURSE_READERS
+    assert len(boxes) == len(steps) + len(readers)
+    titles = [t.get_text() for t in ax.texts if t.get_fontweight() == "bold"]
+    assert titles == [step for step, _, _ in steps] + [chapter for chapter, _ in readers]
+    assert [step for step, _, _ in steps][:4] == ["Files", "Index", "Cache", "Splits"]
+    assert [chapter for chapter, _ in readers] == ["Chapter 05", "Chapter 06"]
+    arrows = [t for t in ax.texts if getattr(t, "arrow_patch", None) is not None]
+    assert len(arrows) == len(steps) - 1 + len(readers)
+    tops = [box.get_y() for box in boxes[: len(steps)]]
+    assert tops == sorted(tops, reverse=True)  # top to bottom in the order given
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    figure_box = fig.bbox
+    for text in ax.texts:  # readable: no text runs off the figure
+        extent = text.get_window_extent(renderer)
+        assert extent.x0 >= figure_box.x0 - 1 and extent.x1 <= figure_box.x1 + 1, text.get_text()
+
+
+def test_course_flow_takes_other_steps():
+    fig = plots.plot_course_flow((("A", "a()", "first"), ("B", "b()", "second")), (("C", "reads B"),))
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.texts if t.get_fontweight() == "bold"] == ["A", "B", "C"]
+
+
 def test_images_per_patient_panels(index):
     per_patient = stats.images_per_patient(index)
     fig = plots.plot_images_per_patient(per_patient)
@@ -51,15 +83,34 @@ def test_images_per_patient_panels(index):
     normal_ids = (per_patient["label"] == "NORMAL").sum()
     assert fig.axes[0].get_title() == f"NORMAL: {normal_ids} patient ids"
     assert sum(bar_heights(fig.axes[0])) == normal_ids
+    pneumonia = fig.axes[1]
+    written = [int(t.get_text()) for t in pneumonia.texts if t.get_text()]
+    assert 1 in written  # a bar of one patient id is labelled, not left invisible
+    ticks = [t for t in pneumonia.get_xticks() if pneumonia.get_xlim()[0] <= t <= pneumonia.get_xlim()[1]]
+    assert all(float(t).is_integer() for t in ticks), ticks
 
 
-def test_pathogen_bars_stack_to_split_totals(index):
+def test_pathogen_bars_are_shares_with_counts_written_on(index):
     table = stats.pathogen_table(index)
     fig = plots.plot_pathogen_counts(table)
     render(fig)
-    heights = np.array(bar_heights(fig.axes[0])).reshape(3, -1)  # bacteria, virus, none x splits
-    assert heights.sum(axis=0).tolist() == [360, 10, 46]
-    assert heights[0].tolist() == table.loc[["train", "val", "test"], "bacteria"].tolist()
+    ax = fig.axes[0]
+    widths = np.array([patch.get_width() for patch in ax.patches]).reshape(3, -1)  # bacteria, virus, NORMAL x splits
+    np.testing.assert_allclose(widths.sum(axis=0), 1.0)  # every split, even val's 10 images, fills the axis
+    expected = table.loc[["train", "val", "test"], ["bacteria", "virus", "none"]].to_numpy().T
+    np.testing.assert_allclose(widths, expected / expected.sum(axis=0))
+    texts = [t.get_text() for t in ax.texts]
+    assert [t for t in texts if t.startswith("n = ")] == ["n = 360", "n = 10", "n = 46"]
+    written = {t.get_text() for t in ax.texts}
+    assert {"175", "95", "90", "6"} <= written  # segments of 5% or more carry their count
+    assert "1" not in written  # test's one bacterial image (2%) is too narrow for a label
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "bacterial pneumonia",
+        "viral pneumonia",
+        "NORMAL (no pathogen)",
+    ]
+    position = {t.get_text(): y for t, y in zip(ax.get_yticklabels(), ax.get_yticks())}
+    assert position["train"] > position["val"] > position["test"]  # read top to bottom, like the table
 
 
 def test_sample_grid_shows_real_images_with_names(originals, index):
@@ -84,6 +135,12 @@ def test_size_histograms_per_split(index, column):
     assert sum(bar_heights(train)) == (index["split"] == "train").sum()  # every image in one bar
     assert sum(bar_heights(fig.axes[2])) == 46
     assert [t.get_text() for t in train.get_legend().get_texts()] == ["NORMAL", "PNEUMONIA"]
+    assert all(ax.get_legend() is None for ax in fig.axes[1:])  # one legend, never over a small split's bars
+    val = fig.axes[1]
+    assert all(float(t).is_integer() for t in val.get_yticks())  # counts of images
+    if column == "megapixels":
+        labels = [t.get_text() for t in train.get_xticklabels() if t.get_text()]
+        assert labels and all(float(label) > 0 for label in labels), labels
 
 
 def test_size_scatter_plots_every_image(index):
@@ -96,10 +153,38 @@ def test_size_scatter_plots_every_image(index):
     assert fig.axes[0].get_xlabel() == "width (pixels)"
 
 
-def test_file_sizes(index):
+def test_file_sizes_log_axis_reads_as_plain_numbers(index):
+    from cxr_utils.verification import index_manifest
+
     fig = plots.plot_file_sizes(index)
     render(fig)
-    assert fig.axes[0].get_xscale() == "log" and fig.axes[0].get_xlabel() == "file size (kB)"
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log" and ax.get_xlabel() == "file size (kB)"
+    labels = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+    assert labels and all(float(label) > 0 for label in labels), labels  # "50", "100": never "4x10^0" or "$10^{2}$"
+    official = index_manifest()
+    both = plots.plot_file_sizes(index, official=official)
+    render(both)
+    assert [ax.get_title() for ax in both.axes] == [
+        "File sizes: this copy (416 files)",
+        "File sizes: official files, from the manifest (5,856)",
+    ]
+    manifest_labels = [t.get_text() for t in both.axes[1].get_xticklabels() if t.get_text()]
+    assert {"10", "100", "1000"} <= set(manifest_labels), manifest_labels  # 5 kB to 2.4 MB, in plain numbers
+
+
+def test_a_narrow_log_axis_still_gets_plain_ticks():
+    from cxr_utils.plots.data import _readable_log_axis
+
+    fig = plots.plot_file_sizes(
+        pd.DataFrame({"label": ["NORMAL", "PNEUMONIA"] * 50, "bytes": np.linspace(3600, 9000, 100)})
+    )
+    render(fig)
+    ax = fig.axes[0]
+    _readable_log_axis(ax.xaxis)
+    low, high = ax.get_xlim()
+    shown = [float(t.get_text()) for t in ax.get_xticklabels() if t.get_text() and low <= float(t.get_text()) <= high]
+    assert len(shown) >= 3, shown  # within one decade every integer is a tick: 4, 5, 6, 7, 8, 9
 
 
 def test_intensity_histogram_lines_carry_the_shares():

@@ -142,3 +142,59 @@ def test_sample_per_class_is_seeded(originals_index):
     again = stats.sample_per_class(originals_index, 3, seed=1)
     assert first["path"].tolist() == again["path"].tolist()
     assert first["label"].value_counts().to_dict() == {"NORMAL": 3, "PNEUMONIA": 3}
+
+
+@pytest.fixture(scope="module")
+def resized_index(resized_224):
+    return index_dataset(resized_224, progress=False).table
+
+
+def test_check_resolution_knows_the_originals(originals_index):
+    check = stats.check_resolution(originals_index)
+    sizes = set(zip(originals_index["width"], originals_index["height"]))
+    assert (check.n_images, check.n_sizes, check.n_listed, check.n_official_bytes) == (416, len(sizes), 416, 416)
+    assert check.originals and not check.one_size and check.n_altered_bytes == 0
+    note = check.note()
+    assert note.startswith("> **This copy holds original files.**")
+    assert "416 of the 5,856 official images" in note  # a subset, and it says so
+
+
+def test_check_resolution_finds_the_resized_copy(resized_index):
+    check = stats.check_resolution(resized_index)
+    assert check.one_size and check.common_size == (224, 224) and not check.originals
+    assert (check.n_listed, check.n_official_bytes, check.n_altered_bytes) == (5856, 0, 5856)
+    note = check.note()
+    assert note.startswith("> **Note: this is a resized copy, not the original files.**")
+    assert "Every one of its 5,856 images is 224x224 pixels" in note
+    assert "`cxr download`" in note and "`CXR_DATA_DIR`" in note  # what a learner needs for the real histograms
+
+
+def test_check_resolution_on_made_up_indexes():
+    manifest = pd.DataFrame(
+        {
+            "path": ["train/NORMAL/a.jpeg", "train/PNEUMONIA/b.jpeg", "test/NORMAL/c.jpeg"],
+            "sha256": ["0", "1", "2"],
+            "bytes": [1000, 2000, 3000],
+        }
+    )
+    index = pd.DataFrame(
+        {
+            "label": ["NORMAL", "PNEUMONIA", "NORMAL"],
+            "name": ["a.jpeg", "b.jpeg", "c.jpeg"],
+            "bytes": [1000, 2000, 2999],  # c was re-encoded, at its own size
+            "width": [100, 200, 300],
+            "height": [100, 100, 100],
+        }
+    )
+    re_encoded = stats.check_resolution(index, manifest)
+    assert not re_encoded.one_size and re_encoded.n_altered_bytes == 1 and not re_encoded.originals
+    assert "1 of the 3 files named in the official manifest" in re_encoded.note()
+    untouched = stats.check_resolution(index.assign(bytes=[1000, 2000, 3000]), manifest)
+    assert untouched.originals and untouched.n_official_bytes == 3
+    unknown = stats.check_resolution(index.assign(name=["x.jpeg", "y.jpeg", "z.jpeg"]), manifest)
+    assert unknown.n_listed == 0 and unknown.originals  # judged by its sizes alone
+    assert "could not be checked" in unknown.note()
+    square = stats.check_resolution(index.assign(width=64, height=64, name=["x.jpeg", "y.jpeg", "z.jpeg"]), manifest)
+    assert square.one_size and not square.originals and square.common_size == (64, 64)
+    single = stats.check_resolution(index.head(1), manifest)
+    assert not single.one_size  # one image is not "all one size"

@@ -1,4 +1,5 @@
-"""Figures of the data (chapters 01 and 02): counts, patients, sizes, intensities, resize policies."""
+"""Figures of the data (chapters 01 and 02): the course's data flow, counts, patients, sizes, intensities,
+resize policies."""
 
 from __future__ import annotations
 
@@ -8,13 +9,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.axis import Axis
 from matplotlib.figure import Figure
+from matplotlib.patches import FancyBboxPatch
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from ..images import RESIZE_POLICIES, load_grayscale, resize_image
 from ..layout import LABELS, SPLITS
 from .style import CLASS_COLOURS, figure
 
 __all__ = [
+    "COURSE_FLOW",
+    "COURSE_READERS",
+    "plot_course_flow",
     "plot_split_counts",
     "plot_images_per_patient",
     "plot_pathogen_counts",
@@ -25,6 +32,92 @@ __all__ = [
     "plot_intensity_histograms",
     "plot_resize_policies",
 ]
+
+#: The course's data flow, top to bottom: (step, where it happens, what it holds).
+COURSE_FLOW: tuple[tuple[str, str, str], ...] = (
+    ("Files", "data/ or $CXR_DATA_DIR", "the JPEGs, in {train,val,test}/{NORMAL,PNEUMONIA}: chapters 01-02"),
+    ("Index", "index_dataset()", "one row per file: split, class, patient id, pathogen, size, bytes, hash"),
+    (
+        "Cache",
+        "cache_images()",
+        "each image decoded once, squashed to the chapter's square size, kept as uint8 arrays in cache/",
+    ),
+    ("Splits", "course_splits()", "train / validation grouped by patient; the official test split kept apart"),
+    ("Model", "chapters 03 and 04", "a CNN from scratch (03), an ImageNet backbone fine-tuned (04)"),
+    ("Run folder", "runs/<name>/", "weights, training history, predictions, threshold, metrics (finish_run)"),
+)
+#: Where the run folders are read: (chapter, what it does with them).
+COURSE_READERS: tuple[tuple[str, str], ...] = (
+    ("Chapter 05", "error analysis: which images are wrong, and why"),
+    ("Chapter 06", "domain shift: the test hospital, without its labels"),
+)
+
+
+def plot_course_flow(
+    steps: tuple[tuple[str, str, str], ...] = COURSE_FLOW, readers: tuple[tuple[str, str], ...] = COURSE_READERS
+) -> Figure:
+    """The course's data flow as boxes and arrows: files to index to cache ... to the chapters that read runs.
+
+    Parameters
+    ----------
+    steps : tuple of (step, where, what)
+        One box per step, top to bottom, each with an arrow to the next; ``where`` (a
+        folder or function) is printed under the step's name, ``what`` beside the box.
+    readers : tuple of (chapter, what)
+        Boxes side by side under the last step, each with an arrow from it.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axes without ticks, in data units of inches; each box is a
+        :class:`~matplotlib.patches.FancyBboxPatch` and each arrow an annotation.
+    """
+    row, box_width, box_height, text_x = 0.82, 2.5, 0.58, 3.0
+    reader_gap = 1.25 * row  # the readers sit a little lower, so their arrows fan out visibly
+    height = row * len(steps) + reader_gap + 0.2
+    fig = figure(10.5, height)
+    ax = fig.subplots()
+    ax.set_xlim(0, 10.5)
+    ax.set_ylim(0, height)
+    ax.set_axis_off()
+
+    def box(x: float, y: float, width: float, title: str, subtitle: str, colour: str) -> None:
+        style = {"boxstyle": "round,pad=0.02,rounding_size=0.08", "facecolor": colour, "edgecolor": "#333333"}
+        ax.add_patch(FancyBboxPatch((x, y - box_height / 2), width, box_height, **style))
+        title_y = y + 0.1 if subtitle else y
+        ax.text(x + width / 2, title_y, title, ha="center", va="center", fontsize=11, fontweight="bold")
+        if subtitle:
+            ax.text(x + width / 2, y - 0.13, subtitle, ha="center", va="center", fontsize=9, family="monospace")
+
+    def arrow(start: tuple[float, float], end: tuple[float, float]) -> None:
+        ax.annotate("", xy=end, xytext=start, arrowprops={"arrowstyle": "-|>", "color": "#333333", "lw": 1.4})
+
+    centre = 0.2 + box_width / 2
+    for number, (title, where, what) in enumerate(steps):
+        y = height - 0.1 - row * (number + 0.5)
+        box(0.2, y, box_width, title, where, "#DCE6F2")
+        ax.text(text_x, y, what, ha="left", va="center", fontsize=10)
+        if number:
+            arrow((centre, y + row - box_height / 2), (centre, y + box_height / 2))
+    last = height - 0.1 - row * (len(steps) - 0.5)
+    y = last - reader_gap
+    reader_width = 1.9
+    for number, (title, what) in enumerate(readers):
+        x = 0.2 + number * (reader_width + 3.3)
+        box(x, y, reader_width, title, "", "#FBE5D6")
+        ax.text(x + reader_width + 0.1, y, what.replace(": ", ":\n", 1), ha="left", va="center", fontsize=9)
+        arrow((centre, last - box_height / 2), (x + reader_width / 2, y + box_height / 2))
+    return fig
+
+
+def _readable_log_axis(axis: Axis) -> None:
+    """Plain numbers on a log axis (``2``, ``5``, ``10``), never ``4x10^0``: more ticks when it spans little."""
+    low, high = sorted(axis.get_view_interval())
+    decades = np.log10(high / low) if low > 0 else np.inf
+    subs = np.arange(1.0, 10.0) if decades < 1 else (1.0, 2.0, 5.0) if decades < 3 else (1.0,)
+    axis.set_major_locator(LogLocator(base=10, subs=subs))
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.set_minor_formatter(NullFormatter())
 
 
 def plot_split_counts(table: pd.DataFrame) -> Figure:
@@ -53,7 +146,7 @@ def plot_split_counts(table: pd.DataFrame) -> Figure:
 
 
 def plot_images_per_patient(per_patient: pd.DataFrame) -> Figure:
-    """Histogram of the number of images per patient id, one panel per class.
+    """Histogram of the number of images per patient id, one panel per class, each bar labelled with its count.
 
     Parameters
     ----------
@@ -64,7 +157,10 @@ def plot_images_per_patient(per_patient: pd.DataFrame) -> Figure:
     axes = fig.subplots(1, len(LABELS), sharey=False)
     for ax, label in zip(axes, LABELS):
         counts = per_patient.loc[per_patient["label"] == label, "n_images"].value_counts().sort_index()
-        ax.bar(counts.index, counts.to_numpy(), color=CLASS_COLOURS[label])
+        bars = ax.bar(counts.index, counts.to_numpy(), color=CLASS_COLOURS[label])
+        ax.bar_label(bars, fmt="%d", padding=2, fontsize=8)  # a bar of one patient id is too short to see
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.margins(y=0.12)
         ax.set_title(f"{label}: {int(counts.sum())} patient ids")
         ax.set_xlabel("images per patient id")
         ax.set_ylabel("patient ids")
@@ -72,27 +168,43 @@ def plot_images_per_patient(per_patient: pd.DataFrame) -> Figure:
 
 
 def plot_pathogen_counts(table: pd.DataFrame) -> Figure:
-    """Stacked bars: bacteria, virus and normal (none) images per split.
+    """Each split's images as shares: bacterial pneumonia, viral pneumonia, NORMAL; counts written on.
+
+    One horizontal bar per split, each as long as 100%, so that a split of 16 images is as
+    readable as one of 5,216; every segment of 5% or more carries its count, and the
+    split's total is written after its bar.
 
     Parameters
     ----------
     table : pandas.DataFrame
         From :func:`cxr_utils.stats.pathogen_table` (its ``total`` row is left out).
     """
-    counts = table.drop(index="total", errors="ignore")
+    counts = table.drop(index="total", errors="ignore")[["bacteria", "virus", "none"]]
+    totals = counts.sum(axis=1).to_numpy()
+    shares = counts.to_numpy() / np.maximum(totals, 1)[:, None]
+    names = {"bacteria": "bacterial pneumonia", "virus": "viral pneumonia", "none": "NORMAL (no pathogen)"}
     colours = {"bacteria": "#C44E52", "virus": "#8172B2", "none": CLASS_COLOURS["NORMAL"]}
-    fig = figure(6.5, 3.8)
+    fig = figure(7.5, 1.2 + 0.55 * len(counts))
     ax = fig.subplots()
-    bottom = np.zeros(len(counts))
-    for pathogen in ["bacteria", "virus", "none"]:
+    positions = np.arange(len(counts))[::-1]  # the first split on top
+    left = np.zeros(len(counts))
+    for column, pathogen in enumerate(counts.columns):
         values = counts[pathogen].to_numpy()
-        bars = ax.bar(counts.index, values, bottom=bottom, label=pathogen, color=colours[pathogen])
-        ax.bar_label(bars, labels=[str(v) if v else "" for v in values], label_type="center", color="white")
-        bottom += values
-    ax.set_xlabel("split")
-    ax.set_ylabel("images")
+        bars = ax.barh(positions, shares[:, column], left=left, height=0.6, label=names[pathogen])
+        for bar in bars:
+            bar.set_color(colours[pathogen])
+        labels = [f"{v:,}" if share >= 0.05 else "" for v, share in zip(values, shares[:, column])]
+        ax.bar_label(bars, labels=labels, label_type="center", color="white", fontsize=9, fontweight="bold")
+        left += shares[:, column]
+    for position, total in zip(positions, totals):
+        ax.text(1.01, position, f"n = {total:,}", va="center", fontsize=9)
+    ax.set_yticks(positions, counts.index)
+    ax.set_xlim(0, 1.13)
+    ax.set_xticks([0, 0.25, 0.5, 0.75, 1], ["0%", "25%", "50%", "75%", "100%"])
+    ax.set_xlabel("share of the split's images")
+    ax.set_ylabel("split")
     ax.set_title("Pathogen per split (from file names)")
-    ax.legend(title="pathogen")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.45, -0.35 - 0.1 / len(counts)), ncol=3, fontsize=9, frameon=False)
     return fig
 
 
@@ -155,6 +267,13 @@ def plot_size_histograms(index: pd.DataFrame, column: str, bins: int = 30, log: 
         ax.set_title(f"{split}: {column}")
         ax.set_xlabel(column)
         ax.set_ylabel("images")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no 0.2 images on a small split
+        if ax is axes[0]:  # one legend for the figure: on a small split it would hide bars
+            sns.move_legend(ax, "best", title="class", fontsize=8, title_fontsize=8)
+        else:
+            ax.get_legend().remove()
+        if log:
+            _readable_log_axis(ax.xaxis)
     return fig
 
 
@@ -184,25 +303,40 @@ def plot_size_scatter(index: pd.DataFrame) -> Figure:
     return fig
 
 
-def plot_file_sizes(index: pd.DataFrame) -> Figure:
-    """Histogram of file sizes in kB per class, on a logarithmic axis."""
-    data = index.assign(kilobytes=index["bytes"] / 1000)
-    fig = figure(6.5, 3.6)
-    ax = fig.subplots()
-    sns.histplot(
-        data=data,
-        x="kilobytes",
-        hue="label",
-        hue_order=list(LABELS),
-        palette=CLASS_COLOURS,
-        log_scale=True,
-        bins=30,
-        element="step",
-        ax=ax,
-    )
-    ax.set_xlabel("file size (kB)")
-    ax.set_ylabel("images")
-    ax.set_title("File sizes")
+def plot_file_sizes(index: pd.DataFrame, official: pd.DataFrame | None = None) -> Figure:
+    """Histograms of file sizes in kB per class, on a logarithmic axis with plain numbers.
+
+    Parameters
+    ----------
+    index : pandas.DataFrame
+        With ``label`` and ``bytes`` (an index of this copy).
+    official : pandas.DataFrame, optional
+        The same columns for another set of files, drawn in a second panel: e.g. the
+        official manifest (:func:`cxr_utils.verification.index_manifest`) beside a
+        resized copy.
+    """
+    panels = {f"this copy ({len(index):,} files)": index}
+    if official is not None:
+        panels[f"official files, from the manifest ({len(official):,})"] = official
+    fig = figure(6.5 if official is None else 11, 3.6)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (title, frame) in zip(axes, panels.items()):
+        sns.histplot(
+            data=frame.assign(kilobytes=frame["bytes"] / 1000),
+            x="kilobytes",
+            hue="label",
+            hue_order=list(LABELS),
+            palette=CLASS_COLOURS,
+            log_scale=True,
+            bins=30,
+            element="step",
+            ax=ax,
+        )
+        _readable_log_axis(ax.xaxis)
+        sns.move_legend(ax, "upper right", title="class")
+        ax.set_xlabel("file size (kB)")
+        ax.set_ylabel("images")
+        ax.set_title(f"File sizes: {title}" if official is not None else "File sizes")
     return fig
 
 
