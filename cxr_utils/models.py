@@ -8,9 +8,12 @@ PNEUMONIA. :func:`build_cnn` and :func:`compile_binary` are written out in chapt
 
 from __future__ import annotations
 
+import os
+import re
+
 import keras
 
-__all__ = ["PerImageStandardization", "build_cnn", "compile_binary"]
+__all__ = ["PerImageStandardization", "ModelLoadError", "build_cnn", "compile_binary", "load_model"]
 
 
 @keras.saving.register_keras_serializable(package="cxr_utils")
@@ -96,3 +99,80 @@ def compile_binary(
         metrics=[keras.metrics.AUC(name="auc"), keras.metrics.BinaryAccuracy(name="accuracy")],
     )
     return model
+
+
+def _module_of(path: str, name: str) -> str | None:
+    """The module a ``.keras`` file's config says the class ``name`` came from (None if unknown)."""
+    import json
+    import zipfile
+
+    def walk(node):
+        if isinstance(node, dict):
+            if name in (node.get("class_name"), node.get("registered_name")) and "module" in node:
+                return node["module"]
+            node = list(node.values())
+        if isinstance(node, list):
+            return next((found for item in node if (found := walk(item)) is not None), None)
+        return None
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return walk(json.loads(archive.read("config.json")))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
+
+
+class ModelLoadError(TypeError):
+    """A saved model names a custom class (layer, loss, ...) that is not registered in this process."""
+
+
+def load_model(path: str | os.PathLike, *, custom_objects: dict | None = None, compile: bool = True) -> keras.Model:
+    """Load a model the course saved (``runs/<run>/model.keras``), in any Python with ``cxr_utils`` installed.
+
+    The course's custom layers (:class:`PerImageStandardization` here,
+    :class:`cxr_utils.transfer.BackbonePreprocessing`) are registered with Keras under
+    ``cxr_utils>`` when their modules are imported; this function imports both first, so
+    one call is enough (``cxr_utils.load_model(path)`` is the same function). Models saved
+    before the layers were registered (bare class names) load too.
+
+    Parameters
+    ----------
+    path : path-like
+        A ``.keras`` file.
+    custom_objects : dict, optional
+        More classes the model needs (a layer of your own, from an exercise), by name.
+    compile : bool
+        Restore the optimizer, loss and metrics as saved (``False``: for prediction only).
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ModelLoadError
+        If the model names a class that is neither the course's nor in ``custom_objects``:
+        the message names the class and the module the model says it came from, to import.
+    """
+    from . import transfer  # registers BackbonePreprocessing
+
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no saved model at {path}")
+    known = {
+        "PerImageStandardization": PerImageStandardization,  # models saved before registration
+        "BackbonePreprocessing": transfer.BackbonePreprocessing,
+        **(custom_objects or {}),
+    }
+    try:
+        return keras.models.load_model(path, custom_objects=known, compile=compile)
+    except TypeError as error:
+        missing = re.search(r"Could not locate (?:class|function) '([^']+)'", str(error))
+        if missing is None:
+            raise
+        name = missing.group(1)
+        module = _module_of(path, name)
+        where = f"import {module}" if module else "import the module that defines it"
+        raise ModelLoadError(
+            f"{path} needs the class {name!r}, which is not registered in this Python: {where} "
+            "first, or pass it as load_model(path, custom_objects={...}). The course's own layers need only "
+            "cxr_utils.load_model(path)."
+        ) from error

@@ -308,13 +308,11 @@ class Run:
         FileNotFoundError
             If the run saved no model.
         """
-        import keras
-
-        from . import models, transfer  # noqa: F401  (registers the custom layers for deserialisation)
+        from .models import load_model  # registers the course's custom layers
 
         if not self.model_path.exists():
             raise FileNotFoundError(f"run {self.name!r} saved no model ({self.model_path} is missing)")
-        return keras.models.load_model(self.model_path)
+        return load_model(self.model_path)
 
 
 def load_run(name: str, notebook: str, root: str | os.PathLike | None = None) -> Run:

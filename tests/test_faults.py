@@ -436,3 +436,79 @@ def test_rerunning_a_finished_training_never_loads_the_old_runs_weights(tmp_path
     for before, after in zip(own, (w.numpy() for w in second.trainable_weights)):
         np.testing.assert_allclose(before, after, atol=1e-6)  # its own (untrained) weights, not the first run's
     assert len(read_history(tmp_path)) == 1
+
+
+def _handful(originals: Path, per_class: int = 8, size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """``2 * per_class`` real training images (gray, ``size`` x ``size``) and their labels (1 = PNEUMONIA)."""
+    from cxr_utils.images import load_grayscale, resize_image
+
+    images, labels = [], []
+    for label, folder in enumerate(("NORMAL", "PNEUMONIA")):
+        for path in sorted((originals / "train" / folder).glob("*.jpeg"))[:per_class]:
+            images.append(resize_image(load_grayscale(path), size))
+            labels.append(label)
+    return np.stack(images), np.array(labels, dtype="float32")
+
+
+def _exercise_run(originals: Path, root: Path, seed: int, *, replace: bool):
+    """What an exercise solution does: its own run folder, then ``fit`` on a tiny CNN, validation only."""
+    import keras
+
+    from cxr_utils.models import build_cnn, compile_binary
+    from cxr_utils.pipeline import CachedBatches, predict_scores
+    from cxr_utils.runs import run_folder
+    from cxr_utils.training import fit, set_seeds
+
+    x, y = _handful(originals)
+    set_seeds(seed)
+    model = compile_binary(build_cnn(32, filters=(4 + 4 * seed,), dropout=0.0, name=f"seed{seed}"))
+    folder = run_folder("03_cnn_from_scratch_exercise_demo", root=root, replace=replace)
+    order = np.random.default_rng(seed).permutation(len(x))  # another seed: other training images
+    train, validation = order[:10], order[10:]
+    fit(
+        model,
+        CachedBatches(x[train], y[train], 5, shuffle=True, seed=seed),
+        CachedBatches(x[validation], y[validation], 8),
+        run_dir=folder,
+        epochs=2,
+        patience=5,
+        verbose=0,
+    )
+    return folder, model, predict_scores(model, x[validation]), keras
+
+
+@pytest.mark.filterwarnings("ignore:Skipping nested container")  # loading into the wrong model, on purpose
+def test_row15_rerunning_an_exercise_scores_the_second_model_not_the_first(originals, tmp_path, capsys):
+    """Two runs of an exercise in one folder (run_folder(..., replace=True) + fit), with other seeds and data."""
+    first_folder, first, _, keras = _exercise_run(originals, tmp_path, seed=0, replace=True)
+    first_weights = (first_folder / "best.weights.h5").read_bytes()
+    second_folder, second, _, _ = _exercise_run(originals, tmp_path, seed=1, replace=True)
+    assert second_folder == first_folder
+    assert "Replaced the earlier run folder" in capsys.readouterr().out
+    assert sorted(p.name for p in second_folder.iterdir()) == ["best.weights.h5", "history.csv"]  # no previous.*
+    assert (second_folder / "best.weights.h5").read_bytes() != first_weights
+    # the saved best weights are the second model's: they load into its architecture, not the first's
+    reloaded = keras.models.clone_model(second)
+    reloaded.load_weights(second_folder / "best.weights.h5")
+    for saved, kept in zip(reloaded.get_weights(), second.get_weights()):
+        np.testing.assert_array_equal(saved, kept)
+    with pytest.raises(ValueError):
+        keras.models.clone_model(first).load_weights(second_folder / "best.weights.h5")
+    assert len(pd.read_csv(second_folder / "history.csv")) == 2  # its own two epochs, not four
+
+
+def test_row16_without_replace_a_finished_exercise_run_is_set_aside_never_scored(originals, tmp_path):
+    """fit's own guard: a finished run's log and weights become previous.*, and the new model starts afresh."""
+    folder, _, _, _ = _exercise_run(originals, tmp_path, seed=0, replace=True)
+    first_weights = (folder / "best.weights.h5").read_bytes()
+    first_history = (folder / "history.csv").read_text()
+    _, second, _, _ = _exercise_run(originals, tmp_path, seed=0, replace=False)  # same architecture: loadable
+    assert (folder / "previous.best.weights.h5").read_bytes() == first_weights
+    assert (folder / "previous.history.csv").read_text() == first_history
+    assert len(pd.read_csv(folder / "history.csv")) == 2  # the new run logged its own epochs only
+    import keras
+
+    reloaded = keras.models.clone_model(second)
+    reloaded.load_weights(folder / "best.weights.h5")
+    for saved, kept in zip(reloaded.get_weights(), second.get_weights()):
+        np.testing.assert_array_equal(saved, kept)

@@ -67,3 +67,19 @@ def test_training_resumes_after_being_killed(originals, tmp_path):
     history = read_history(run_dir)
     assert list(history["epoch"]) == [0, 1, 2] and history["val_auc"].notna().all()
     assert not (run_dir / "backup").exists()  # removed once training finished
+
+
+def test_the_history_figure_names_its_metrics_readably():
+    import pandas as pd
+
+    from cxr_utils.plots import plot_history
+
+    history = pd.DataFrame(
+        {"epoch": [0, 1, 2], "loss": [0.7, 0.5, 0.4], "val_loss": [0.8, 0.6, 0.6], "auc": [0.8, 0.9, 0.95]}
+    ).assign(val_auc=[0.75, 0.88, 0.86])
+    fig = plot_history(history)
+    loss_ax, auc_ax = fig.axes
+    assert auc_ax.get_title() == "ROC AUC" and auc_ax.get_ylabel() == "ROC AUC"
+    assert loss_ax.get_title().startswith("loss") and "auc" not in loss_ax.get_title()
+    assert "best validation (epoch 2)" in [t.get_text() for t in auc_ax.get_legend().get_texts()]
+    assert [t for t in auc_ax.get_xticks() if 1 <= t <= 3] == [1, 2, 3]  # whole epochs only

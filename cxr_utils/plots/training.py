@@ -8,7 +8,15 @@ from matplotlib.figure import Figure
 
 from .style import figure
 
-__all__ = ["plot_augmented_samples", "plot_history"]
+__all__ = ["METRIC_LABELS", "plot_augmented_samples", "plot_history"]
+
+#: How the history's metric names are written on the figures.
+METRIC_LABELS = {
+    "loss": "loss (binary cross-entropy)",
+    "auc": "ROC AUC",
+    "accuracy": "accuracy (threshold 0.5)",
+    "learning_rate": "learning rate",
+}
 
 
 def plot_augmented_samples(images: np.ndarray, augmentation, variants: int = 4, seed: int = 0) -> Figure:
@@ -47,6 +55,9 @@ def plot_history(history: pd.DataFrame, metrics: tuple[str, ...] = ("loss", "auc
     history : pandas.DataFrame
         One row per epoch with an ``epoch`` column, ``<metric>`` and ``val_<metric>``
         columns (``cxr_utils.training.fit`` returns this).
+    metrics : tuple of str
+        History columns, one panel each, labelled readably (:data:`METRIC_LABELS`: ``auc``
+        is "ROC AUC"); a dashed line marks the epoch of the best validation ROC AUC.
     """
     fig = figure(4.2 * len(metrics), 3.4)
     axes = fig.subplots(1, len(metrics), squeeze=False)[0]
@@ -55,11 +66,16 @@ def plot_history(history: pd.DataFrame, metrics: tuple[str, ...] = ("loss", "auc
         ax.plot(epochs, history[metric], marker="o", label="training")
         if f"val_{metric}" in history:
             ax.plot(epochs, history[f"val_{metric}"], marker="o", label="validation")
+        label = METRIC_LABELS.get(metric, metric.replace("_", " "))
         ax.set_xlabel("epoch")
-        ax.set_ylabel(metric)
-        ax.set_title(metric)
-        ax.legend()
+        ax.set_ylabel(label)
+        ax.set_title(label)
+        ax.xaxis.get_major_locator().set_params(integer=True)  # epochs are whole numbers
     if "val_auc" in history and "auc" in metrics:
         best_epoch = np.asarray(epochs)[int(np.argmax(history["val_auc"].to_numpy()))]
-        axes[list(metrics).index("auc")].axvline(best_epoch, color="grey", linestyle="--", linewidth=0.8)
+        axes[list(metrics).index("auc")].axvline(
+            best_epoch, color="grey", linestyle="--", linewidth=0.8, label=f"best validation (epoch {best_epoch})"
+        )
+    for ax in axes:
+        ax.legend()
     return fig

@@ -1,0 +1,205 @@
+"""A run's model card: ``model_card.md`` beside ``model.keras``, written from the run's own files.
+
+Every number in the card is read from what the run recorded (``metrics.json``,
+``threshold.json``, ``config.json``), from the index and splits it was trained on, from
+the model, and from ``runs/seed_variance/seed_variance.json`` when that benchmark has run;
+nothing is typed by hand. Chapters 03 and 04 write one with :func:`write_model_card`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from . import config
+from .metrics import PAPER
+from .runs import CONFIG_FILE, METRICS_FILE, MODEL_FILE, THRESHOLD_FILE
+from .verification import MENDELEY_COUNTS, OFFICIAL_COUNTS
+
+__all__ = ["MODEL_CARD_FILE", "KNOWN_FAILURE_MODES", "dataset_verdict", "model_card", "write_model_card"]
+
+MODEL_CARD_FILE = "model_card.md"
+
+#: What the course found these models get wrong (chapters 05 and 06), in every run's card.
+KNOWN_FAILURE_MODES = (
+    '**Shortcuts.** The burned-in side markers ("R", "L", in the top corners) and the image borders tell '
+    "how an image was made, not the disease; chapter 05's Grad-CAM measures how much of the model's heat sits "
+    "there against the lungs. Check it before trusting a score.",
+    "**Acquisition shift.** Trained on one hospital's pediatric images (Guangzhou Women and Children's "
+    "Medical Center); other hospitals, scanners, adults and other compression will shift the scores "
+    "(chapter 06 measures a shift between collections and what adaptation recovers).",
+)
+
+_METRICS = ("accuracy", "sensitivity", "specificity", "ppv", "npv", "roc_auc", "pr_auc")
+
+
+def dataset_verdict(index: pd.DataFrame) -> str:
+    """One sentence: do the index's images per official split and class match the published counts?
+
+    ``index`` has ``split`` (official) and ``label`` columns. Only counts are compared
+    (chapter 01 verifies the file hashes).
+    """
+    found = index.groupby(["split", "label"]).size().to_dict()
+    for name, expected in (("official Kaggle", OFFICIAL_COUNTS), ("Mendeley", MENDELEY_COUNTS)):
+        if all(found.get(key, 0) == number for key, number in expected.items()) and len(index) == sum(
+            expected.values()
+        ):
+            return f"the {name} layout's published counts ({len(index):,} images)"
+    return (
+        f"not the published counts ({len(index):,} images: a subset or another copy), "
+        "so its metrics are not comparable with the paper's"
+    )
+
+
+def _read(folder: Path, name: str) -> dict:
+    path = folder / name
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: finish the run (finish_run) before writing its card")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _interval(row: dict) -> str:
+    value, low, high = (row.get(k) for k in ("value", "ci_low", "ci_high"))
+    if value is None:
+        return "n/a"
+    return f"{value:.3f} [{low:.3f}, {high:.3f}]" if low is not None and high is not None else f"{value:.3f}"
+
+
+def _failure_modes(test: dict) -> list[str]:
+    """:data:`KNOWN_FAILURE_MODES`, with this run's specificity beside the paper's."""
+    specificity, paper = test["specificity"]["value"], PAPER["specificity"]
+    gap = (
+        f"**Specificity {'below' if specificity < paper else 'at or above'} the paper's.** On the official test "
+        f"split this model's specificity is {specificity:.3f} against Kermany et al.'s {paper:.3f}"
+        + (
+            ": NORMAL children are flagged more often. The test images were collected apart from the training "
+            "images (chapter 05 looks at which ones are missed, chapter 06 at the shift)."
+            if specificity < paper
+            else "."
+        )
+    )
+    return [KNOWN_FAILURE_MODES[0], gap, *KNOWN_FAILURE_MODES[1:]]
+
+
+def _seed_spread(seed_model: str | None, runs_root: Path) -> str:
+    path = runs_root / "seed_variance" / "seed_variance.json"
+    shown = Path(runs_root.name, "seed_variance", "seed_variance.json").as_posix()  # runs/seed_variance/...
+    if seed_model is None or not path.exists():
+        return (
+            "Not measured for this card: `python benchmarks/seed_variance.py` trains the chapters with several "
+            f"seeds and writes `{shown}`."
+        )
+    summary = json.loads(path.read_text(encoding="utf-8"))["summary"]
+    rows = {key.split(" | ")[1]: row for key, row in summary.items() if key.split(" | ")[0] == seed_model}
+    if not rows:
+        return f"`{shown}` has no model named {seed_model!r}."
+    lines = ["| metric | mean | standard deviation | min | max | seeds |", "| --- | --- | --- | --- | --- | --- |"]
+    for metric, row in rows.items():
+        lines.append(
+            f"| {metric} | {row['mean']:.4f} | {row['sd']:.4f} | {row['min']:.4f} | {row['max']:.4f} | "
+            f"{int(row['seeds'])} |"
+        )
+    return f"Test metrics over seeds (from `{shown}`):\n\n" + "\n".join(lines)
+
+
+def model_card(
+    run_dir: str | os.PathLike,
+    *,
+    title: str,
+    notebook: str,
+    architecture: str,
+    n_parameters: int,
+    index: pd.DataFrame,
+    splits: pd.Series,
+    seed_variance_model: str | None = None,
+    runs_root: str | os.PathLike | None = None,
+) -> str:
+    """The Markdown of a finished run's model card.
+
+    Parameters
+    ----------
+    run_dir : path-like
+        A run folder finished by :func:`cxr_utils.runs.finish_run` (``metrics.json``,
+        ``threshold.json``, ``config.json``; ``model.keras`` for the loading section).
+    title, notebook, architecture : str
+        The model's name, the notebook that trains it, and a one-line description of
+        the network (e.g. ``model.name`` and what it is made of).
+    n_parameters : int
+        The saved model's weights (``model.count_params()``).
+    index, splits : pandas.DataFrame, pandas.Series
+        The cached images' index (``split``, ``label`` columns) and each row's course split
+        (:func:`cxr_utils.splits.course_splits`): the card counts images per split and class.
+    seed_variance_model : str, optional
+        This model's name in ``runs/seed_variance/seed_variance.json`` (``"CNN (03)"``,
+        ``"chosen transfer candidate (04)"``); without it, or without the file, the card says
+        the spread over seeds was not measured.
+    runs_root : path-like, optional
+        Where ``seed_variance/`` lives; default :func:`cxr_utils.config.runs_dir`.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the run is not finished (a file of ``finish_run`` is missing).
+    """
+    folder = Path(run_dir)
+    metrics, threshold, run_config = (_read(folder, n) for n in (METRICS_FILE, THRESHOLD_FILE, CONFIG_FILE))
+    parameters = run_config.get("parameters", {})
+    counts = pd.crosstab(splits.to_numpy(), index["label"].to_numpy())
+    split_rows = [
+        f"| {split} | {counts.loc[split].get('NORMAL', 0):,} | {counts.loc[split].get('PNEUMONIA', 0):,} | "
+        f"{int(counts.loc[split].sum()):,} |"
+        for split in ("train", "validation", "test")
+        if split in counts.index
+    ]
+    metric_rows = [f"| {m} | {_interval(metrics['test'][m])} |" for m in _METRICS if m in metrics["test"]]
+    rule = threshold["method"] + (
+        f" (target sensitivity {threshold['target_sensitivity']})" if threshold.get("target_sensitivity") else ""
+    )
+    settings = ", ".join(
+        f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in parameters.items() if k != "data_dir"
+    )
+    model_file = folder / MODEL_FILE
+    shown_file = Path(folder.parent.name, folder.name, MODEL_FILE).as_posix()  # runs/<run>/model.keras
+    data_dir = run_config.get("measurements", {}).get("data_dir") or parameters.get("data_dir", "a copy not recorded")
+    sections = [
+        f"# Model card: {title}",
+        f"Run folder `{folder.name}`, trained by `{notebook}` ({settings}).",
+        "## Intended use\n\n"
+        "Teaching: how a chest X-ray classifier is trained, chosen on validation and evaluated once. "
+        "**Not for diagnosis, triage or any clinical decision; not a medical device.** It outputs one number, "
+        "the probability of PNEUMONIA, for a pediatric frontal chest X-ray.",
+        "## Data and splits\n\n"
+        f"Kermany et al. (2018) pediatric chest X-rays, read from `{data_dir}`: "
+        f"{dataset_verdict(index)}. Validation is carved from the official train and val images, grouped "
+        "by patient; test is the official test split, scored once.\n\n"
+        "| split | NORMAL | PNEUMONIA | images |\n| --- | --- | --- | --- |\n" + "\n".join(split_rows),
+        f"## Model\n\n{architecture}: {n_parameters:,} weights. Input: images in 0..255 as the notebook's "
+        "batches serve them; output `(batch, 1)`, the probability of PNEUMONIA.",
+        f"## Test metrics (threshold {threshold['threshold']:.3f})\n\n"
+        f"95% bootstrap intervals over the {metrics.get('n_test', '?')} test images "
+        f"({metrics.get('bootstrap_resamples', '?')} resamples).\n\n"
+        "| metric | value [95% interval] |\n| --- | --- |\n" + "\n".join(metric_rows),
+        "## Spread over seeds\n\n" + _seed_spread(seed_variance_model, Path(runs_root or config.runs_dir())),
+        f"## Threshold\n\n{threshold['threshold']:.4f}, chosen by the {rule} rule on "
+        f"{threshold.get('chosen_on', 'validation')}; never on test.",
+        "## Known failure modes\n\n" + "\n".join(f"- {line}" for line in _failure_modes(metrics["test"])),
+        "## How to load it\n\n"
+        + (
+            f"```python\nimport cxr_utils\n\nmodel = cxr_utils.load_model({shown_file!r})\n```\n\n"
+            "One call in any Python with `cxr_utils` installed (the path is relative to the project folder): it "
+            "registers the course's custom layers first; plain `keras.models.load_model` does not know them."
+            if model_file.exists()
+            else "This run saved no model file."
+        ),
+    ]
+    return "\n\n".join(sections) + "\n"
+
+
+def write_model_card(run_dir: str | os.PathLike, **kwargs) -> Path:
+    """Write :func:`model_card` (same arguments) to ``<run_dir>/model_card.md`` and return its path."""
+    path = Path(run_dir) / MODEL_CARD_FILE
+    path.write_text(model_card(run_dir, **kwargs), encoding="utf-8")
+    return path

@@ -1,0 +1,101 @@
+"""The model card: every number comes from the run's files, the index and the seed benchmark."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cxr_utils.metrics import PAPER
+from cxr_utils.model_card import MODEL_CARD_FILE, dataset_verdict, model_card, write_model_card
+from cxr_utils.runs import finish_run
+from cxr_utils.verification import OFFICIAL_COUNTS
+
+
+def _finished_run(folder):
+    """A run finished by ``finish_run`` on 60 made-up rows (20 train, 20 validation, 20 test)."""
+    rng = np.random.default_rng(0)
+    labels = np.array(["NORMAL", "PNEUMONIA"] * 30)
+    index = pd.DataFrame(
+        {"path": [f"x/{i}.jpeg" for i in range(60)], "split": ["train"] * 40 + ["test"] * 20, "label": labels}
+    ).assign(patient_id=[f"p{i}" for i in range(60)], pathogen="none")
+    splits = pd.Series(["train"] * 20 + ["validation"] * 20 + ["test"] * 20)
+    scores = np.clip((labels == "PNEUMONIA") * 0.4 + rng.uniform(0, 0.6, 60), 0, 1)
+    finish_run(
+        folder,
+        index,
+        splits,
+        scores[20:40],
+        scores[40:],
+        n_boot=50,
+        parameters={"seed": 3, "epochs": 2},
+        measurements={"data_dir": "/data/copy"},
+    )
+    return index, splits
+
+
+CARD = dict(
+    title="Tiny", notebook="notebooks/03_cnn_from_scratch.ipynb", architecture="tiny: one conv", n_parameters=1234
+)
+
+
+def test_the_card_reads_its_numbers_from_the_run(tmp_path):
+    folder = tmp_path / "runs" / "demo"
+    index, splits = _finished_run(folder)
+    metrics = json.loads((folder / "metrics.json").read_text())
+    threshold = json.loads((folder / "threshold.json").read_text())
+    card = model_card(folder, index=index, splits=splits, runs_root=tmp_path / "runs", **CARD)
+
+    assert "Not for diagnosis" in card and "not a medical device" in card
+    assert "| train | 10 | 10 | 20 |" in card and "| test | 10 | 10 | 20 |" in card
+    assert "not the published counts (60 images" in card
+    assert "read from `/data/copy`" in card
+    assert "1,234 weights" in card and "seed=3, epochs=2" in card
+    roc = metrics["test"]["roc_auc"]
+    assert f"| roc_auc | {roc['value']:.3f} [{roc['ci_low']:.3f}, {roc['ci_high']:.3f}] |" in card
+    assert f"over the {metrics['n_test']} test images (50 resamples)" in card
+    assert f"{threshold['threshold']:.4f}, chosen by the youden rule on validation" in card
+    specificity = metrics["test"]["specificity"]["value"]
+    assert f"specificity is {specificity:.3f} against Kermany et al.'s {PAPER['specificity']:.3f}" in card
+    assert "side markers" in card and "other hospitals" in card
+    assert "Spread over seeds\n\nNot measured" in card
+    assert "This run saved no model file." in card  # finish_run was given no model
+
+
+def test_the_spread_over_seeds_is_shown_when_the_benchmark_ran(tmp_path):
+    folder = tmp_path / "runs" / "demo"
+    index, splits = _finished_run(folder)
+    (tmp_path / "runs" / "seed_variance").mkdir()
+    row = {"mean": 0.9, "sd": 0.012, "min": 0.88, "max": 0.91, "mean ci_low": 0.8, "mean ci_high": 0.95, "seeds": 3}
+    summary = {"CNN (03) | accuracy": row, "other | accuracy": {**row, "sd": 0.5}}
+    (tmp_path / "runs" / "seed_variance" / "seed_variance.json").write_text(json.dumps({"summary": summary}))
+
+    card = model_card(
+        folder, index=index, splits=splits, runs_root=tmp_path / "runs", seed_variance_model="CNN (03)", **CARD
+    )
+    assert "| accuracy | 0.9000 | 0.0120 | 0.8800 | 0.9100 | 3 |" in card and "0.5000" not in card
+    root = tmp_path / "runs"
+    missing = model_card(folder, index=index, splits=splits, runs_root=root, seed_variance_model="x", **CARD)
+    assert "has no model named 'x'" in missing
+
+
+def test_write_puts_the_card_beside_the_model_and_names_the_load_call(tmp_path):
+    folder = tmp_path / "runs" / "demo"
+    index, splits = _finished_run(folder)
+    (folder / "model.keras").write_bytes(b"")  # the card only names the file
+    path = write_model_card(folder, index=index, splits=splits, runs_root=tmp_path / "runs", **CARD)
+    assert path == folder / MODEL_CARD_FILE
+    assert "cxr_utils.load_model('runs/demo/model.keras')" in path.read_text()
+
+
+def test_an_unfinished_run_has_no_card(tmp_path):
+    index = pd.DataFrame({"split": ["train"], "label": ["NORMAL"]})
+    with pytest.raises(FileNotFoundError, match="finish the run"):
+        model_card(tmp_path, index=index, splits=pd.Series(["train"]), **CARD)
+
+
+def test_the_dataset_verdict_compares_the_counts_with_the_official_ones():
+    rows = [(split, label) for (split, label), n in OFFICIAL_COUNTS.items() for _ in range(n)]
+    official = pd.DataFrame(rows, columns=["split", "label"])
+    assert dataset_verdict(official).startswith("the official Kaggle layout's published counts (5,856 images)")
+    assert dataset_verdict(official.iloc[1:]).startswith("not the published counts (5,855 images")
