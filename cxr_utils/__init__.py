@@ -32,6 +32,7 @@ What the chapters import, in the order the course meets it:
 ``records``       a run's files: JSON, prediction tables, software versions
 ``runs``          run folders: ``finish_run`` (the one door to the test split) and ``load_run``
 ``ledger``        the test ledger: every scoring of the test split, by commit and configuration
+``model_card``    a run's model card (``model_card.md``): intended use, data, metrics, limits, how to load
 
 The course's tooling, apart from what the chapters import:
 
@@ -40,6 +41,7 @@ The course's tooling, apart from what the chapters import:
 ``tools.download``  fetch and extract the Mendeley archive, then verify it
 ``tools.versions``  installed versions checked against the project's ranges
 ``tools.quiet``     start Keras without TensorFlow's start-up log; name the GPU once
+``tools.site``      the course's website: the executed notebooks built with Jupyter Book (``make site``)
 
 Definitions a chapter writes out and the package also needs (the CNN, how it is compiled
 and fitted, the transfer model's head, the Grad-CAM core, the threshold rule) are marked
@@ -53,3 +55,10 @@ try:
     __version__ = version("cxr-utils")
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
+
+
+def load_model(path, **kwargs):
+    """Load a model the course saved (``runs/<run>/model.keras``): :func:`cxr_utils.models.load_model`."""
+    from .models import load_model as _load_model  # Keras is imported only when a model is loaded
+
+    return _load_model(path, **kwargs)

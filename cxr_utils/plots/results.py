@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import FixedFormatter, FixedLocator, NullFormatter
 
 from ..layout import LABELS
 from .shift import plot_image_grid
@@ -88,18 +89,40 @@ def plot_roc_pr(y_true: np.ndarray, models: dict[str, tuple[np.ndarray, float]])
     return fig
 
 
+#: Ticks of the logit threshold axis, as probabilities: symmetric about 0.5 in log-odds.
+_LOGIT_TICKS = (1e-6, 1e-4, 0.01, 0.1, 0.5, 0.9, 0.99, 1 - 1e-4, 1 - 1e-6)
+
+
+def _probability_label(p: float) -> str:
+    """``1e-04`` and ``1-1e-04`` for probabilities near 0 and 1, ``0.99`` otherwise."""
+    if p < 0.01:
+        return f"{p:.0e}"
+    if p > 0.99:
+        return f"1-{1 - p:.0e}"
+    return f"{p:g}"
+
+
 def plot_threshold_tradeoff(curves: dict[str, tuple[np.ndarray, np.ndarray]], threshold: float) -> Figure:
     """Sensitivity and specificity as the threshold moves, for validation and test.
+
+    The threshold axis is a logit scale (ticks are probabilities) spanning the scores' range,
+    so that thresholds close to 0 or 1, where confident models operate, are spread out rather
+    than piled up.
 
     Parameters
     ----------
     curves : dict
         Split name (e.g. ``"validation"``, ``"test"``) to ``(y_true, scores)``.
     threshold : float
-        The threshold chosen on validation, drawn as a vertical line.
+        The threshold chosen on validation, in (0, 1), drawn as a vertical line and labelled.
     """
-    grid = np.linspace(0, 1, 201)
-    fig = figure(6.8, 4.0)
+    from ..calibration import clipped_logit
+
+    logits = np.concatenate([clipped_logit(np.asarray(s), eps=1e-6) for _, s in curves.values()])
+    logits = np.append(logits, clipped_logit(threshold, eps=1e-6))
+    low, high = logits.min() - 0.5, logits.max() + 0.5  # the range the scores use, in log-odds
+    grid = 1 / (1 + np.exp(-np.linspace(low, high, 201)))  # thresholds evenly spaced in log-odds
+    fig = figure(7.2, 4.2)
     ax = fig.subplots()
     for style, (name, (y_true, scores)) in zip(("-", "--", ":"), curves.items()):
         y_true, scores = np.asarray(y_true), np.asarray(scores)
@@ -118,18 +141,30 @@ def plot_threshold_tradeoff(curves: dict[str, tuple[np.ndarray, np.ndarray]], th
             color=CLASS_COLOURS["NORMAL"],
             label=f"specificity ({name})",
         )
-    ax.axvline(threshold, color="black", linewidth=0.8)
+    ax.set_xscale("logit")
+    ax.set_xlim(grid[0], grid[-1])
+    ticks = [t for t in _LOGIT_TICKS if grid[0] <= t <= grid[-1]]
+    if len(ticks) < 4:  # a narrow range: add the tenths
+        ticks = sorted({*ticks, *(t for t in np.arange(0.1, 1.0, 0.1).round(1) if grid[0] <= t <= grid[-1])})
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(FixedFormatter([_probability_label(t) for t in ticks]))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.axvline(threshold, color="black", linewidth=1.0)
     ax.annotate(
-        f"chosen on validation: {threshold:.3f}",
-        (threshold, 0.02),
-        xytext=(4, 0),
+        f"chosen on validation: {threshold:.4g}",
+        (threshold, 0.04),
+        xytext=(5, 0),
         textcoords="offset points",
-        fontsize=8,
+        fontsize=9,
+        bbox=dict(boxstyle="round,pad=0.2", facecolor="white", edgecolor="none", alpha=0.8),
     )
     ax.set(
-        xlabel="threshold on the PNEUMONIA probability", ylabel="share", ylim=(0, 1.02), title="The threshold trade-off"
+        xlabel="threshold on the PNEUMONIA probability (logit scale)",
+        ylabel="share",
+        ylim=(0, 1.02),
+        title="The threshold trade-off",
     )
-    ax.legend(fontsize=8, loc="center right")
+    ax.legend(fontsize=8, loc="center left")
     return fig
 
 
@@ -147,10 +182,12 @@ def plot_score_shift(frames: dict[str, tuple[np.ndarray, np.ndarray]], threshold
 
     fig = figure(4.6 * len(frames), 3.6)
     axes = fig.subplots(1, len(frames), squeeze=False, sharex=True)[0]
+    # one set of bins for every panel, spanning the scores in use (at least -2..2 in log-odds)
+    reach = max([2.0] + [float(np.abs(clipped_logit(scores, eps=1e-6)).max()) for _, scores in frames.values()])
+    bins = np.linspace(-np.ceil(reach), np.ceil(reach), 57)
     for ax, (name, (y_true, scores)) in zip(axes, frames.items()):
         y_true = np.asarray(y_true)
         logits = clipped_logit(scores, eps=1e-6)
-        bins = np.linspace(-14, 14, 57)
         for value, label in enumerate(LABELS):
             share = np.ones((y_true == value).sum()) / max((y_true == value).sum(), 1)
             ax.hist(
@@ -169,36 +206,28 @@ def plot_score_shift(frames: dict[str, tuple[np.ndarray, np.ndarray]], threshold
 
 
 def plot_reliability(tables: dict[str, pd.DataFrame]) -> Figure:
-    """Reliability diagrams: observed share of PNEUMONIA against the mean predicted probability.
+    """Reliability diagrams, with the number of images per bin in a panel below.
 
     Parameters
     ----------
     tables : dict
-        Curve name to a :func:`cxr_utils.calibration.reliability_table`.
+        Curve name to a :func:`cxr_utils.calibration.reliability_table` (same bins for all).
     """
-    fig = figure(5.2, 4.6)
-    ax = fig.subplots()
+    fig = figure(5.6, 6.0)
+    ax, counts_ax = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=0.8, label="perfect calibration")
-    for colour, (name, table) in zip(MODEL_COLOURS, tables.items()):
+    n_curves = max(len(tables), 1)
+    for k, (colour, (name, table)) in enumerate(zip(MODEL_COLOURS, tables.items())):
         used = table[table["count"] > 0]
         ax.plot(used["mean_score"], used["observed"], "o-", color=colour, label=name)
-        for _, row in used.iterrows():
-            ax.annotate(
-                str(int(row["count"])),
-                (row["mean_score"], row["observed"]),
-                fontsize=6,
-                xytext=(3, -8),
-                textcoords="offset points",
-                color=colour,
-            )
-    ax.set(
-        xlabel="mean predicted probability of PNEUMONIA",
-        ylabel="observed share of PNEUMONIA",
-        xlim=(0, 1),
-        ylim=(0, 1),
-        title="Reliability (numbers: images per bin)",
-    )
+        width = (table["bin_high"] - table["bin_low"]).to_numpy() / (n_curves + 1)
+        left = table["bin_low"].to_numpy() + width * (k + 0.5)
+        counts_ax.bar(left, table["count"], width=width, align="edge", color=colour, label=name)
+    ax.set(ylabel="observed share of PNEUMONIA", xlim=(0, 1), ylim=(0, 1), title="Reliability")
     ax.legend(fontsize=8, loc="upper left")
+    counts_ax.set_yscale("symlog", linthresh=1)
+    counts_ax.set_ylim(0, 3 * max(max((t["count"].max() for t in tables.values()), default=1), 1))
+    counts_ax.set(xlabel="predicted probability of PNEUMONIA (bins)", ylabel="images per bin")
     return fig
 
 
