@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from matplotlib.ticker import FixedFormatter, FixedLocator, NullFormatter
+from matplotlib.ticker import FixedFormatter, FixedLocator, FuncFormatter, NullFormatter
 
 from ..layout import LABELS
 from .shift import plot_image_grid
@@ -227,6 +227,7 @@ def plot_reliability(tables: dict[str, pd.DataFrame]) -> Figure:
     ax.legend(fontsize=8, loc="upper left")
     counts_ax.set_yscale("symlog", linthresh=1)
     counts_ax.set_ylim(0, 3 * max(max((t["count"].max() for t in tables.values()), default=1), 1))
+    counts_ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))  # 10, not 10^1
     counts_ax.set(xlabel="predicted probability of PNEUMONIA (bins)", ylabel="images per bin")
     return fig
 
