@@ -117,8 +117,9 @@ def load_predictions(path: str | os.PathLike) -> pd.DataFrame:
         If the file is empty or lacks a column, naming it.
     """
     try:
-        # round_trip: every pandas reads back exactly the scores written (pandas 2's default may differ by 1 ulp)
-        frame = pd.read_csv(path, float_precision="round_trip")
+        # Python's float() reads back exactly the score written, on every pandas (pandas 2's own parser may
+        # differ by 1 ulp; its float_precision="round_trip" is deprecated in pandas 3)
+        frame = pd.read_csv(path, converters={"score": float})
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as error:
         raise RecordError(f"{path} is not a predictions table ({error})") from error
     missing = [c for c in ("path", "y_true", "score") if c not in frame]
