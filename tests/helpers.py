@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+import shutil
 import socket
 import threading
 import time
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from PIL import Image
 
 from cxr_utils.images import file_sha256
@@ -143,3 +146,23 @@ def build_archive(originals: Path) -> tuple[bytes, pd.DataFrame]:
             rows.append((relative, file_sha256(source), source.stat().st_size))
         bundle.writestr("chest_xray/train/NORMAL/.DS_Store", b"\x00\x00\x00\x01Bud1")
     return buffer.getvalue(), pd.DataFrame(rows, columns=["path", "sha256", "bytes"])
+
+
+def browser_or_skip(test: str) -> tuple[str, str]:
+    """Paths of Chromium and chromedriver; skip ``test`` (a few words naming it) without them.
+
+    With ``CXR_REQUIRE_BROWSER=1`` (set by CI once it has installed them) a missing browser
+    fails the test instead.
+    """
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    driver = shutil.which("chromedriver")
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        driver = None
+    if chromium and driver:
+        return chromium, driver
+    reason = f"{test} needs Chromium, chromedriver and selenium (apt-get install chromium chromium-driver)"
+    if os.environ.get("CXR_REQUIRE_BROWSER") == "1":
+        pytest.fail(reason + "; CXR_REQUIRE_BROWSER=1 makes this a failure")
+    pytest.skip(reason)

@@ -27,27 +27,12 @@ import pytest
 
 from cxr_utils import config
 
+from helpers import browser_or_skip
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "notebooks" / "01_dataset_exploration.ipynb"
 SCREENSHOTS = config.build_dir() / "browser"
 TOKEN = "cxr-browser-test"
-
-
-def _browser_or_skip() -> tuple[str, str]:
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-    driver = shutil.which("chromedriver")
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        driver = None
-    if chromium and driver:
-        return chromium, driver
-    reason = (
-        "headless browser test needs Chromium, chromedriver and selenium (apt-get install chromium chromium-driver)"
-    )
-    if os.environ.get("CXR_REQUIRE_BROWSER") == "1":
-        pytest.fail(reason + "; CXR_REQUIRE_BROWSER=1 makes this a failure")
-    pytest.skip(reason)
 
 
 def _free_port() -> int:
@@ -160,7 +145,7 @@ def _wait_until_idle(port: int, driver, timeout: float) -> None:
 
 @pytest.mark.slow
 def test_notebook_01_runs_in_jupyterlab_in_headless_chromium(jupyter_lab):
-    chromium, chromedriver = _browser_or_skip()
+    chromium, chromedriver = browser_or_skip("headless browser test")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By

@@ -17,7 +17,6 @@ import functools
 import json
 import os
 import re
-import shutil
 import threading
 import time
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -31,6 +30,8 @@ from cxr_utils import config
 from cxr_utils.tools.course import execute_notebook, list_notebooks
 from cxr_utils.tools.site import SiteError, chapter_table, execution_note, stage_site, stale_copies
 from cxr_utils.tools.site import main as site_main
+
+from helpers import browser_or_skip
 
 # sphinx-jupyterbook-latex, which Jupyter Book 1 loads, still calls docutils' Node.traverse().
 pytestmark = pytest.mark.filterwarnings("ignore:nodes.Node.traverse:PendingDeprecationWarning")
@@ -178,23 +179,6 @@ def test_site_has_every_chapter_with_its_figures_and_a_search_index(site, execut
     assert (site / "data.html").is_file()
 
 
-def _browser_or_skip() -> tuple[str, str]:
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-    driver = shutil.which("chromedriver")
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        driver = None
-    if chromium and driver:
-        return chromium, driver
-    reason = (
-        "the site's browser test needs Chromium, chromedriver and selenium (apt-get install chromium chromium-driver)"
-    )
-    if os.environ.get("CXR_REQUIRE_BROWSER") == "1":
-        pytest.fail(reason + "; CXR_REQUIRE_BROWSER=1 makes this a failure")
-    pytest.skip(reason)
-
-
 class _QuietHandler(SimpleHTTPRequestHandler):
     def log_message(self, *args):  # no line per request in the test output
         pass
@@ -215,7 +199,7 @@ def served(site):
 
 @pytest.mark.slow
 def test_chapter_03_page_in_headless_chromium(served, executed_copies):
-    chromium, chromedriver = _browser_or_skip()
+    chromium, chromedriver = browser_or_skip("the site's browser test")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
