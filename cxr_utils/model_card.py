@@ -17,6 +17,7 @@ import pandas as pd
 from . import config
 from .metrics import PAPER
 from .runs import CONFIG_FILE, METRICS_FILE, MODEL_FILE, THRESHOLD_FILE
+from .tables import format_interval
 from .verification import MENDELEY_COUNTS, OFFICIAL_COUNTS
 
 __all__ = ["MODEL_CARD_FILE", "KNOWN_FAILURE_MODES", "dataset_verdict", "model_card", "write_model_card"]
@@ -62,10 +63,7 @@ def _read(folder: Path, name: str) -> dict:
 
 
 def _interval(row: dict) -> str:
-    value, low, high = (row.get(k) for k in ("value", "ci_low", "ci_high"))
-    if value is None:
-        return "n/a"
-    return f"{value:.3f} [{low:.3f}, {high:.3f}]" if low is not None and high is not None else f"{value:.3f}"
+    return format_interval(row.get("value"), row.get("ci_low"), row.get("ci_high"))
 
 
 def _failure_modes(test: dict) -> list[str]:

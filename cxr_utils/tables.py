@@ -17,7 +17,14 @@ from numpy.typing import ArrayLike
 
 from .metrics import PAPER, binary_metrics
 
-__all__ = ["evaluation_table", "format_table", "versus_paper", "metrics_to_json", "table_to_markdown"]
+__all__ = [
+    "evaluation_table",
+    "format_table",
+    "format_interval",
+    "versus_paper",
+    "metrics_to_json",
+    "table_to_markdown",
+]
 
 #: Metrics :func:`evaluation_table` shows (the ones :data:`cxr_utils.metrics.PAPER` reports).
 _TABLE_METRICS = ("accuracy", "sensitivity", "specificity", "roc_auc")
@@ -89,10 +96,18 @@ def evaluation_table(
     return table
 
 
-def _format_cell(value: float, low: float, high: float) -> str:
-    if np.isnan(value):
+def format_interval(value: float | None, low: float | None = None, high: float | None = None) -> str:
+    """``"0.913 [0.889, 0.934]"``; the value alone without both bounds; ``"n/a"`` without a value.
+
+    A missing number is ``None`` or NaN.
+    """
+
+    def missing(number: float | None) -> bool:
+        return number is None or bool(np.isnan(number))
+
+    if missing(value):
         return "n/a"
-    if np.isnan(low) or np.isnan(high):
+    if missing(low) or missing(high):
         return f"{value:.3f}"
     return f"{value:.3f} [{low:.3f}, {high:.3f}]"
 
@@ -112,7 +127,7 @@ def format_table(table: pd.DataFrame) -> pd.DataFrame:
     for metric in metrics:
         low = table.get(f"{metric}_ci_low", pd.Series(np.nan, index=table.index))
         high = table.get(f"{metric}_ci_high", pd.Series(np.nan, index=table.index))
-        text[metric] = [_format_cell(v, lo, hi) for v, lo, hi in zip(table[metric], low, high)]
+        text[metric] = [format_interval(v, lo, hi) for v, lo, hi in zip(table[metric], low, high)]
     return text
 
 

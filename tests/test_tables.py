@@ -77,3 +77,11 @@ def test_versus_paper_verdicts_and_markdown():
     assert table["paper"].to_dict() == PAPER
     text = table_to_markdown(table[["ours", "verdict"]])
     assert text.splitlines()[0] == "|  | ours | verdict |" and "| accuracy | 0.95 | above the paper |" in text
+
+
+def test_format_interval_takes_none_or_nan_for_a_missing_number():
+    from cxr_utils.tables import format_interval
+
+    assert format_interval(0.9134, 0.8891, 0.9342) == "0.913 [0.889, 0.934]"
+    assert format_interval(0.9134, None, 0.93) == format_interval(0.9134, float("nan"), 0.93) == "0.913"
+    assert format_interval(None) == format_interval(float("nan"), 0.1, 0.2) == "n/a"
