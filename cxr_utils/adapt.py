@@ -22,8 +22,9 @@ from collections.abc import Callable
 
 import keras
 import numpy as np
-import pandas as pd
 from numpy.typing import ArrayLike
+
+from .splits import label_free_order
 
 __all__ = [
     "reestimate_batchnorm",
@@ -160,15 +161,22 @@ def match_histograms(images: np.ndarray, reference_cdf: np.ndarray) -> np.ndarra
 def patient_halves(groups: ArrayLike, *, seed: int = 0) -> np.ndarray:
     """0 or 1 per image: two halves of the patients, drawn at random (all images of a patient together).
 
+    The seeded draw permutes the patient ids *sorted*, so an image's half depends on the set
+    of ids and the seed alone, never on the order of the rows (a dataset index lists a split
+    by label folder: an order of first appearance would let the labels choose the halves).
     Labels are not used, so the halves are not stratified by class.
     """
-    codes, uniques = pd.factorize(np.asarray(groups, dtype=object))
+    uniques, codes = np.unique(np.asarray(groups).astype(str), return_inverse=True)
     half_of_group = np.random.default_rng(seed).permutation(len(uniques)) % 2
-    return half_of_group[codes]
+    return half_of_group[codes.reshape(-1)]
 
 
 def cross_fit(
-    adapt_and_score: Callable[[np.ndarray, np.ndarray], np.ndarray], groups: ArrayLike, *, seed: int = 0
+    adapt_and_score: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    groups: ArrayLike,
+    names: ArrayLike,
+    *,
+    seed: int = 0,
 ) -> np.ndarray:
     """Scores of every target image from a model adapted on the *other* half of the patients.
 
@@ -177,17 +185,25 @@ def cross_fit(
     adapt_and_score : callable
         ``adapt_and_score(adapt_on, score)`` adapts on the target images at the indices
         ``adapt_on`` and returns the scores of the images at ``score``, shape ``(len(score),)``.
+        Both index arrays list their images in the order of their names.
     groups : array-like of shape (n,)
         Patient ids of the target images (:func:`patient_halves`).
+    names : array-like of str, shape (n,)
+        File names of the target images (:func:`label_free_order`): with the halves drawn
+        from the sorted ids, the scores depend on the images alone, not on the order of the
+        rows nor on the label folders they were filed in.
 
     Returns
     -------
     numpy.ndarray
-        Shape ``(n,)``.
+        Shape ``(n,)``, in the order of the rows.
     """
     halves = patient_halves(groups, seed=seed)
+    order = label_free_order(names)
+    if len(order) != len(halves):
+        raise ValueError(f"groups and names differ in length: {len(halves)} != {len(order)}")
     scores = np.full(len(halves), np.nan)
     for half in (0, 1):
-        adapt_on, score = np.flatnonzero(halves != half), np.flatnonzero(halves == half)
+        adapt_on, score = order[halves[order] != half], order[halves[order] == half]
         scores[score] = np.asarray(adapt_and_score(adapt_on, score), dtype=np.float64).reshape(-1)
     return scores

@@ -26,6 +26,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedGroupKFold
 
 from .metrics import bootstrap_ci
+from .splits import label_free_order
 
 __all__ = [
     "acquisition_features",
@@ -139,6 +140,7 @@ def domain_classifier_test(
     features: ArrayLike,
     is_target: ArrayLike,
     groups: ArrayLike,
+    names: ArrayLike,
     *,
     folds: int = 5,
     seed: int = 0,
@@ -157,6 +159,11 @@ def domain_classifier_test(
     is_target : array-like of bool, shape (n,)
     groups : array-like of shape (n,)
         Patient ids: all images of a patient fall into one fold.
+    names : array-like of str, shape (n,)
+        File names (:func:`cxr_utils.splits.label_free_order`): the folds are drawn from the
+        sorted patient ids and the classifiers fitted on the images in the order of their
+        names, so the result depends on the images alone, not on the order of the rows or
+        the label folders they were filed in.
     folds : int
     seed : int
         Seeds the folds, the classifier and the bootstrap.
@@ -170,11 +177,16 @@ def domain_classifier_test(
     """
     x = np.asarray(features, dtype=np.float64)
     target = np.asarray(is_target, dtype=bool)
-    groups = pd.factorize(np.asarray(groups, dtype=object))[0]
-    if not (len(x) == len(target) == len(groups)):
-        raise ValueError(f"features, is_target and groups differ in length: {len(x)}, {len(target)}, {len(groups)}")
+    groups = np.asarray(groups).astype(str)
+    if not (len(x) == len(target) == len(groups) == len(names)):
+        raise ValueError(
+            f"features, is_target, groups and names differ in length: {len(x)}, {len(target)}, {len(groups)}, "
+            f"{len(names)}"
+        )
     if target.all() or not target.any():
         raise ValueError("is_target must mark some images as target and some as source")
+    order = label_free_order(names)  # every step below runs on the rows in this order
+    x, target, groups = x[order], target[order], np.unique(groups[order], return_inverse=True)[1].reshape(-1)
     scores = np.zeros(len(x))
     fold_aucs = []
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
@@ -186,7 +198,9 @@ def domain_classifier_test(
     # the same patient-grouped percentile bootstrap as every interval of the course
     interval = bootstrap_ci(target.astype(int), scores, 0.5, n_boot=n_boot, seed=seed, groups=groups)
     auc, low, high = interval.loc["roc_auc", ["value", "ci_low", "ci_high"]]
-    return DomainTest(float(auc), float(low), float(high), scores, fold_aucs)
+    in_row_order = np.empty_like(scores)
+    in_row_order[order] = scores
+    return DomainTest(float(auc), float(low), float(high), in_row_order, fold_aucs)
 
 
 def simulate_acquisition(images: np.ndarray, *, scale: float = 0.5, quality: int = 10) -> np.ndarray:

@@ -4,17 +4,20 @@ The official val split holds 16 images: too few to choose epochs or a threshold.
 course pools the official train and val images and carves a validation split out of
 them, **grouped by patient id** (all images of one patient land on the same side, so
 validation never sees a training patient) and stratified by class. The official test
-split is kept as it is and touched once, at the end of a chapter.
+split is kept as it is and touched once, at the end of a chapter. Where the order of its
+images could reach a number (cross-fitting, a classifier fitted on them), they are put in
+:func:`label_free_order`, which no label folder can change.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.utils.class_weight import compute_class_weight
 
-__all__ = ["course_splits", "patients_in_two_splits", "class_weights"]
+__all__ = ["course_splits", "patients_in_two_splits", "class_weights", "label_free_order"]
 
 
 def course_splits(index: pd.DataFrame, *, validation_fraction: float = 0.2, seed: int = 0) -> pd.Series:
@@ -77,3 +80,24 @@ def class_weights(labels: np.ndarray) -> dict[int, float]:
     classes = np.array([0, 1])
     weights = compute_class_weight("balanced", classes=classes, y=np.asarray(labels))
     return {int(c): float(w) for c, w in zip(classes, weights)}
+
+
+def label_free_order(names: ArrayLike) -> np.ndarray:
+    """Positions that sort the images by ``names``: an order that no label folder can change.
+
+    ``names`` are the file names (not the paths, which name the label folder), unique within
+    the images ordered. Computations whose floating-point result depends on the order of
+    the images (sums over batches, a classifier's fit) run in this order, so the same
+    images give the same numbers however they were filed. Returns shape ``(n,)``.
+
+    Raises
+    ------
+    ValueError
+        If a name occurs twice.
+    """
+    names = np.asarray(names).astype(str)
+    order = np.argsort(names, kind="stable")
+    repeated = names[order][1:][names[order][1:] == names[order][:-1]]
+    if len(repeated):
+        raise ValueError(f"names must be unique to order the images by them; {repeated[0]!r} occurs twice")
+    return order

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from cxr_utils.adapt import (
+    correct_for_prior,
     cross_fit,
     estimate_prior_em,
     match_histograms,
@@ -76,7 +77,7 @@ def test_cross_fit_never_adapts_an_image_on_itself():
         assert not set(groups[adapt_on]) & set(groups[score])  # no patient on both sides
         return np.full(len(score), float(len(adapt_on)))
 
-    scores = cross_fit(adapt_and_score, groups, seed=3)
+    scores = cross_fit(adapt_and_score, groups, [f"{g}_{i}.jpeg" for i, g in enumerate(groups)], seed=3)
     assert len(calls) == 2 and not np.isnan(scores).any()
     assert sorted(np.concatenate([c[1] for c in calls]).tolist()) == list(range(60))
 
@@ -107,3 +108,78 @@ def test_batchnorm_can_write_into_a_reused_copy():
     assert first is second is copy
     for a, b in zip(second.get_weights(), expected.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-5)
+
+
+def _filed(files: dict[str, str]) -> dict[str, np.ndarray]:
+    """Rows as a dataset index lists them (sorted by path, so by label folder): names and patient ids."""
+    from cxr_utils.names import parse_name
+
+    paths = sorted(f"test/{label}/{name}" for name, label in files.items())
+    names = np.array([path.rsplit("/", 1)[1] for path in paths])
+    return {"names": names, "groups": np.array([parse_name(name).patient_id for name in names])}
+
+
+@pytest.mark.real_data
+def test_halves_and_adapted_scores_do_not_depend_on_the_label_folders(resized_224):
+    """Chapter 06's promise: test labels never shape a prediction, not even through the order of the rows.
+
+    The same real test images, filed as they are and with a random half moved to the other
+    label folder (names unchanged), must get the same halves, the same cross-fitted
+    batch-norm and EM scores, and the same domain-classifier scores, image by image.
+    """
+    from PIL import Image
+
+    from cxr_utils.pipeline import predict_scores
+    from cxr_utils.shift import acquisition_features, domain_classifier_test
+
+    folder = resized_224 / "test"
+    chosen = sorted(folder.glob("NORMAL/*.jpeg"))[:14] + sorted(folder.glob("PNEUMONIA/person1*.jpeg"))[:22]
+    as_filed = {path.name: path.parent.name for path in chosen}
+    moved = np.random.default_rng(0).random(len(chosen)) < 0.5
+    refiled = {
+        name: ({"NORMAL": "PNEUMONIA", "PNEUMONIA": "NORMAL"}[label] if move else label)
+        for (name, label), move in zip(as_filed.items(), moved)
+    }
+    pixels = {path.name: np.asarray(Image.open(path).convert("L").resize((32, 32))) for path in chosen}
+    training = sorted(resized_224.glob("train/*/*"))[::400]
+    source = [np.asarray(Image.open(path).convert("L").resize((32, 32))) for path in training]
+    keras.utils.set_random_seed(0)
+    model = build_cnn(32, filters=(4, 8))
+    copy = keras.models.clone_model(model)
+
+    results = []
+    for files in (as_filed, refiled):
+        rows = _filed(files)
+        images = np.stack([pixels[name] for name in rows["names"]])
+        inputs = images[..., None].astype("float32")
+
+        def batchnorm(adapt_on, score, images=images, inputs=inputs):
+            return predict_scores(reestimate_batchnorm(model, inputs[adapt_on], batch_size=8, into=copy), images[score])
+
+        adapted = cross_fit(batchnorm, rows["groups"], rows["names"])
+        prior = cross_fit(
+            lambda adapt_on, score, s=adapted: correct_for_prior(s[score], estimate_prior_em(s[adapt_on], 0.5)[0], 0.5),
+            rows["groups"],
+            rows["names"],
+        )
+        features = acquisition_features(np.concatenate([np.stack(source), images])).to_numpy()
+        is_target = np.r_[np.zeros(len(source), bool), np.ones(len(images), bool)]
+        domain = domain_classifier_test(
+            features,
+            is_target,
+            np.r_[[f"source{i}" for i in range(len(source))], rows["groups"]],
+            np.r_[[f"source{i}.jpeg" for i in range(len(source))], rows["names"]],
+            folds=3,
+            n_boot=50,
+        )
+        per_name = {
+            "half": patient_halves(rows["groups"]),
+            "batch-norm": adapted,
+            "EM": prior,
+            "domain": domain.scores[is_target],
+        }
+        results.append({key: dict(zip(rows["names"], values)) for key, values in per_name.items()})
+
+    assert moved.sum() > 10 and len(set(results[0]["half"].values())) == 2
+    for key in results[0]:
+        assert results[0][key] == results[1][key], f"{key}: the filing changed the scores"

@@ -7,6 +7,10 @@ import pytest
 from cxr_utils.shift import acquisition_features, domain_classifier_test, univariate_shift
 
 
+def _names(n: int) -> list[str]:
+    return [f"image{i:04d}.jpeg" for i in range(n)]
+
+
 def test_acquisition_features_by_hand():
     images = np.zeros((2, 48, 48), dtype=np.uint8)
     images[0, 8:40, 8:40] = 200  # a bright square inside a black frame
@@ -38,8 +42,8 @@ def test_domain_classifier_separates_shifted_collections_and_not_alike_ones():
     target = np.tile([False, True], n // 2)
     alike = rng.normal(size=(n, 3))
     shifted = alike + target[:, None] * np.array([3.0, 0, 0])  # Bayes AUC: Phi(3 / sqrt 2) = 0.983
-    strong = domain_classifier_test(shifted, target, groups, n_boot=200)
-    null = domain_classifier_test(alike, target, groups, n_boot=200)
+    strong = domain_classifier_test(shifted, target, groups, _names(n), n_boot=200)
+    null = domain_classifier_test(alike, target, groups, _names(n), n_boot=200)
     assert strong.auc > 0.93 and strong.ci_low > 0.9
     assert null.ci_low < 0.5 < null.ci_high and abs(null.auc - 0.5) < 0.1
     assert strong.scores.shape == (n,) and len(strong.fold_aucs) == 5
@@ -53,10 +57,10 @@ def test_domain_classifier_keeps_each_patient_in_one_fold():
     # a feature that identifies the patient: a classifier that saw the patient would score it perfectly
     features[:, 0] = groups
     target = np.isin(groups, rng.choice(20, 10, replace=False))
-    result = domain_classifier_test(features, target, groups, n_boot=100)
+    result = domain_classifier_test(features, target, groups, _names(60), n_boot=100)
     assert result.auc < 0.8  # patient identity does not leak across folds
     with pytest.raises(ValueError, match="differ in length"):
-        domain_classifier_test(features[:-1], target, groups)
+        domain_classifier_test(features[:-1], target, groups, _names(60))
 
 
 def test_simulated_acquisition_loses_detail_and_keeps_the_shape():
