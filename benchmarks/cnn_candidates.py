@@ -40,7 +40,7 @@ from cxr_utils.models import build_cnn, compile_binary
 from cxr_utils.pipeline import CachedBatches, augmentation_layers, predict_scores, recompress_jpeg
 from cxr_utils.splits import class_weights, course_splits
 from cxr_utils.tables import table_to_markdown
-from cxr_utils.training import fit, set_seeds
+from cxr_utils.training import fit_with_callbacks, set_seeds
 from cxr_utils.verification import read_manifest
 
 #: One change each to chapter 03's recipe: keyword arguments of compile_binary, and optionally
@@ -86,7 +86,7 @@ def evaluate(name: str, options: dict, cache, splits, seed: int, epochs: int, ou
     set_seeds(seed)
     model = compile_binary(build_cnn(cache.size, augmentation=augmentation_layers(seed=seed)), **options)
     start = time.perf_counter()
-    history = fit(
+    history = fit_with_callbacks(
         model,
         CachedBatches(x[is_train], y[is_train], 32, shuffle=True, seed=seed),
         CachedBatches(x[is_validation], y[is_validation], 64),

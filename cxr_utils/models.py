@@ -1,9 +1,12 @@
-"""The CNN trained from scratch, and how every model of the course is compiled.
+"""The CNN trained from scratch, the course's custom layers, and how every model is compiled and loaded.
 
 Every model takes ``(size, size, channels)`` float inputs in 0..255 (what
 :class:`cxr_utils.pipeline.CachedBatches` yields) and outputs one probability of
-PNEUMONIA. :func:`build_cnn` and :func:`compile_binary` are written out in chapter 03
-(``notebooks/03_cnn_from_scratch.ipynb``) and saved here with the same text.
+PNEUMONIA. The custom layers (:class:`PerImageStandardization`,
+:class:`BackbonePreprocessing`) are registered with Keras under ``cxr_utils>``, so a saved
+model finds them once this module is imported. :func:`build_cnn` and :func:`compile_binary`
+are written out in chapter 03 (``notebooks/03_cnn_from_scratch.ipynb``) and saved here with
+the same text.
 """
 
 from __future__ import annotations
@@ -13,7 +16,16 @@ import re
 
 import keras
 
-__all__ = ["PerImageStandardization", "ModelLoadError", "build_cnn", "compile_binary", "load_model"]
+from .weights import preprocess_function
+
+__all__ = [
+    "PerImageStandardization",
+    "BackbonePreprocessing",
+    "ModelLoadError",
+    "build_cnn",
+    "compile_binary",
+    "load_model",
+]
 
 
 @keras.saving.register_keras_serializable(package="cxr_utils")
@@ -36,6 +48,21 @@ class PerImageStandardization(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "epsilon": self.epsilon}
+
+
+@keras.saving.register_keras_serializable(package="cxr_utils")
+class BackbonePreprocessing(keras.layers.Layer):
+    """A backbone's ``preprocess_input`` as a layer: RGB 0..255 in, the backbone's range out."""
+
+    def __init__(self, architecture: str, **kwargs):
+        super().__init__(**kwargs)
+        self.architecture = architecture
+
+    def call(self, inputs):
+        return preprocess_function(self.architecture)(inputs)
+
+    def get_config(self):
+        return {**super().get_config(), "architecture": self.architecture}
 
 
 # Saved from notebooks/03_cnn_from_scratch.ipynb: the chapter writes it out; keep both copies identical.
@@ -87,7 +114,7 @@ def compile_binary(
     """Compile for NORMAL/PNEUMONIA: Adam, binary cross-entropy, ROC AUC and accuracy.
 
     The ROC AUC metric is named ``auc`` (``val_auc`` on validation data): early stopping
-    and checkpoints (:func:`cxr_utils.training.fit`) watch it. With ``ema_momentum``
+    and checkpoints (:func:`cxr_utils.training.fit_with_callbacks`) watch it. With ``ema_momentum``
     (e.g. 0.99) the optimizer also keeps an exponential moving average of the weights
     (Polyak averaging), which ``fit`` validates and keeps. Returns ``model``.
     """
@@ -129,11 +156,10 @@ class ModelLoadError(TypeError):
 def load_model(path: str | os.PathLike, *, custom_objects: dict | None = None, compile: bool = True) -> keras.Model:
     """Load a model the course saved (``runs/<run>/model.keras``), in any Python with ``cxr_utils`` installed.
 
-    The course's custom layers (:class:`PerImageStandardization` here,
-    :class:`cxr_utils.transfer.BackbonePreprocessing`) are registered with Keras under
-    ``cxr_utils>`` when their modules are imported; this function imports both first, so
-    one call is enough (``cxr_utils.load_model(path)`` is the same function). Models saved
-    before the layers were registered (bare class names) load too.
+    The course's custom layers (:class:`PerImageStandardization`,
+    :class:`BackbonePreprocessing`) are defined here, so one call is enough
+    (``cxr_utils.load_model(path)`` is the same function). Models saved before the layers
+    were registered (bare class names) load too.
 
     Parameters
     ----------
@@ -152,14 +178,12 @@ def load_model(path: str | os.PathLike, *, custom_objects: dict | None = None, c
         If the model names a class that is neither the course's nor in ``custom_objects``:
         the message names the class and the module the model says it came from, to import.
     """
-    from . import transfer  # registers BackbonePreprocessing
-
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no saved model at {path}")
     known = {
         "PerImageStandardization": PerImageStandardization,  # models saved before registration
-        "BackbonePreprocessing": transfer.BackbonePreprocessing,
+        "BackbonePreprocessing": BackbonePreprocessing,
         **(custom_objects or {}),
     }
     try:

@@ -7,18 +7,19 @@ results are written to the run folder. :func:`load_run` reads the folder back. A
 (``runs/<name>/`` by default, outside git) holds the files named by the constants below:
 
 ``model.keras``                  the trained model (best epoch)
-``history.csv``                  per-epoch log (written by :func:`cxr_utils.training.fit`)
-``best.weights.h5``              the weights of the best epoch (likewise)
+``history.csv``, ``best.weights.h5``  the training log and best weights (:mod:`cxr_utils.training`)
 ``predictions_validation.csv``   one row per validation image: path, label, y_true, score, ...
 ``predictions_test.csv``         the same for the official test split
 ``threshold.json``               the operating threshold and how it was chosen on validation
 ``config.json``                  the run's parameters, measurements and software versions
-``metrics.json``                 test and validation metrics with 95% intervals, and the
-                                 SHA-256 of every other result file
+``<table>.csv``                  the run's extra tables, e.g. chapter 04's candidates' scores
+``metrics.json``                 test and validation metrics with 95% intervals, the run
+                                 folder's format, and the SHA-256 of every other result file
 
 A rerun never leaves a mixture of two runs: its results are written to a staging folder
 and moved into place only when complete, ``metrics.json`` last, and :func:`load_run`
-checks every file against the digests in ``metrics.json``.
+checks every file against the digests in ``metrics.json``. A folder written by an older
+version of the course (another :data:`RUN_FORMAT`) is refused with the chapter to execute again.
 """
 
 from __future__ import annotations
@@ -53,8 +54,6 @@ if TYPE_CHECKING:  # keras loads only when a model is saved or loaded
 
 __all__ = [
     "MODEL_FILE",
-    "HISTORY_FILE",
-    "BEST_WEIGHTS_FILE",
     "VALIDATION_PREDICTIONS_FILE",
     "TEST_PREDICTIONS_FILE",
     "THRESHOLD_FILE",
@@ -69,13 +68,15 @@ __all__ = [
 ]
 
 MODEL_FILE = "model.keras"
-HISTORY_FILE = "history.csv"
-BEST_WEIGHTS_FILE = "best.weights.h5"
 VALIDATION_PREDICTIONS_FILE = "predictions_validation.csv"
 TEST_PREDICTIONS_FILE = "predictions_test.csv"
 THRESHOLD_FILE = "threshold.json"
 METRICS_FILE = "metrics.json"
 CONFIG_FILE = "config.json"
+
+#: The layout of a run folder; a folder of another format is refused by :func:`load_run`.
+#: 2: extra tables inside the digests, chapter 04's choice in ``measurements``.
+RUN_FORMAT = 2
 
 #: The files every finished run has (the model is optional).
 RUN_FILES = (VALIDATION_PREDICTIONS_FILE, TEST_PREDICTIONS_FILE, THRESHOLD_FILE, METRICS_FILE, CONFIG_FILE)
@@ -102,7 +103,7 @@ def run_folder(name: str, root: str | os.PathLike | None = None, *, replace: boo
 
     With ``replace=True`` a folder already there is deleted first, and a line says so: an
     exercise that is run again then trains and scores a new model, never the one an earlier
-    run left behind (without it, :func:`cxr_utils.training.fit` resumes an unfinished run and
+    run left behind (without it, :func:`cxr_utils.training.fit_with_callbacks` resumes an unfinished run and
     keeps a finished run's files as ``previous.*``).
     """
     folder = (Path(root) if root is not None else config.runs_dir()) / name
@@ -134,6 +135,7 @@ def finish_run(
     seed: int = 0,
     parameters: dict | None = None,
     measurements: dict | None = None,
+    tables: dict[str, pd.DataFrame] | None = None,
 ) -> dict:
     """Choose the threshold on validation, evaluate on test with 95% CIs, log it, save the artefacts.
 
@@ -169,6 +171,10 @@ def finish_run(
     measurements : dict, optional
         What the run measured or chose on validation (epochs trained, minutes, the chosen
         candidate), written to ``config.json`` but not hashed.
+    tables : dict of str to pandas.DataFrame, optional
+        Extra tables of the run (e.g. ``{"candidates_test": ...}``), each written as
+        ``<name>.csv`` with the run's other files and inside its digests; read back with
+        :meth:`Run.table`.
 
     Returns
     -------
@@ -218,10 +224,14 @@ def finish_run(
     )
     if model is not None:
         model.save(staging / MODEL_FILE)
-    written = [f for f in (*RUN_FILES, MODEL_FILE) if (staging / f).exists() and f != METRICS_FILE]
+    for name, table in (tables or {}).items():
+        table.to_csv(staging / f"{name}.csv", index=False)
+    extra = [f"{name}.csv" for name in tables or {}]
+    written = [f for f in (*RUN_FILES, MODEL_FILE, *extra) if (staging / f).exists() and f != METRICS_FILE]
     write_json(
         staging / METRICS_FILE,
         {
+            "format": RUN_FORMAT,
             "threshold": threshold,
             "validation": metrics_to_json(validation),
             "test": metrics_to_json(test),
@@ -296,34 +306,42 @@ class Run:
         return scored.loc[paths].to_numpy()
 
     @property
+    def measurements(self) -> dict:
+        """What the run measured or chose on validation: chapter 04's ``chosen`` candidate, its
+        ``members`` (itself alone when it is no ensemble) and each candidate's own ``thresholds``."""
+        return self.config["measurements"]
+
+    def table(self, name: str) -> pd.DataFrame:
+        """The extra table ``name`` :func:`finish_run` stored, e.g. chapter 04's ``"candidates_test"``: ``path``,
+        then every candidate's scores (:data:`cxr_utils.transfer.CANDIDATES`). Raises RunFolderError if absent."""
+        if f"{name}.csv" not in self.metrics["files"]:
+            raise RunFolderError(f"run {self.name!r} has no table {name!r}: execute {self.notebook} again")
+        return pd.read_csv(self.folder / f"{name}.csv")
+
+    @property
     def model_path(self) -> Path:
         """``model.keras`` in the folder (it may be missing: see :meth:`load_model`)."""
         return self.folder / MODEL_FILE
 
     def load_model(self):
-        """The saved Keras model, with the course's custom layers registered.
-
-        Raises
-        ------
-        FileNotFoundError
-            If the run saved no model.
-        """
-        from .models import load_model  # registers the course's custom layers
+        """The saved Keras model, with the course's custom layers registered (FileNotFoundError without one)."""
+        from .models import load_model
 
         if not self.model_path.exists():
             raise FileNotFoundError(f"run {self.name!r} saved no model ({self.model_path} is missing)")
         return load_model(self.model_path)
 
 
-def load_run(name: str, notebook: str, root: str | os.PathLike | None = None) -> Run:
+def load_run(name: str, notebook: str | None = None, root: str | os.PathLike | None = None) -> Run:
     """Read the run folder ``<runs>/<name>`` written by a training notebook.
 
     Parameters
     ----------
     name : str
         The run's name, e.g. ``"04_transfer_learning"`` (``..._fast`` in fast mode).
-    notebook : str
-        The notebook that writes it, named in the error when the run is missing.
+    notebook : str, optional
+        What makes the run, named in errors ("execute chapter 04 again"); default the
+        chapter of the name's two-digit prefix.
     root : path-like, optional
         Default :func:`cxr_utils.config.runs_dir`.
 
@@ -333,9 +351,11 @@ def load_run(name: str, notebook: str, root: str | os.PathLike | None = None) ->
         If a file of the run is missing: the message says which notebook to execute.
     RunFolderError
         If a file is damaged, or does not match the digest ``metrics.json`` recorded for it
-        (a mixture of two runs): the message names the file and the notebook.
+        (a mixture of two runs), or the folder is of an older format: the message names the
+        file and the notebook.
     """
     folder = (Path(root) if root is not None else config.runs_dir()) / name
+    notebook = notebook or (f"chapter {name[:2]}" if name[:2].isdigit() else "the notebook that made it")
     missing = [f for f in RUN_FILES if not (folder / f).exists()]
     if missing:
         raise FileNotFoundError(
@@ -344,6 +364,10 @@ def load_run(name: str, notebook: str, root: str | os.PathLike | None = None) ->
         )
     try:
         metrics = read_json(folder / METRICS_FILE)
+        if metrics.get("format") != RUN_FORMAT:
+            raise RunFolderError(
+                f"run {name!r} in {folder} was written by an older version of the course: execute {notebook} again"
+            )
         for file, digest in metrics.get("files", {}).items():
             if not (folder / file).exists() or file_sha256(folder / file) != digest:
                 raise RunFolderError(

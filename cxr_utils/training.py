@@ -1,18 +1,19 @@
 """Training with seeds, early stopping on validation ROC AUC, checkpoints, a CSV log, and resume.
 
-:func:`fit` is written out in chapter 03 (``notebooks/03_cnn_from_scratch.ipynb``), where a
-learner reads and edits its callbacks, and saved here with the same text for chapter 04
-and for scripts. It writes into a run folder (:mod:`cxr_utils.runs`):
+:func:`fit_with_callbacks` is written out in chapter 03 (``notebooks/03_cnn_from_scratch.ipynb``),
+where a learner reads and edits its callbacks, and saved here with the same text for chapter 04
+and for scripts. The run folder's bookkeeping around it (:func:`resume_or_start`,
+:func:`restore_best`) lives here. It writes into a run folder:
 
 ``history.csv``       one row per epoch (loss, auc, accuracy, their ``val_`` twins, learning rate)
 ``best.weights.h5``   the weights of the epoch with the best validation ROC AUC
 ``backup/``           the state after the last finished epoch, while training runs
 
-If the process is interrupted (a killed kernel, a CI timeout), calling :func:`fit`
-again with the same run folder resumes after the last finished epoch, with the
-weights, optimizer state and best score it had reached. Calling it again on a finished
-run starts a new run: the old log and weights are kept as ``previous.history.csv`` and
-``previous.best.weights.h5``, and the new model never loads them.
+If the process is interrupted (a killed kernel, a CI timeout), calling
+:func:`fit_with_callbacks` again with the same run folder resumes after the last finished
+epoch, with the weights, optimizer state and best score it had reached. Calling it again on
+a finished run starts a new run: the old log and weights are kept as
+``previous.history.csv`` and ``previous.best.weights.h5``, and the new model never loads them.
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ from pathlib import Path
 import keras
 import pandas as pd
 
-from .runs import BEST_WEIGHTS_FILE, HISTORY_FILE
+__all__ = ["HISTORY_FILE", "set_seeds", "read_history", "resume_or_start", "restore_best", "fit_with_callbacks"]
 
-__all__ = ["set_seeds", "fit", "read_history"]
+HISTORY_FILE = "history.csv"
+BEST_WEIGHTS_FILE = "best.weights.h5"
+BACKUP_FOLDER = "backup"  # exists only while a run is unfinished
 
 
 def set_seeds(seed: int) -> None:
@@ -41,8 +44,33 @@ def read_history(run_dir: str | os.PathLike) -> pd.DataFrame:
     return pd.read_csv(path)
 
 
+def resume_or_start(run_dir: str | os.PathLike) -> float | None:
+    """Prepare ``run_dir`` for training: resume an interrupted run, set a finished one aside.
+
+    An interrupted run (its ``backup/`` folder is there) keeps its log and best weights,
+    and its best validation ROC AUC so far is returned, for the checkpoint and early
+    stopping to start from. Otherwise the run is new: a finished run's log and weights are
+    renamed ``previous.*``, never taken for the new run's, and ``None`` is returned.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not (run_dir / BACKUP_FOLDER).exists():
+        for name in (HISTORY_FILE, BEST_WEIGHTS_FILE):
+            if (run_dir / name).exists():
+                os.replace(run_dir / name, run_dir / f"previous.{name}")
+    done = read_history(run_dir)  # the epochs an interrupted run finished
+    return float(done["val_auc"].max()) if "val_auc" in done and len(done) else None
+
+
+def restore_best(model: keras.Model, run_dir: str | os.PathLike) -> pd.DataFrame:
+    """Give ``model`` the weights of its best epoch (when a checkpoint was saved); the history, one row per epoch."""
+    if (Path(run_dir) / BEST_WEIGHTS_FILE).exists():
+        model.load_weights(str(Path(run_dir) / BEST_WEIGHTS_FILE))
+    return read_history(run_dir)
+
+
 # Saved from notebooks/03_cnn_from_scratch.ipynb: the chapter writes it out; keep both copies identical.
-def fit(
+def fit_with_callbacks(
     model: keras.Model,
     train: keras.utils.PyDataset,
     validation: keras.utils.PyDataset,
@@ -55,36 +83,27 @@ def fit(
     extra_callbacks: list[keras.callbacks.Callback] | None = None,
     verbose: int | str = "auto",
 ) -> pd.DataFrame:
-    """Train a compiled model, keep its best epoch by validation ROC AUC, log every epoch.
+    """``model.fit`` with the course's callbacks: keep the best epoch by validation ROC AUC, log every epoch.
 
     ``model`` is compiled with an ``auc`` metric; ``train`` and ``validation`` are batches;
     ``epochs`` counts every epoch, a resumed run's included; ``class_weight`` is
     ``{0: w, 1: w}``. Training stops after ``patience`` epochs without a better validation
     ROC AUC and halves the learning rate after ``reduce_lr_patience``. An interrupted run
-    in ``run_dir`` is resumed; a finished one is not (its log and weights are renamed
-    ``previous.*`` and training starts anew). An optimizer with ``use_ema`` is validated and checkpointed
-    with its averaged weights. Returns the history, one row per epoch; the model then holds
-    the weights of its best epoch.
+    in ``run_dir`` is resumed; a finished one is not (:func:`resume_or_start`). An optimizer
+    with ``use_ema`` is validated and checkpointed with its averaged weights. Returns the
+    history, one row per epoch; the model then holds the weights of its best epoch.
     """
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    backup = run_dir / "backup"  # exists only while a run is unfinished
-    if not backup.exists():  # a new run: a finished run's log and weights are set aside, never taken for its own
-        for name in (HISTORY_FILE, BEST_WEIGHTS_FILE):
-            if (run_dir / name).exists():
-                os.replace(run_dir / name, run_dir / f"previous.{name}")
-    done = read_history(run_dir)  # the epochs an interrupted run finished
-    best_so_far = float(done["val_auc"].max()) if "val_auc" in done and len(done) else None
+    best_so_far = resume_or_start(run_dir)  # None for a new run
     callbacks = [
         # the state after every epoch: a rerun after a crash continues from there
-        keras.callbacks.BackupAndRestore(str(backup), save_freq="epoch", delete_checkpoint=True),
+        keras.callbacks.BackupAndRestore(f"{run_dir}/backup", save_freq="epoch", delete_checkpoint=True),
         # halve the learning rate when validation ROC AUC stalls
         keras.callbacks.ReduceLROnPlateau(
             monitor="val_auc", mode="max", factor=0.5, patience=reduce_lr_patience, min_lr=1e-5
         ),
         # the weights of the best epoch so far
         keras.callbacks.ModelCheckpoint(
-            str(run_dir / BEST_WEIGHTS_FILE),
+            f"{run_dir}/best.weights.h5",
             monitor="val_auc",
             mode="max",
             save_best_only=True,
@@ -94,7 +113,7 @@ def fit(
         # stop when validation ROC AUC has not improved for `patience` epochs
         keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=patience, baseline=best_so_far),
         # one row per epoch in history.csv
-        keras.callbacks.CSVLogger(str(run_dir / HISTORY_FILE), append=True),
+        keras.callbacks.CSVLogger(f"{run_dir}/history.csv", append=True),
     ]
     if model.optimizer.use_ema:
         # validation, checkpoints and early stopping see the averaged weights (after the backup)
@@ -107,6 +126,4 @@ def fit(
         callbacks=callbacks + list(extra_callbacks or []),
         verbose=verbose,
     )
-    if (run_dir / BEST_WEIGHTS_FILE).exists():
-        model.load_weights(str(run_dir / BEST_WEIGHTS_FILE))
-    return read_history(run_dir)
+    return restore_best(model, run_dir)

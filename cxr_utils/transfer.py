@@ -27,27 +27,37 @@ import keras
 import numpy as np
 import pandas as pd
 
-from .models import compile_binary
+from .models import BackbonePreprocessing, compile_binary
 from .parallel import progress_bar
 from .pipeline import CachedBatches, augmentation_layers, predict_batches, random_jpeg_recompression
 from .splits import class_weights
-from .training import fit
+from .training import fit_with_callbacks
 from .weights import build_backbone, preprocess_function
 
 __all__ = [
+    "CANDIDATES",
     "CUT_LAYERS",
     "SplitBackbone",
     "split_backbone",
     "bottom_activations",
     "pooled_features",
     "build_top_classifier",
-    "BackbonePreprocessing",
     "image_model",
     "LogisticHead",
     "fit_logistic_head",
     "fine_tune_top",
     "top_scores",
 ]
+
+#: Chapter 04's candidates by letter, named as its run folder records them (chapters 05 and 06 read them).
+CANDIDATES = {
+    "A": "A: frozen features + logistic regression",
+    "B": "B: fine-tuned top",
+    "C": "C: CNN from scratch (chapter 03)",
+    "D": "D: ensemble of B and C",
+    "E": "E: fine-tuned top, JPEG re-compression",
+    "F": "F: ensemble of E and C",
+}
 
 #: Where each architecture is cut by default: the fine-tuned top is what follows.
 CUT_LAYERS = {
@@ -195,21 +205,6 @@ def build_top_classifier(split: SplitBackbone, *, dropout: float = 0.3, trainabl
     return keras.Model(inputs, outputs, name=f"{split.architecture}_finetuned_top")
 
 
-@keras.saving.register_keras_serializable(package="cxr_utils")
-class BackbonePreprocessing(keras.layers.Layer):
-    """A backbone's ``preprocess_input`` as a layer: RGB 0..255 in, the backbone's range out."""
-
-    def __init__(self, architecture: str, **kwargs):
-        super().__init__(**kwargs)
-        self.architecture = architecture
-
-    def call(self, inputs):
-        return preprocess_function(self.architecture)(inputs)
-
-    def get_config(self):
-        return {**super().get_config(), "architecture": self.architecture}
-
-
 def image_model(split: SplitBackbone, classifier: keras.Model) -> keras.Model:
     """One model from images to probability: preprocessing, the frozen bottom, the trained top and head.
 
@@ -305,7 +300,7 @@ def fine_tune_top(
     (the plain view and augmented views, in the order of ``y_train``);
     ``validation_activations`` ``(n_validation, h, w, c)`` choose the best epoch. Labels
     are 1 for PNEUMONIA. ``run_dir`` receives the checkpoints and the log
-    (:func:`cxr_utils.training.fit`), one folder per classifier. Returns the classifier
+    (:func:`cxr_utils.training.fit_with_callbacks`), one folder per classifier. Returns the classifier
     at its best epoch and its per-epoch history.
     """
     classifier = compile_binary(build_top_classifier(split, dropout=dropout), learning_rate=learning_rate)
@@ -313,7 +308,7 @@ def fine_tune_top(
         np.concatenate(train_views), np.concatenate([y_train] * len(train_views)), 64, shuffle=True, seed=seed
     )
     validation = CachedBatches(validation_activations, y_validation, 128)
-    history = fit(
+    history = fit_with_callbacks(
         classifier,
         train,
         validation,

@@ -1,9 +1,10 @@
-"""Paired tests of two models on the same images: McNemar by hand, DeLong against a bootstrap."""
+"""Paired tests of two models on the same images (McNemar by hand, DeLong against a bootstrap); subgroup errors."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from cxr_utils.comparison import compare_models, delong_test, mcnemar_test
+from cxr_utils.comparison import compare_models, confident_errors, delong_test, mcnemar_test, subgroup_table
 
 
 def test_mcnemar_exact_p_value_by_hand():
@@ -45,3 +46,31 @@ def test_compare_models_runs_every_pair():
     table = compare_models(y, models)
     assert list(zip(table["model_a"], table["model_b"])) == [("A", "B"), ("A", "C"), ("B", "C")]
     assert table[["mcnemar_p", "delong_p"]].apply(lambda c: c.between(0, 1)).all().all()
+
+
+def test_subgroup_table_by_hand():
+    y = [0, 0, 1, 1, 1, 0]
+    s = [0.9, 0.1, 0.2, 0.8, 0.7, 0.6]
+    groups = ["none", "none", "virus", "virus", "bacteria", "none"]
+    table = subgroup_table(y, s, 0.5, groups)
+    assert table.index.tolist() == ["bacteria", "none", "virus"]
+    assert table.loc["none", ["images", "normal", "pneumonia", "false_positives", "false_negatives"]].tolist() == [
+        3,
+        3,
+        0,
+        2,
+        0,
+    ]
+    assert table.loc["virus", "sensitivity"] == 0.5 and np.isnan(table.loc["virus", "specificity"])
+    assert table.loc["none", "error_rate"] == pytest.approx(2 / 3)
+    assert table["images"].sum() == 6
+
+
+def test_confident_errors_are_ordered_by_confidence():
+    predictions = pd.DataFrame(
+        {"path": list("abcdefg"), "y_true": [0, 0, 0, 1, 1, 1, 0], "score": [0.9, 0.6, 0.1, 0.2, 0.45, 0.8, 0.99]}
+    )
+    errors = confident_errors(predictions, 0.5, n=2)
+    assert errors["path"].tolist() == ["g", "a", "d", "e"]
+    assert errors["error"].tolist() == ["false positive"] * 2 + ["false negative"] * 2
+    assert len(confident_errors(predictions, 0.5, n=5)) == 5  # b is the third false positive

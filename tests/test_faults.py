@@ -418,7 +418,7 @@ def test_rerunning_a_finished_training_never_loads_the_old_runs_weights(tmp_path
 
     from cxr_utils.models import build_cnn, compile_binary
     from cxr_utils.pipeline import CachedBatches
-    from cxr_utils.training import fit, read_history
+    from cxr_utils.training import fit_with_callbacks, read_history
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (64, 16, 16)).astype(np.uint8)
@@ -427,11 +427,11 @@ def test_rerunning_a_finished_training_never_loads_the_old_runs_weights(tmp_path
     train, validation = CachedBatches(images, labels, 16, shuffle=True), CachedBatches(images, labels, 32)
     keras.utils.set_random_seed(0)
     first = compile_binary(build_cnn(16, filters=(4, 8), dropout=0.0))
-    fit(first, train, validation, run_dir=tmp_path, epochs=4, verbose=0)
+    fit_with_callbacks(first, train, validation, run_dir=tmp_path, epochs=4, verbose=0)
     keras.utils.set_random_seed(1)
     second = compile_binary(build_cnn(16, filters=(4, 8), dropout=0.0), learning_rate=0.0)  # cannot improve
     own = [w.numpy().copy() for w in second.trainable_weights]
-    history = fit(second, train, validation, run_dir=tmp_path, epochs=1, verbose=0)
+    history = fit_with_callbacks(second, train, validation, run_dir=tmp_path, epochs=1, verbose=0)
     assert len(history) == 1, "the second run's history holds the first run's epochs"
     for before, after in zip(own, (w.numpy() for w in second.trainable_weights)):
         np.testing.assert_allclose(before, after, atol=1e-6)  # its own (untrained) weights, not the first run's
@@ -457,7 +457,7 @@ def _exercise_run(originals: Path, root: Path, seed: int, *, replace: bool):
     from cxr_utils.models import build_cnn, compile_binary
     from cxr_utils.pipeline import CachedBatches, predict_scores
     from cxr_utils.runs import run_folder
-    from cxr_utils.training import fit, set_seeds
+    from cxr_utils.training import fit_with_callbacks, set_seeds
 
     x, y = _handful(originals)
     set_seeds(seed)
@@ -465,7 +465,7 @@ def _exercise_run(originals: Path, root: Path, seed: int, *, replace: bool):
     folder = run_folder("03_cnn_from_scratch_exercise_demo", root=root, replace=replace)
     order = np.random.default_rng(seed).permutation(len(x))  # another seed: other training images
     train, validation = order[:10], order[10:]
-    fit(
+    fit_with_callbacks(
         model,
         CachedBatches(x[train], y[train], 5, shuffle=True, seed=seed),
         CachedBatches(x[validation], y[validation], 8),

@@ -82,3 +82,40 @@ def test_run_folder_replace_deletes_an_earlier_run_and_says_so(tmp_path, capsys)
     again = run_folder("03_exercise_wider", root=tmp_path, replace=True)
     assert again == first and again.is_dir() and not any(again.iterdir())
     assert "Replaced the earlier run folder" in capsys.readouterr().out
+
+
+def test_a_run_owns_its_tables_and_an_older_folder_is_refused(tmp_path):
+    """Chapter 04's hand-off: its candidates' scores are inside the run's digests, its choice in measurements."""
+    import json
+
+    import pytest
+
+    from cxr_utils.runs import RunFolderError, load_run
+
+    index, splits, validation_scores, test_scores, _y = _fixture()
+    candidates = pd.DataFrame({"path": index["path"].iloc[80:], "B": test_scores, "C": 1 - test_scores})
+    choice = {"chosen": "B", "members": ["B"], "thresholds": {"B": 0.5, "C": 0.4}}
+    folder = tmp_path / "04_transfer_learning"
+    finish_run(
+        folder,
+        index,
+        splits,
+        validation_scores,
+        test_scores,
+        n_boot=20,
+        measurements=choice,
+        tables={"candidates_test": candidates},
+    )
+    run = load_run(folder.name, root=tmp_path)
+    pd.testing.assert_frame_equal(run.table("candidates_test"), candidates.reset_index(drop=True))
+    assert run.measurements["chosen"] == "B" and run.measurements["thresholds"]["C"] == 0.4
+    with pytest.raises(RunFolderError, match="has no table 'candidates_validation'"):
+        run.table("candidates_validation")
+    (folder / "candidates_test.csv").write_text("path,B,C\nx/80.jpeg,1,0\n")  # a table edited or left by another run
+    with pytest.raises(RunFolderError, match=r"candidates_test\.csv is not the file the run recorded"):
+        load_run(folder.name, root=tmp_path)
+    metrics = json.loads((folder / "metrics.json").read_text())
+    metrics.pop("format")  # as written before run folders had a format
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    with pytest.raises(RunFolderError, match="older version of the course: execute chapter 04 again"):
+        load_run(folder.name, root=tmp_path)

@@ -16,7 +16,7 @@ TRAIN_SCRIPT = textwrap.dedent(
     from cxr_utils.cache import cache_images
     from cxr_utils.models import build_cnn, compile_binary
     from cxr_utils.pipeline import CachedBatches
-    from cxr_utils.training import fit, set_seeds
+    from cxr_utils.training import fit_with_callbacks, set_seeds
 
     data, cache_dir, run_dir, kill_after = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     set_seeds(0)
@@ -33,7 +33,9 @@ TRAIN_SCRIPT = textwrap.dedent(
             if epoch + 1 == kill_after:
                 os._exit(9)  # as abrupt as a killed kernel: no cleanup
 
-    history = fit(model, train, validation, run_dir=run_dir, epochs=3, patience=10, extra_callbacks=[Kill()], verbose=0)
+    history = fit_with_callbacks(
+        model, train, validation, run_dir=run_dir, epochs=3, patience=10, extra_callbacks=[Kill()], verbose=0
+    )
     print("epochs", list(history["epoch"]), flush=True)
     """
 )

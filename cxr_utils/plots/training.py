@@ -54,7 +54,7 @@ def plot_history(history: pd.DataFrame, metrics: tuple[str, ...] = ("loss", "auc
     ----------
     history : pandas.DataFrame
         One row per epoch with an ``epoch`` column, ``<metric>`` and ``val_<metric>``
-        columns (``cxr_utils.training.fit`` returns this).
+        columns (``cxr_utils.training.fit_with_callbacks`` returns this).
     metrics : tuple of str
         History columns, one panel each, labelled readably (:data:`METRIC_LABELS`: ``auc``
         is "ROC AUC"); a dashed line marks the epoch of the best validation ROC AUC.

@@ -4,7 +4,7 @@ Usage: KERAS_BACKEND=jax python tests/scripts/backend_portability.py OUT_DIR
 
 Builds the split MobileNetV2 (alpha 0.35, 96 px) from the offline weights in
 $CXR_WEIGHTS_DIR, computes bottom activations (plain and one augmented view with
-stretching), fine-tunes the top for one epoch with cxr_utils.training.fit, and trains
+stretching), fine-tunes the top for one epoch with cxr_utils.training.fit_with_callbacks, and trains
 the scratch CNN with its augmentation layers for one epoch. Writes the plain
 activations to OUT_DIR/activations.npy and a JSON line with the backend, the
 predictions' range and the timings, for tests/test_backends.py to compare.
@@ -22,7 +22,7 @@ import numpy as np
 from cxr_utils.models import build_cnn, compile_binary
 from cxr_utils.pipeline import CachedBatches, augmentation_layers
 from cxr_utils.splits import class_weights
-from cxr_utils.training import fit
+from cxr_utils.training import fit_with_callbacks
 from cxr_utils.transfer import bottom_activations, build_top_classifier, split_backbone
 
 out = Path(sys.argv[1])
@@ -35,7 +35,7 @@ split = split_backbone("MobileNetV2", input_size=96, alpha=0.35, weights_dir=os.
 activations = bottom_activations(split, images, progress=False)
 view = bottom_activations(split, images, view_seed=1, augmentation_options={"stretch": 0.3}, progress=False)
 classifier = compile_binary(build_top_classifier(split), learning_rate=3e-4)
-fit(
+fit_with_callbacks(
     classifier,
     CachedBatches(np.concatenate([activations, view]), np.concatenate([labels, labels]), 8, shuffle=True, seed=0),
     CachedBatches(activations, labels, 8),
@@ -50,7 +50,7 @@ transfer_seconds = time.perf_counter() - start
 start = time.perf_counter()
 cnn = compile_binary(build_cnn(64, filters=(8, 16), augmentation=augmentation_layers(seed=0)))
 small = images[:, 16:80, 16:80]  # 64 x 64
-fit(
+fit_with_callbacks(
     cnn,
     CachedBatches(small, labels, 8, shuffle=True, seed=0),
     CachedBatches(small, labels, 8),
