@@ -317,6 +317,10 @@ class ResolutionCheck:
         """
         return not self.one_size and self.n_altered_bytes == 0
 
+    def _repr_markdown_(self) -> str:
+        """A notebook shows the check as its note: ``resolution`` alone on a cell's last line."""
+        return self.note()
+
     def note(self) -> str:
         """A Markdown note for the top of a chapter: what this copy is and what its figures can show."""
         if self.originals:

@@ -157,6 +157,7 @@ def test_check_resolution_knows_the_originals(originals_index):
     note = check.note()
     assert note.startswith("> **This copy holds original files.**")
     assert "416 of the 5,856 official images" in note  # a subset, and it says so
+    assert check._repr_markdown_() == note  # a notebook cell ending in the check shows the note
 
 
 def test_check_resolution_finds_the_resized_copy(resized_index):
