@@ -16,7 +16,7 @@ One module per concern, in layers: each module imports only modules listed above
 ``dataset``       index a dataset copy (:class:`~cxr_utils.dataset.DatasetIndex`)
 ``verification``  official counts and the manifest of hashes: is this copy the dataset?
 ``audit``         patient ids shared between splits, byte-identical files
-``stats``         counts, patients, sizes, colour and intensity statistics; which copy this is
+``stats``         counts, patients, pathogens, colour and intensity statistics; which copy this is
 ``cache``         decode each image once, resized, into a memory-mapped array
 ``splits``        train / validation grouped by patient; class weights; a label-free order
 ``pipeline``      batches from the cache, augmentation layers, JPEG re-compression, prediction
@@ -60,8 +60,8 @@ _HELPERS = {
     "verification": "OFFICIAL_COUNTS verify_dataset read_manifest index_manifest",
     "audit": "shared_patients duplicate_files",
     "stats": (
-        "check_resolution split_class_table always_pneumonia_accuracy images_per_patient pathogen_table "
-        "add_geometry size_summary colour_check sample_per_class intensity_histograms resize_policy_effects"
+        "check_resolution split_class_table images_per_patient pathogen_table colour_check sample_per_class "
+        "intensity_histograms"
     ),
     "plots": (
         "plot_course_flow plot_split_counts plot_images_per_patient plot_pathogen_counts plot_sample_grid "

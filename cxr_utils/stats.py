@@ -1,10 +1,11 @@
-"""Descriptive statistics of a dataset index: counts, patients, sizes, colour, intensities.
+"""Descriptive statistics of a dataset index: counts, patients, pathogens, colour, intensities.
 
 Every function takes an index from :func:`cxr_utils.dataset.index_dataset` (or
-:func:`cxr_utils.dataset.index_manifest`) and returns a small DataFrame or number
-that a notebook shows and a plot in :mod:`cxr_utils.plots` draws.
-:func:`check_resolution` says whether a copy holds the original files at all, or a
-resized copy on which size statistics teach nothing.
+:func:`cxr_utils.verification.index_manifest`) and returns a small DataFrame that a
+notebook shows and a plot in :mod:`cxr_utils.plots` draws. What a chapter computes in a
+line or two of pandas (aspect ratios, medians, what a resize policy costs) it writes out
+itself. :func:`check_resolution` says whether a copy holds the original files at all, or
+a resized copy on which size statistics teach nothing.
 """
 
 from __future__ import annotations
@@ -16,25 +17,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .dataset import binary_labels
 from .images import load_grayscale, load_rgb
 from .layout import LABELS, SPLITS
 from .verification import OFFICIAL_COUNTS, read_manifest
 
 __all__ = [
-    "OFFICIAL_TOTAL",
     "ResolutionCheck",
     "check_resolution",
     "split_class_table",
-    "always_pneumonia_accuracy",
     "images_per_patient",
     "pathogen_table",
-    "add_geometry",
-    "size_summary",
     "colour_check",
     "intensity_histograms",
     "sample_per_class",
-    "resize_policy_effects",
 ]
 
 
@@ -50,7 +45,8 @@ def split_class_table(index: pd.DataFrame) -> pd.DataFrame:
     pandas.DataFrame
         Index: the splits present (train, val, test order) and ``total``. Columns
         ``NORMAL``, ``PNEUMONIA``, ``total`` (image counts) and ``pneumonia_share``
-        (PNEUMONIA / total, between 0 and 1).
+        (PNEUMONIA / total, between 0 and 1: also the accuracy of a classifier that
+        answers PNEUMONIA for every image, the floor any real model must beat).
     """
     table = pd.crosstab(index["split"], index["label"]).reindex(index=_splits_present(index), columns=list(LABELS))
     table = table.fillna(0).astype(int)
@@ -59,22 +55,6 @@ def split_class_table(index: pd.DataFrame) -> pd.DataFrame:
     table["pneumonia_share"] = table["PNEUMONIA"] / table["total"]
     table.index.name, table.columns.name = "split", None
     return table
-
-
-def always_pneumonia_accuracy(index: pd.DataFrame, split: str = "test") -> float:
-    """Accuracy of a classifier that answers PNEUMONIA for every image of ``split``.
-
-    It equals the share of PNEUMONIA images: the floor any real model must beat.
-
-    Raises
-    ------
-    ValueError
-        If the split holds no images.
-    """
-    labels = index.loc[index["split"] == split, "label"]
-    if labels.empty:
-        raise ValueError(f"no images in split {split!r}")
-    return float(binary_labels(labels).mean())
 
 
 def images_per_patient(index: pd.DataFrame) -> pd.DataFrame:
@@ -111,52 +91,6 @@ def pathogen_table(index: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def add_geometry(index: pd.DataFrame) -> pd.DataFrame:
-    """A copy of the index with ``aspect_ratio`` (width / height) and ``megapixels`` columns.
-
-    Rows without a size (unreadable images) get NaN.
-    """
-    result = index.copy()
-    width = result["width"].astype("float64")
-    height = result["height"].astype("float64")
-    result["aspect_ratio"] = width / height
-    result["megapixels"] = width * height / 1e6
-    return result
-
-
-def size_summary(index: pd.DataFrame, by: str | None = None) -> pd.DataFrame:
-    """Minimum, median and maximum width and height, in the dataset card's form.
-
-    Each statistic is taken per column (the minimum width and the minimum height
-    may come from different images), as in the card's ``min [384, 127]`` written
-    as ``[width, height]``.
-
-    Parameters
-    ----------
-    by : str, optional
-        A column to group by first (``"label"``, ``"split"``).
-
-    Returns
-    -------
-    pandas.DataFrame
-        Rows ``min``, ``median``, ``max`` (per group when ``by`` is given, as a
-        MultiIndex ``(group, statistic)``); columns ``width``, ``height`` (pixels)
-        and ``[width, height]`` (the pair as text).
-    """
-    sized = index.dropna(subset=["width", "height"])
-    sizes = sized[["width", "height"]].astype("float64")
-
-    def summarise(frame: pd.DataFrame) -> pd.DataFrame:
-        table = frame.agg(["min", "median", "max"])
-        table["[width, height]"] = [f"[{w:g}, {h:g}]" for w, h in zip(table["width"], table["height"])]
-        return table
-
-    if by is None:
-        return summarise(sizes)
-    parts = {group: summarise(frame) for group, frame in sizes.groupby(sized[by])}
-    return pd.concat(parts, names=[by, "statistic"])
-
-
 def colour_check(root: str | os.PathLike, paths: list[str], tolerance: int = 2) -> pd.DataFrame:
     """Whether RGB files hold any colour: the largest difference between channels.
 
@@ -191,11 +125,9 @@ def colour_check(root: str | os.PathLike, paths: list[str], tolerance: int = 2) 
     return pd.DataFrame(rows, columns=["path", "max_channel_difference", "coloured_fraction", "has_colour"])
 
 
-def sample_per_class(index: pd.DataFrame, n: int, seed: int = 0, split: str | None = None) -> pd.DataFrame:
+def sample_per_class(index: pd.DataFrame, n: int, seed: int = 0) -> pd.DataFrame:
     """Up to ``n`` readable images per class, drawn at random with a fixed seed."""
     usable = index[index["problem"].isna()] if "problem" in index else index
-    if split is not None:
-        usable = usable[usable["split"] == split]
     parts = [group.sample(min(n, len(group)), random_state=seed) for _, group in usable.groupby("label", sort=True)]
     return pd.concat(parts, ignore_index=True) if parts else usable.iloc[:0]
 
@@ -236,41 +168,8 @@ def intensity_histograms(root: str | os.PathLike, sample: pd.DataFrame, bins: in
     return pd.DataFrame(rows, columns=["label", "bin_left", "bin_right", "share", "n_images"])
 
 
-def resize_policy_effects(index: pd.DataFrame) -> pd.DataFrame:
-    """What each resize policy does to the images of each class, from their aspect ratios.
-
-    For an image of aspect ratio ``r`` = width / height made square:
-    ``squash`` stretches one side by ``max(r, 1/r)`` (the distortion);
-    ``pad`` fills a share ``1 - min(r, 1/r)`` of the square with black border;
-    ``crop`` cuts away the same share ``1 - min(r, 1/r)`` of the image.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Index: class. Columns ``median_aspect_ratio``, ``mean_squash_distortion``
-        (a factor >= 1), ``mean_pad_border_share`` and ``mean_crop_lost_share``
-        (shares between 0 and 1).
-    """
-    geometry = add_geometry(index).dropna(subset=["aspect_ratio"])
-    ratio = geometry["aspect_ratio"]
-    short_over_long = np.minimum(ratio, 1 / ratio)
-    frame = pd.DataFrame(
-        {
-            "label": geometry["label"],
-            "median_aspect_ratio": ratio,
-            "mean_squash_distortion": 1 / short_over_long,
-            "mean_pad_border_share": 1 - short_over_long,
-            "mean_crop_lost_share": 1 - short_over_long,
-        }
-    )
-    grouped = frame.groupby("label")
-    result = grouped.mean()
-    result["median_aspect_ratio"] = grouped["median_aspect_ratio"].median()
-    return result
-
-
 #: Images in the complete official dataset.
-OFFICIAL_TOTAL = sum(OFFICIAL_COUNTS.values())
+_OFFICIAL_TOTAL = sum(OFFICIAL_COUNTS.values())
 
 
 @dataclass(frozen=True)
@@ -333,9 +232,9 @@ class ResolutionCheck:
                     else "; no file name is in the official manifest, so byte counts could not be checked."
                 )
             ]
-            if self.n_images < OFFICIAL_TOTAL:
+            if self.n_images < _OFFICIAL_TOTAL:
                 lines.append(
-                    f"> It is a subset ({self.n_images:,} of the {OFFICIAL_TOTAL:,} official images): the sizes "
+                    f"> It is a subset ({self.n_images:,} of the {_OFFICIAL_TOTAL:,} official images): the sizes "
                     "and shapes are real, the counts and shares are the subset's."
                 )
             return "\n>\n".join(lines)

@@ -19,8 +19,6 @@ from ..layout import LABELS, SPLITS
 from .style import CLASS_COLOURS, figure
 
 __all__ = [
-    "COURSE_FLOW",
-    "COURSE_READERS",
     "plot_course_flow",
     "plot_split_counts",
     "plot_images_per_patient",
@@ -34,7 +32,7 @@ __all__ = [
 ]
 
 #: The course's data flow, top to bottom: (step, where it happens, what it holds).
-COURSE_FLOW: tuple[tuple[str, str, str], ...] = (
+_COURSE_FLOW: tuple[tuple[str, str, str], ...] = (
     ("Files", "data/ or $CXR_DATA_DIR", "the JPEGs, in {train,val,test}/{NORMAL,PNEUMONIA}: chapters 01-02"),
     ("Index", "index_dataset()", "one row per file: split, class, patient id, pathogen, size, bytes, hash"),
     (
@@ -47,24 +45,19 @@ COURSE_FLOW: tuple[tuple[str, str, str], ...] = (
     ("Run folder", "runs/<name>/", "weights, training history, predictions, threshold, metrics (finish_run)"),
 )
 #: Where the run folders are read: (chapter, what it does with them).
-COURSE_READERS: tuple[tuple[str, str], ...] = (
+_COURSE_READERS: tuple[tuple[str, str], ...] = (
     ("Chapter 05", "error analysis: which images are wrong, and why"),
     ("Chapter 06", "domain shift: the test hospital, without its labels"),
 )
 
 
-def plot_course_flow(
-    steps: tuple[tuple[str, str, str], ...] = COURSE_FLOW, readers: tuple[tuple[str, str], ...] = COURSE_READERS
-) -> Figure:
+def plot_course_flow() -> Figure:
     """The course's data flow as boxes and arrows: files to index to cache ... to the chapters that read runs.
 
-    Parameters
-    ----------
-    steps : tuple of (step, where, what)
-        One box per step, top to bottom, each with an arrow to the next; ``where`` (a
-        folder or function) is printed under the step's name, ``what`` beside the box.
-    readers : tuple of (chapter, what)
-        Boxes side by side under the last step, each with an arrow from it.
+    One box per step of ``_COURSE_FLOW``, top to bottom, each with an arrow to the next; where
+    it happens (a folder or function) is printed under the step's name, what it holds beside
+    the box. The chapters that read the run folders (``_COURSE_READERS``) sit side by side
+    under the last step, each with an arrow from it.
 
     Returns
     -------
@@ -72,6 +65,7 @@ def plot_course_flow(
         One axes without ticks, in data units of inches; each box is a
         :class:`~matplotlib.patches.FancyBboxPatch` and each arrow an annotation.
     """
+    steps, readers = _COURSE_FLOW, _COURSE_READERS
     row, box_width, box_height, text_x = 0.82, 2.5, 0.58, 3.0
     reader_gap = 1.25 * row  # the readers sit a little lower, so their arrows fan out visibly
     height = row * len(steps) + reader_gap + 0.2
@@ -240,8 +234,8 @@ def plot_size_histograms(index: pd.DataFrame, column: str, bins: int = 30, log: 
     Parameters
     ----------
     index : pandas.DataFrame
-        An index with ``split``, ``label`` and ``column`` (e.g. ``width``, ``height``,
-        ``aspect_ratio``, ``megapixels`` from :func:`cxr_utils.stats.add_geometry`).
+        An index with ``split``, ``label`` and ``column`` (e.g. ``width``, ``height``, or
+        the ``aspect_ratio`` and ``megapixels`` a chapter adds to it).
     column : str
         The column to histogram; it also labels the x axis.
     log : bool
@@ -303,23 +297,23 @@ def plot_size_scatter(index: pd.DataFrame) -> Figure:
     return fig
 
 
-def plot_file_sizes(index: pd.DataFrame, official: pd.DataFrame | None = None) -> Figure:
-    """Histograms of file sizes in kB per class, on a logarithmic axis with plain numbers.
+def plot_file_sizes(index: pd.DataFrame, official: pd.DataFrame) -> Figure:
+    """Histograms of file sizes in kB per class, this copy's beside the official files', on logarithmic axes.
 
     Parameters
     ----------
     index : pandas.DataFrame
         With ``label`` and ``bytes`` (an index of this copy).
-    official : pandas.DataFrame, optional
-        The same columns for another set of files, drawn in a second panel: e.g. the
-        official manifest (:func:`cxr_utils.verification.index_manifest`) beside a
-        resized copy.
+    official : pandas.DataFrame
+        The same columns for the official files: the manifest
+        (:func:`cxr_utils.verification.index_manifest`), whatever copy this is.
     """
-    panels = {f"this copy ({len(index):,} files)": index}
-    if official is not None:
-        panels[f"official files, from the manifest ({len(official):,})"] = official
-    fig = figure(6.5 if official is None else 11, 3.6)
-    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    panels = {
+        f"this copy ({len(index):,} files)": index,
+        f"official files, from the manifest ({len(official):,})": official,
+    }
+    fig = figure(11, 3.6)
+    axes = fig.subplots(1, len(panels))
     for ax, (title, frame) in zip(axes, panels.items()):
         sns.histplot(
             data=frame.assign(kilobytes=frame["bytes"] / 1000),
@@ -336,7 +330,7 @@ def plot_file_sizes(index: pd.DataFrame, official: pd.DataFrame | None = None) -
         sns.move_legend(ax, "upper right", title="class")
         ax.set_xlabel("file size (kB)")
         ax.set_ylabel("images")
-        ax.set_title(f"File sizes: {title}" if official is not None else "File sizes")
+        ax.set_title(f"File sizes: {title}")
     return fig
 
 
