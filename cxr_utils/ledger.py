@@ -7,6 +7,10 @@ metrics. The ledger lives beside the run folders (``runs/test_ledger.csv``) and 
 rewritten, only appended to, so it counts honestly how often the test split has been
 looked at and for how many distinct configurations. ``cxr ledger`` prints it.
 
+Any number of processes may score at once (two notebooks, a notebook and ``cxr course``):
+appends are serialised by a file lock beside the ledger (``.test_ledger.csv.lock``), and the
+header is written only into an empty file, so the ledger always parses with every row once.
+
 The configuration hash covers the run's parameters except its seed: runs of one
 configuration with several seeds share a hash (they are replicates, not new choices).
 """
@@ -22,6 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
+from filelock import FileLock
 
 from . import config
 
@@ -36,6 +41,9 @@ __all__ = [
 ]
 
 LEDGER_FILE = "test_ledger.csv"
+
+#: Seconds an append waits for another process's append before giving up (appends take milliseconds).
+_LOCK_TIMEOUT_S = 60
 
 #: Metrics copied from the bootstrap frame into the ledger (point values).
 _METRICS = ("accuracy", "sensitivity", "specificity", "roc_auc", "pr_auc")
@@ -111,6 +119,12 @@ def append_scoring(
         The operating threshold the metrics were computed at.
     n_test : int
         Test images scored.
+
+    Raises
+    ------
+    filelock.Timeout
+        If another process held the ledger's lock for more than a minute (an append takes
+        milliseconds: that process is stuck; the lock file is ``.test_ledger.csv.lock``).
     """
     path = Path(runs_root) / LEDGER_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -126,10 +140,13 @@ def append_scoring(
         "threshold": round(float(threshold), 6),
         **{m: round(float(test.loc[m, "value"]), 6) for m in _METRICS},
     }
-    new = not path.exists() or path.stat().st_size == 0
-    with open(path, "a", newline="", encoding="utf-8") as handle:  # append only: nothing is ever rewritten
+    # One append at a time; the header only into an empty file (decided under the lock, not before it).
+    with (
+        FileLock(path.with_name(f".{path.name}.lock"), timeout=_LOCK_TIMEOUT_S),
+        open(path, "a", newline="", encoding="utf-8") as handle,  # append only: nothing is ever rewritten
+    ):
         writer = csv.DictWriter(handle, fieldnames=LEDGER_COLUMNS)
-        if new:
+        if handle.seek(0, os.SEEK_END) == 0:
             writer.writeheader()
         writer.writerow(row)
     return row

@@ -512,3 +512,56 @@ def test_row16_without_replace_a_finished_exercise_run_is_set_aside_never_scored
     reloaded.load_weights(folder / "best.weights.h5")
     for saved, kept in zip(reloaded.get_weights(), second.get_weights()):
         np.testing.assert_array_equal(saved, kept)
+
+
+# ============================================================================= issue 20: two runs at once, odd inputs
+
+
+def _metrics_frame(value: float) -> pd.DataFrame:
+    """A bootstrap frame (index metric, column ``value``) as the ledger reads it."""
+    return pd.DataFrame({"value": [value] * 5}, index=["accuracy", "sensitivity", "specificity", "roc_auc", "pr_auc"])
+
+
+def _run_together(jobs: list, timeout: float = 120) -> list:
+    """Run every ``(function, args)`` in its own thread, all released at once; their results or errors, in order."""
+    import threading
+
+    start, results = threading.Barrier(len(jobs)), [None] * len(jobs)
+
+    def work(number, function, args):
+        start.wait()
+        try:
+            results[number] = ("ok", function(*args))
+        except BaseException as error:  # reported, the test decides
+            results[number] = ("error", f"{type(error).__name__}: {error}")
+
+    threads = [threading.Thread(target=work, args=(n, f, a)) for n, (f, a) in enumerate(jobs)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    return results
+
+
+def test_issue20_row1_concurrent_scorings_into_a_new_ledger_leave_one_header_and_every_row(
+    tmp_path, capsys, monkeypatch
+):
+    from cxr_utils import ledger as ledger_module
+    from cxr_utils.ledger import LEDGER_FILE, append_scoring, read_ledger
+
+    monkeypatch.setattr(ledger_module, "git_state", lambda: ("0" * 40, False))  # no git subprocesses: more appends
+
+    def score_many(worker: int, runs: Path) -> None:
+        for _ in range(20):
+            append_scoring(runs, f"w{worker}", {"worker": worker}, _metrics_frame(0.5), threshold=0.5, n_test=624)
+
+    for attempt in range(5):  # the issue's 16 processes x 20 scorings, 5 tries (threads here: the same race)
+        runs = tmp_path / f"runs{attempt}"
+        results = _run_together([(score_many, (worker, runs)) for worker in range(16)])
+        assert all(status == "ok" for status, _ in results), results
+        lines = (runs / LEDGER_FILE).read_text().splitlines()
+        assert sum(line.startswith("time_utc,") for line in lines) == 1, f"try {attempt}: a second header line"
+        ledger = read_ledger(runs)
+        assert len(ledger) == 16 * 20 and ledger["n_test"].dtype.kind == "i" and ledger["roc_auc"].dtype.kind == "f"
+        assert cli.main(["ledger", "--runs", str(runs)]) == 0
+        assert "320 time(s)" in capsys.readouterr().out
