@@ -18,11 +18,15 @@ results are written to the run folder. :func:`load_run` reads the folder back. A
 
 A rerun never leaves a mixture of two runs: its results are written to a staging folder
 and moved into place only when complete, ``metrics.json`` last, and :func:`load_run`
-checks every file against the digests in ``metrics.json``.
+checks every file against the digests in ``metrics.json``. Two finishes of one run at once
+(a learner runs chapter 03 while ``cxr course`` does) take turns: a file lock beside the
+folder (``<runs>/.<name>.finishing.lock``) makes the second wait, then replace the first
+run whole; after 10 minutes of waiting it refuses with one sentence.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import shutil
@@ -32,6 +36,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+from filelock import FileLock, Timeout
 
 from . import config
 from .dataset import binary_labels
@@ -82,6 +87,9 @@ RUN_FILES = (VALIDATION_PREDICTIONS_FILE, TEST_PREDICTIONS_FILE, THRESHOLD_FILE,
 
 _STAGING = ".finishing"  # where finish_run writes a run's results before moving them into place
 
+#: Seconds a finish waits while another process finishes the same run folder.
+_FINISH_TIMEOUT_S = 600
+
 
 class RunFolderError(RecordError):
     """A run folder that cannot be used as it is: incomplete, inconsistent, or made on other images."""
@@ -118,6 +126,35 @@ def _images_fingerprint(validation: pd.Series, test: pd.Series) -> str:
     return hashlib.sha256("\n".join(["validation", *validation, "test", *test]).encode()).hexdigest()[:12]
 
 
+def _one_finish_at_a_time(finish):
+    """Wrap ``finish_run`` so that a finish holds ``<runs>/.<name>.finishing.lock`` while it runs.
+
+    A second finish of the same run folder waits for the first (its own scoring and files
+    then replace the first's, whole); after :data:`_FINISH_TIMEOUT_S` seconds it raises
+    :class:`RunFolderError` instead.
+    """
+
+    @functools.wraps(finish)
+    def locked(run_dir: str | os.PathLike, *args, **kwargs) -> dict:
+        folder = Path(run_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(folder.parent / f".{folder.name}.finishing.lock", timeout=_FINISH_TIMEOUT_S)
+        try:
+            lock.acquire()
+        except Timeout as error:
+            raise RunFolderError(
+                f"another process has been finishing the run {folder} for {_FINISH_TIMEOUT_S} s (it holds "
+                f"{lock.lock_file}): let it end, or stop it, then run this cell again"
+            ) from error
+        try:
+            return finish(run_dir, *args, **kwargs)
+        finally:
+            lock.release()
+
+    return locked
+
+
+@_one_finish_at_a_time
 def finish_run(
     run_dir: str | os.PathLike,
     index: pd.DataFrame,
@@ -141,6 +178,8 @@ def finish_run(
     (``<run_dir>/../test_ledger.csv``, :mod:`cxr_utils.ledger`): the test split has been
     looked at once more. The results are written to ``<run_dir>/.finishing/`` first and
     moved into place once all are written, so an interruption leaves the previous run whole.
+    A call made while another process finishes the same folder waits for it (see the module
+    docstring), then scores and replaces that run whole.
 
     Parameters
     ----------
@@ -175,6 +214,12 @@ def finish_run(
     dict
         ``threshold``, ``validation`` and ``test``: bootstrap frames (index: metric;
         columns ``value``, ``ci_low``, ``ci_high``).
+
+    Raises
+    ------
+    RunFolderError
+        If another process kept finishing the same run folder for 10 minutes (nothing is
+        scored or written then).
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -20,11 +20,13 @@ import sys
 import time
 import zipfile
 import zlib
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from filelock import FileLock
 
 from cxr_utils import cache as cache_module
 from cxr_utils import runs as runs_module
@@ -565,3 +567,25 @@ def test_issue20_row1_concurrent_scorings_into_a_new_ledger_leave_one_header_and
         assert len(ledger) == 16 * 20 and ledger["n_test"].dtype.kind == "i" and ledger["roc_auc"].dtype.kind == "f"
         assert cli.main(["ledger", "--runs", str(runs)]) == 0
         assert "320 time(s)" in capsys.readouterr().out
+
+
+def test_issue20_row2_concurrent_finishes_of_one_run_folder_leave_one_complete_run(tmp_path, monkeypatch):
+    folder = tmp_path / "runs" / "03_cnn_from_scratch"
+    inputs = [_run_inputs(seed) for seed in range(4)]  # four different runs of one chapter
+    for attempt in range(3):
+        finish = partial(finish_run, n_boot=20)
+        results = _run_together([(finish, (folder, *inputs[seed])) for seed in range(4)])
+        errors = [message for status, message in results if status == "error"]
+        assert not errors, errors  # each waits for the one before, then replaces it
+        run = load_run(folder.name, "notebooks/03_cnn_from_scratch.ipynb", root=tmp_path / "runs")
+        assert any(np.allclose(run.test["score"], test) for *_, test in inputs), f"try {attempt}: no single run"
+        assert sorted(p.name for p in folder.iterdir()) == sorted(runs_module.RUN_FILES)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    ledger_before = (tmp_path / "runs" / "test_ledger.csv").read_text()
+    monkeypatch.setattr(runs_module, "_FINISH_TIMEOUT_S", 0.5)
+    stuck = FileLock(tmp_path / "runs" / ".03_cnn_from_scratch.finishing.lock")  # a finish that does not end
+    with stuck, pytest.raises(runs_module.RunFolderError) as refused:
+        finish_run(folder, *inputs[0], n_boot=20)
+    assert "another process" in str(refused.value) and "\n" not in str(refused.value)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # untouched, and not scored
+    assert (tmp_path / "runs" / "test_ledger.csv").read_text() == ledger_before
