@@ -11,6 +11,7 @@ patients and duplicates across splits are :mod:`cxr_utils.audit`.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -21,7 +22,7 @@ import pandas as pd
 from numpy.typing import ArrayLike
 
 from .images import ImageReadError, decode_problem, file_sha256, find_integrity_problem, pixel_problem, read_header
-from .layout import LABELS, find_dataset
+from .layout import IMAGE_SUFFIXES, LABELS, SKIP_NOT_IMAGE, DatasetLayoutError, find_dataset
 from .names import parse_name
 from .parallel import map_with_progress
 
@@ -174,9 +175,18 @@ def index_dataset(
     Raises
     ------
     FileNotFoundError, DatasetLayoutError
-        As :func:`find_dataset`.
+        As :func:`find_dataset`; a :class:`DatasetLayoutError` too when the class folders
+        hold no image file at all (only ``.DS_Store``, ``.dcm`` or ``.bmp`` files, say): one
+        line naming the folder and what it holds instead.
     """
     layout = find_dataset(root)
+    if not layout.images:
+        others = Counter(Path(p).suffix.lower() or Path(p).name for p in layout.skipped.get(SKIP_NOT_IMAGE, []))
+        found = ", ".join(f"{count} {kind}" for kind, count in others.most_common(5)) or "nothing"
+        raise DatasetLayoutError(
+            f"no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in the class folders of {layout.root}: they hold "
+            f"{sum(others.values())} other file(s) ({found}); convert the images to JPEG or PNG"
+        )
     rows = []
     for path in layout.images:
         relative = path.relative_to(layout.root)

@@ -589,3 +589,20 @@ def test_issue20_row2_concurrent_finishes_of_one_run_folder_leave_one_complete_r
     assert "another process" in str(refused.value) and "\n" not in str(refused.value)
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # untouched, and not scored
     assert (tmp_path / "runs" / "test_ledger.csv").read_text() == ledger_before
+
+
+def test_issue20_row3_class_folders_without_images_are_one_line_naming_the_folder(tmp_path, capsys):
+    only_other_files = {
+        f"{split}/{label}/{name}": b"\x00" * 8
+        for split in ("train", "test")
+        for label in ("NORMAL", "PNEUMONIA")
+        for name in (".DS_Store", "IM-0001-0001.dcm", "IM-0002-0001.bmp")
+    }
+    data = make_dataset(tmp_path / "data", only_other_files)
+    for command in (["index", str(data)], ["verify", str(data)]):
+        assert cli.main(command) == 2, command
+        _, errors = cli_lines(capsys)
+        assert len(errors) == 1 and str(data) in errors[0] and "no image" in errors[0], errors
+        assert ".dcm" in errors[0] and "12" in errors[0]  # what it found instead
+    with pytest.raises(ValueError, match=re.escape(str(data))):
+        cache_images(data, size=16, cache_dir=tmp_path / "cache", workers=1, progress=False)
