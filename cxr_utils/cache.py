@@ -34,7 +34,7 @@ import pandas as pd
 from filelock import FileLock
 
 from . import config
-from .dataset import DatasetIndex, binary_labels, index_dataset
+from .dataset import DatasetIndex, _none_usable, binary_labels, index_dataset
 from .images import RESIZE_POLICIES, ImageReadError, file_sha256, load_grayscale, resize_image
 from .parallel import map_with_progress
 
@@ -180,7 +180,8 @@ def cache_images(
     Raises
     ------
     ValueError
-        For an unknown policy or a size below 8.
+        For an unknown policy or a size below 8, or a copy none of whose images can be read
+        (one line naming it).
     """
     if policy not in RESIZE_POLICIES:
         raise ValueError(f"unknown resize policy {policy!r}; choose one of {RESIZE_POLICIES}")
@@ -188,6 +189,8 @@ def cache_images(
         raise ValueError(f"size must be at least 8 pixels, got {size}")
     if not isinstance(dataset, DatasetIndex):
         dataset = index_dataset(dataset, progress=progress)
+    if unusable := _none_usable(dataset):
+        raise ValueError(unusable)
     root, index = dataset.root, dataset.table
     bad = index[index["problem"].notna()]
     if len(bad):

@@ -225,6 +225,18 @@ def index_dataset(
     )
 
 
+def _none_usable(dataset: DatasetIndex) -> str | None:
+    """One line naming the copy when it holds images but not one of them is usable, else ``None``."""
+    problems = dataset.table["problem"]
+    if dataset.table.empty or problems.isna().any():
+        return None
+    if (problems == "empty file (0 bytes)").all():
+        why = "every one is an empty file (0 bytes): cloud 'online-only' placeholders? download the files first"
+    else:
+        why = f"every one has a problem (the first: {dataset.table['path'].iloc[0]}: {problems.iloc[0]})"
+    return f"none of the {len(problems)} images in {dataset.root} can be read: {why}"
+
+
 def index_problems(index: pd.DataFrame) -> pd.DataFrame:
     """The rows of an index whose image is unusable, with the ``problem`` column."""
     return index.loc[index["problem"].notna(), ["path", "split", "label", "bytes", "problem"]].reset_index(drop=True)

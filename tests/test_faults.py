@@ -606,3 +606,14 @@ def test_issue20_row3_class_folders_without_images_are_one_line_naming_the_folde
         assert ".dcm" in errors[0] and "12" in errors[0]  # what it found instead
     with pytest.raises(ValueError, match=re.escape(str(data))):
         cache_images(data, size=16, cache_dir=tmp_path / "cache", workers=1, progress=False)
+
+
+def test_issue20_row4_a_copy_of_empty_placeholders_is_reported_then_one_line(tmp_path, capsys):
+    data = make_dataset(tmp_path / "data", dict.fromkeys(KAGGLE_FILES, b""))  # cloud "online-only" placeholders
+    assert cli.main(["index", str(data), "--out", str(tmp_path / "index.csv")]) == 2
+    out, errors = cli_lines(capsys)
+    assert "8 images" in out and out.count("empty file (0 bytes)") == 8  # what it could read is still reported
+    assert len(errors) == 1 and str(data) in errors[0] and "0 bytes" in errors[0], errors
+    assert len(pd.read_csv(tmp_path / "index.csv")) == 8
+    with pytest.raises(ValueError, match=re.escape(str(data))):
+        cache_images(data, size=16, cache_dir=tmp_path / "cache", workers=1, progress=False)

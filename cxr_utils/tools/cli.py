@@ -35,7 +35,7 @@ def _manifest_argument(value: str | None) -> Path | None:
 
 
 def _cmd_index(args: argparse.Namespace) -> int:
-    from ..dataset import index_dataset
+    from ..dataset import _none_usable, index_dataset
 
     out = _output_path(args.out)
     dataset = index_dataset(args.root, read_headers=not args.no_headers, sha256=args.sha256, decode=args.decode)
@@ -45,7 +45,11 @@ def _cmd_index(args: argparse.Namespace) -> int:
     if "mode" in index:
         modes = index["mode"].fillna("unreadable").value_counts()
         print("modes: " + ", ".join(f"{mode} {count}" for mode, count in modes.items()))
-        print(f"median size: {int(index['width'].median())} x {int(index['height'].median())} pixels (width x height)")
+        if index["width"].notna().any():
+            width, height = int(index["width"].median()), int(index["height"].median())
+            print(f"median size: {width} x {height} pixels (width x height)")
+        else:
+            print("median size: none (no image header could be read)")
     problems = dataset.problems
     print(f"problems: {len(problems)}")
     if not problems.empty:
@@ -57,6 +61,8 @@ def _cmd_index(args: argparse.Namespace) -> int:
     if out:
         index.to_csv(out, index=False)
         print(f"index written to {out}")
+    if unusable := _none_usable(dataset):
+        raise ValueError(unusable)
     return 0
 
 
