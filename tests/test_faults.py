@@ -617,3 +617,18 @@ def test_issue20_row4_a_copy_of_empty_placeholders_is_reported_then_one_line(tmp
     assert len(pd.read_csv(tmp_path / "index.csv")) == 8
     with pytest.raises(ValueError, match=re.escape(str(data))):
         cache_images(data, size=16, cache_dir=tmp_path / "cache", workers=1, progress=False)
+
+
+def test_issue20_row5_a_manifest_saved_with_a_byte_order_mark_is_read(tmp_path, capsys):
+    from cxr_utils.images import file_sha256
+
+    data = make_dataset(tmp_path / "data", KAGGLE_FILES)
+    rows = [f"{path}\t{file_sha256(data / path)}\t{(data / path).stat().st_size}" for path in sorted(KAGGLE_FILES)]
+    manifest = tmp_path / "manifest.tsv"
+    manifest.write_text("\r\n".join(rows) + "\r\n", encoding="utf-8-sig")  # as Excel and Windows editors save TSV
+    assert cli.main(["verify", str(data), "--manifest", str(manifest)]) == 1  # 8 images: not the official counts
+    out, errors = cli_lines(capsys)
+    assert not errors and re.search(r"misplaced\s+0", out) and re.search(r"missing\s+0", out), out
+    from cxr_utils.verification import verify_dataset
+
+    assert verify_dataset(data, manifest, progress=False).matches_manifest
