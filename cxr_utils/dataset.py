@@ -28,6 +28,9 @@ from .parallel import map_with_progress
 
 __all__ = ["DatasetIndex", "index_dataset", "index_problems", "binary_labels"]
 
+#: The problem of a file whose name holds bytes that are not UTF-8 (Python keeps them as surrogates).
+_NOT_UTF8 = "file name is not valid UTF-8 (unzipped from an archive made with another encoding?): rename it"
+
 #: Below this many files, reading headers in this process beats starting worker
 #: processes (benchmarks/header_reads.py: about 12,000 headers/s serial on 2 cores).
 PARALLEL_MIN_FILES = 1000
@@ -95,6 +98,11 @@ class DatasetIndex:
     def problems(self) -> pd.DataFrame:
         """The rows whose image is unusable (:func:`index_problems`)."""
         return index_problems(self.table)
+
+
+def _printable(name: str) -> str:
+    """``name`` with any byte that is not UTF-8 written as ``\\xNN`` (``caf\\xe9.jpeg``): text every table can hold."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _inspect_file(path: Path, read_headers: bool, sha256: bool, decode: bool) -> dict[str, Any]:
@@ -170,7 +178,9 @@ def index_dataset(
         (bacteria, virus, none), ``bytes``, ``problem`` (None, or why the image is
         unusable), then with ``read_headers`` ``width``, ``height`` (pixels), ``mode``,
         ``format``, ``exif_orientation``, and with ``sha256`` a ``sha256`` column.
-        Rows are sorted by path.
+        Rows are sorted by path. A file whose name is not valid UTF-8 (what ``unzip``
+        leaves of an archive made with another encoding) is a problem: its ``path`` and
+        ``name`` show the odd bytes as ``\\xNN``, and it is never opened by that path.
 
     Raises
     ------
@@ -190,13 +200,14 @@ def index_dataset(
     rows = []
     for path in layout.images:
         relative = path.relative_to(layout.root)
-        parsed = parse_name(path.name)
+        name = _printable(path.name)
+        parsed = parse_name(name)
         rows.append(
             {
-                "path": relative.as_posix(),
+                "path": _printable(relative.as_posix()),
                 "split": relative.parts[0].lower(),
                 "label": relative.parts[1].upper(),
-                "name": path.name,
+                "name": name,
                 "patient_id": parsed.patient_id,
                 "pathogen": parsed.pathogen,
             }
@@ -211,6 +222,9 @@ def index_dataset(
         progress=progress,
     )
     table = pd.DataFrame([{**row, **extra} for row, extra in zip(rows, details)])
+    if not table.empty:
+        renamed = table["path"] != [image.relative_to(layout.root).as_posix() for image in layout.images]
+        table.loc[renamed, "problem"] = _NOT_UTF8
     if table.empty:
         table = pd.DataFrame(columns=["path", "split", "label", "name", "patient_id", "pathogen", "bytes", "problem"])
     if read_headers:
@@ -220,7 +234,7 @@ def index_dataset(
         root=layout.root,
         layout=layout.layout,
         table=table.sort_values("path", ignore_index=True),
-        skipped=layout.skipped,
+        skipped={reason: [_printable(p) for p in paths] for reason, paths in layout.skipped.items()},
         ignored_copies=list(layout.ignored_copies),
     )
 

@@ -632,3 +632,19 @@ def test_issue20_row5_a_manifest_saved_with_a_byte_order_mark_is_read(tmp_path, 
     from cxr_utils.verification import verify_dataset
 
     assert verify_dataset(data, manifest, progress=False).matches_manifest
+
+
+def test_issue20_row6_a_file_name_that_is_not_utf8_is_a_problem_of_that_file(tmp_path, capsys):
+    data = make_dataset(tmp_path / "data", KAGGLE_FILES)
+    latin1 = os.fsdecode(b"IM-0050-0001-caf\xe9.jpeg")  # what unzip leaves of a Latin-1 name: not UTF-8
+    (data / "train" / "NORMAL" / latin1).write_bytes(jpeg_bytes())
+    cache = cache_images(data, size=16, cache_dir=tmp_path / "cache", workers=1, progress=False)
+    assert len(cache.images) == 8 and "caf\\xe9" in capsys.readouterr().out  # left out, with a note naming it
+    problems = index_dataset(data, progress=False).problems.set_index("path")["problem"]
+    assert problems.to_dict() == {
+        "train/NORMAL/IM-0050-0001-caf\\xe9.jpeg": "file name is not valid UTF-8 (unzipped from an archive made "
+        "with another encoding?): rename it"
+    }
+    assert cli.main(["index", str(data), "--out", str(tmp_path / "index.csv")]) == 0
+    out, errors = cli_lines(capsys)
+    assert not errors and "not valid UTF-8" in out and len(pd.read_csv(tmp_path / "index.csv")) == 9
