@@ -14,7 +14,8 @@ A build is safe to interrupt or to run twice at once: the array is written to a
 ``.partial`` file renamed into place when complete (removed on failure), builds of one
 cache wait for each other (a file lock), the disk space is checked and reserved before
 anything is written, and an image that cannot be decoded is left out with a note instead
-of stopping the build.
+of stopping the build. A cache whose metadata (the ``.json`` beside the ``.npy``) cannot be
+read is rebuilt, with a note naming the file.
 """
 
 from __future__ import annotations
@@ -207,7 +208,8 @@ def cache_images(
     built = False
     # One build at a time: a second process waits here, then finds the cache complete.
     with FileLock(array_path.with_suffix(".lock")):
-        if not (array_path.exists() and meta_path.exists()):
+        meta = _read_meta(meta_path) if array_path.exists() else None
+        if meta is None:
             left_out = _build(root, index, size, policy, array_path, workers, progress)
             meta = {
                 "format": CACHE_FORMAT,
@@ -217,9 +219,11 @@ def cache_images(
                 "n": len(index),
                 "left_out": left_out,
             }
-            meta_path.write_text(json.dumps(meta, indent=2) + "\n")  # written last: marks the cache complete
+            partial_meta = meta_path.with_name(meta_path.name + ".partial")
+            partial_meta.write_text(json.dumps(meta, indent=2) + "\n")
+            os.replace(partial_meta, meta_path)  # written last, whole: marks the cache complete
             built = True
-    left_out = json.loads(meta_path.read_text()).get("left_out", {})
+    left_out = meta.get("left_out", {})
     images = np.load(array_path, mmap_mode="r")
     if left_out:
         print(
@@ -232,6 +236,24 @@ def cache_images(
     return ImageCache(
         images=images, index=index, dataset=dataset, size=size, policy=policy, path=array_path, built=built
     )
+
+
+def _read_meta(path: Path) -> dict | None:
+    """A cache's metadata (``.json`` beside its ``.npy``), or ``None`` (with a note) when it cannot be read.
+
+    ``None`` without a note when the file does not exist (the cache was never completed).
+    """
+    if not path.exists():
+        return None
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(meta, dict):
+            return meta
+        problem = "not a JSON object"
+    except (ValueError, OSError) as error:  # empty or cut short (a kill while writing), unreadable
+        problem = str(error)
+    print(f"The image cache's metadata {path} cannot be read ({problem}): rebuilding the cache.")
+    return None
 
 
 def _build(

@@ -648,3 +648,17 @@ def test_issue20_row6_a_file_name_that_is_not_utf8_is_a_problem_of_that_file(tmp
     assert cli.main(["index", str(data), "--out", str(tmp_path / "index.csv")]) == 0
     out, errors = cli_lines(capsys)
     assert not errors and "not valid UTF-8" in out and len(pd.read_csv(tmp_path / "index.csv")) == 9
+
+
+def test_issue20_row7_a_cache_whose_metadata_cannot_be_read_is_rebuilt_with_a_note(tmp_path, capsys):
+    data = make_dataset(tmp_path / "data", KAGGLE_FILES)
+    first = cache_images(data, size=16, cache_dir=tmp_path / "cache", workers=1, progress=False)
+    meta = first.path.with_suffix(".json")
+    for damaged in ("", '{"format": 4, "n": '):  # killed between open and write; cut short
+        meta.write_text(damaged)
+        capsys.readouterr()
+        again = cache_images(data, size=16, cache_dir=tmp_path / "cache", workers=1, progress=False)
+        note = capsys.readouterr().out
+        assert again.built and str(meta) in note and "rebuil" in note, note
+        np.testing.assert_array_equal(again.images, first.images)
+    assert not cache_images(data, size=16, cache_dir=tmp_path / "cache", workers=1, progress=False).built
