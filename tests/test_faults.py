@@ -662,3 +662,35 @@ def test_issue20_row7_a_cache_whose_metadata_cannot_be_read_is_rebuilt_with_a_no
         assert again.built and str(meta) in note and "rebuil" in note, note
         np.testing.assert_array_equal(again.images, first.images)
     assert not cache_images(data, size=16, cache_dir=tmp_path / "cache", workers=1, progress=False).built
+
+
+def test_issue20_row8_bytes_after_the_end_of_image_marker_are_not_truncation(tmp_path, capsys):
+    from cxr_utils.images import decode_problem, find_integrity_problem
+
+    noise = np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8)
+    buffer = io.BytesIO()
+    from PIL import Image
+
+    Image.fromarray(noise, "L").save(buffer, format="JPEG")
+    plain = buffer.getvalue()
+    trailer = b"SEFH" + bytes(range(256)) * 8  # a phone's or a PACS viewer's data after the image
+    thumbnail = b"\xff\xe2" + struct.pack(">H", len(jpeg_bytes(8, 8)) + 2) + jpeg_bytes(8, 8)  # FF D9 inside
+    with_thumbnail = plain[:2] + thumbnail + plain[2:]
+    data = make_dataset(
+        tmp_path / "data",
+        KAGGLE_FILES
+        | {
+            "train/NORMAL/IM-0060-0001.jpeg": plain + trailer,
+            "train/NORMAL/IM-0061-0001.jpeg": with_thumbnail + trailer,
+            "train/NORMAL/IM-0062-0001.jpeg": with_thumbnail[: len(with_thumbnail) * 2 // 3],  # really cut short
+        },
+    )
+    problems = index_dataset(data, progress=False).problems.set_index("path")["problem"]
+    assert problems.to_dict() == {
+        "train/NORMAL/IM-0062-0001.jpeg": "truncated: the JPEG end-of-image marker (FF D9) is missing"
+    }
+    for name in ("IM-0060-0001.jpeg", "IM-0061-0001.jpeg"):
+        assert decode_problem(data / "train/NORMAL" / name) is None  # it decodes: it is not truncated
+        assert find_integrity_problem(data / "train/NORMAL" / name, "JPEG") is None
+    cache = cache_images(data, size=16, cache_dir=tmp_path / "cache", workers=1, progress=False)
+    assert len(cache.images) == 10 and "IM-0060" not in capsys.readouterr().out
