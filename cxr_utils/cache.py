@@ -13,9 +13,10 @@ channel (:mod:`cxr_utils.pipeline`), so one cache serves every model.
 A build is safe to interrupt or to run twice at once: the array is written to a
 ``.partial`` file renamed into place when complete (removed on failure), builds of one
 cache wait for each other (a file lock), the disk space is checked and reserved before
-anything is written, and an image that cannot be decoded is left out with a note instead
-of stopping the build. A cache whose metadata (the ``.json`` beside the ``.npy``) cannot be
-read is rebuilt, with a note naming the file.
+anything is written (and the folder's writability before any work), and an image that
+cannot be decoded is left out with a note instead of stopping the build. A cache whose
+metadata (the ``.json`` beside the ``.npy``) cannot be read is rebuilt, with a note naming
+the file.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import partial
@@ -183,11 +185,15 @@ def cache_images(
     ValueError
         For an unknown policy or a size below 8, or a copy none of whose images can be read
         (one line naming it).
+    OSError
+        If the cache folder cannot be written (checked first, before any file is read), or
+        the disk lacks room for the cache: one line naming the folder.
     """
     if policy not in RESIZE_POLICIES:
         raise ValueError(f"unknown resize policy {policy!r}; choose one of {RESIZE_POLICIES}")
     if size < 8:
         raise ValueError(f"size must be at least 8 pixels, got {size}")
+    folder = _writable_folder(Path(cache_dir) if cache_dir is not None else config.cache_dir())
     if not isinstance(dataset, DatasetIndex):
         dataset = index_dataset(dataset, progress=progress)
     if unusable := _none_usable(dataset):
@@ -200,8 +206,6 @@ def cache_images(
             + (" ..." if len(bad) > 5 else "")
         )
     index = index[index["problem"].isna()].reset_index(drop=True)
-    folder = Path(cache_dir) if cache_dir is not None else config.cache_dir()
-    folder.mkdir(parents=True, exist_ok=True)
     key = _cache_key(root, index, size, policy, progress)
     array_path = folder / f"images-{size}-{policy}-{key}.npy"
     meta_path = array_path.with_suffix(".json")
@@ -236,6 +240,28 @@ def cache_images(
     return ImageCache(
         images=images, index=index, dataset=dataset, size=size, policy=policy, path=array_path, built=built
     )
+
+
+def _writable_folder(folder: Path) -> Path:
+    """``folder``, created if needed, once a file could be written in it (checked before any work).
+
+    Raises
+    ------
+    OSError
+        One line naming the folder when it cannot be created or written (a read-only mount, say).
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise OSError(
+            error.errno,
+            f"the image cache folder {folder} is not writable ({error.strerror or error}): set CXR_CACHE_DIR "
+            "to a folder you can write to",
+            str(folder),
+        ) from error
+    return folder
 
 
 def _read_meta(path: Path) -> dict | None:

@@ -694,3 +694,27 @@ def test_issue20_row8_bytes_after_the_end_of_image_marker_are_not_truncation(tmp
         assert find_integrity_problem(data / "train/NORMAL" / name, "JPEG") is None
     cache = cache_images(data, size=16, cache_dir=tmp_path / "cache", workers=1, progress=False)
     assert len(cache.images) == 10 and "IM-0060" not in capsys.readouterr().out
+
+
+def test_issue20_row9_a_read_only_cache_folder_is_one_line_before_any_work(tmp_path, monkeypatch):
+    import errno
+
+    data = make_dataset(tmp_path / "data", KAGGLE_FILES)
+    read_only = tmp_path / "mounted read-only"
+    read_only.mkdir()
+    real_open, work = os.open, []
+
+    def open_on_a_read_only_mount(path, flags, *args, **kwargs):
+        if str(path).startswith(str(read_only)) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", open_on_a_read_only_mount)
+    real_hash, real_index = cache_module.file_sha256, cache_module.index_dataset
+    monkeypatch.setattr(cache_module, "file_sha256", lambda *a: work.append("hash") or real_hash(*a))
+    monkeypatch.setattr(cache_module, "index_dataset", lambda *a, **k: work.append("index") or real_index(*a, **k))
+    with pytest.raises(OSError, match="Read-only file system") as refused:
+        cache_images(data, size=16, cache_dir=read_only, workers=1, progress=False)
+    assert not work, f"the cache folder was checked only after: {sorted(set(work))}"
+    message = cli._one_line(refused.value)
+    assert str(read_only) in message and "CXR_CACHE_DIR" in message, message
