@@ -235,7 +235,13 @@ def finish_run(
     )
     test = bootstrap_ci(y_test, test_scores, threshold, n_boot=n_boot, seed=seed)
     ledger_row = append_scoring(
-        run_dir.parent, run_dir.name, parameters or {}, test, threshold=threshold, n_test=len(y_test)
+        run_dir.parent,
+        run_dir.name,
+        parameters or {},
+        test,
+        threshold=threshold,
+        n_test=len(y_test),
+        test_paths=test_rows["path"],
     )
 
     staging = run_dir / _STAGING

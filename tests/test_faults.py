@@ -718,3 +718,48 @@ def test_issue20_row9_a_read_only_cache_folder_is_one_line_before_any_work(tmp_p
     assert not work, f"the cache folder was checked only after: {sorted(set(work))}"
     message = cli._one_line(refused.value)
     assert str(read_only) in message and "CXR_CACHE_DIR" in message, message
+
+
+def _scoring_inputs(index: pd.DataFrame, seed: int = 0):
+    """``finish_run``'s inputs for an index of a whole copy: its test rows, 100 validation rows, made-up scores."""
+    splits = pd.Series(np.where(index["split"] == "test", "test", "train"))
+    splits[splits.index[splits == "train"][::40][:100]] = "validation"
+    rng = np.random.default_rng(seed)
+    scores = np.clip((index["label"] == "PNEUMONIA").to_numpy() * 0.3 + rng.uniform(0, 0.7, len(index)), 0, 1)
+    return index, splits, scores[(splits == "validation").to_numpy()], scores[(splits == "test").to_numpy()]
+
+
+def test_issue20_row10_the_ledger_counts_scorings_of_the_official_test_split_apart(resized_224, tmp_path, capsys):
+    from cxr_utils.ledger import read_ledger
+    from cxr_utils.tools.course import write_summary
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    old_header = "time_utc,git_commit,git_dirty,run,config_hash,seed,n_test,threshold,accuracy,sensitivity,"
+    (runs / "test_ledger.csv").write_text(  # a ledger written before it recorded which images were scored
+        old_header + "specificity,roc_auc,pr_auc\r\n"
+        "2025-01-01T00:00:00+00:00,abc,False,03_cnn_from_scratch,0123456789ab,0,624,0.5,0.9,0.9,0.9,0.95,0.96\r\n"
+    )
+    official = index_dataset(resized_224, read_headers=False, progress=False).table  # 224-px copy: official paths
+    parameters = {"epochs": 2, "fast": True, "seed": 0}
+    finish_run(runs / "03_cnn_from_scratch", *_scoring_inputs(official), n_boot=20, parameters=parameters)
+    rearranged = official.copy()  # test files moved between the class folders
+    moved = rearranged.index[rearranged["split"] == "test"][::50]
+    rearranged.loc[moved, "label"] = np.where(rearranged.loc[moved, "label"] == "NORMAL", "PNEUMONIA", "NORMAL")
+    rearranged.loc[moved, "path"] = "test/" + rearranged.loc[moved, "label"] + "/" + rearranged.loc[moved, "name"]
+    for chapter in ("03_cnn_from_scratch_fast", "04_transfer_learning_fast", "06_domain_shift_prior_fast"):
+        finish_run(runs / chapter, *_scoring_inputs(rearranged), n_boot=20, parameters={**parameters, "run": chapter})
+
+    assert cli.main(["ledger", "--runs", str(runs)]) == 0
+    out = capsys.readouterr().out
+    assert "the official test split 1 time(s), for 1 configuration(s); other test images" in out, out
+    assert "moved between the class folders) 3 time(s), for 3; unknown test images" in out
+    ledger = read_ledger(runs)
+    assert len(ledger) == 5 and ledger["n_test"].dtype.kind == "i"
+    assert ledger["official_test_paths"].tolist()[1:] == [True, False, False, False]
+    assert pd.isna(ledger.loc[0, "official_test_paths"]) and pd.isna(ledger.loc[0, "test_fingerprint"])
+    assert ledger.loc[1, "test_fingerprint"] != ledger.loc[2, "test_fingerprint"] == ledger.loc[4, "test_fingerprint"]
+    _, summary = write_summary([], tmp_path / "build", data_dir="d", fast=True, runs_dir=runs)
+    counts = __import__("json").loads(summary.read_text())["test_ledger"]
+    assert counts["scorings"] == 5 and counts["by_test_images"]["official"] == {"scorings": 1, "configurations": 1}
+    assert "the official test split 1 time(s)" in (tmp_path / "build" / "summary.md").read_text()

@@ -76,4 +76,12 @@ def test_the_course_summary_states_the_ledger(tmp_path):
     finish_run(tmp_path / "runs" / "cnn", index, splits, validation, test, n_boot=20, parameters={"seed": 0})
     markdown, summary_json = write_summary([], tmp_path / "build", data_dir="d", fast=True, runs_dir=tmp_path / "runs")
     assert "scored 1 time(s) on this machine, for 1 distinct configuration(s)" in markdown.read_text()
-    assert read_json(summary_json)["test_ledger"] == {"scorings": 1, "configurations": 1}
+    assert read_json(summary_json)["test_ledger"] == {
+        "scorings": 1,
+        "configurations": 1,
+        "by_test_images": {
+            "official": {"scorings": 0, "configurations": 0},  # made-up paths are not the official test split
+            "other": {"scorings": 1, "configurations": 1},
+            "unknown": {"scorings": 0, "configurations": 0},
+        },
+    }

@@ -268,7 +268,8 @@ def write_summary(
     """Write ``summary.md`` and ``summary.json`` into ``build_dir``.
 
     They hold the data folder, the mode, each notebook's wall time, how often the test
-    ledger says the test split was scored (and for how many configurations), and the results
+    ledger says a test split was scored (and for how many configurations), the official test
+    split apart from other test images (:func:`cxr_utils.ledger.scoring_counts`), and the results
     table notebook 05 saved in ``<runs>/05_error_analysis[_fast]/results.{md,json}``
     (copied unchanged, so the summary shows the notebook's own numbers), or a line
     saying it is missing.
@@ -278,7 +279,7 @@ def write_summary(
     tuple of pathlib.Path
         The Markdown and the JSON file.
     """
-    from ..ledger import read_ledger, summarise
+    from ..ledger import read_ledger, scoring_counts, summarise
     from ..records import software_versions, write_json
     from ..runs import run_name
 
@@ -318,6 +319,8 @@ def write_summary(
         "test_ledger": {
             "scorings": len(ledger),
             "configurations": int(ledger["config_hash"].nunique()),
+            # official: the official test split's paths exactly; other: other test images; unknown: older rows
+            "by_test_images": scoring_counts(ledger).drop("all").to_dict(orient="index"),
         },
         "software": software_versions(),
     }
