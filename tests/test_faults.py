@@ -37,7 +37,7 @@ from cxr_utils.runs import finish_run, load_run
 from cxr_utils.tools import cli, course
 from cxr_utils.tools.download import ArchiveError, download_dataset, extract_archive
 
-from helpers import KAGGLE_FILES, ArchiveServer, build_archive, jpeg_bytes, make_dataset
+from helpers import KAGGLE_FILES, ArchiveServer, build_archive, jpeg_bytes, make_dataset, run_inputs, score_repeatedly
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -292,15 +292,7 @@ def test_row09_a_full_disk_gives_one_clear_message_before_writing(originals, tmp
 # ----------------------------------------------------------------------------- 10. an interrupted rerun
 
 
-def _run_inputs(seed: int):
-    rng = np.random.default_rng(seed)
-    labels = np.where(np.arange(60) % 3 == 0, "NORMAL", "PNEUMONIA")
-    index = pd.DataFrame(
-        {"path": [f"x/{i}.jpeg" for i in range(60)], "split": ["train"] * 40 + ["test"] * 20, "label": labels}
-    ).assign(patient_id=[f"p{i}" for i in range(60)], pathogen="none")
-    splits = pd.Series(["train"] * 20 + ["validation"] * 20 + ["test"] * 20)
-    scores = np.clip((labels == "PNEUMONIA") * 0.4 + rng.uniform(0, 0.6, 60), 0, 1)
-    return index, splits, scores[20:40], scores[40:]
+_run_inputs = run_inputs  # finish_run's inputs for 60 made-up images (helpers.py)
 
 
 def test_row10_an_interrupted_rerun_keeps_the_complete_old_run(tmp_path, monkeypatch):
@@ -763,3 +755,46 @@ def test_issue20_row10_the_ledger_counts_scorings_of_the_official_test_split_apa
     counts = __import__("json").loads(summary.read_text())["test_ledger"]
     assert counts["scorings"] == 5 and counts["by_test_images"]["official"] == {"scorings": 1, "configurations": 1}
     assert "the official test split 1 time(s)" in (tmp_path / "build" / "summary.md").read_text()
+
+
+def test_issue20_concurrency_soak_processes_scoring_and_finishing_at_once(tmp_path, capsys):
+    """8 processes x 10 scorings into a fresh ledger, and 3 processes finishing one run folder, all at once."""
+    from cxr_utils.ledger import LEDGER_FILE, read_ledger
+
+    # forkserver: one process imports the package once, each worker is a fork of it (spawn where it is missing)
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    context = multiprocessing.get_context(method)
+    if method == "forkserver":
+        context.set_forkserver_preload(["helpers", "cxr_utils.runs"])
+    scorers, scorings, finishers = 8, 10, 3
+    for attempt in range(2):
+        runs = tmp_path / f"runs{attempt}"
+        jobs = [(str(runs / f"scorer{n}"), n, scorings, False) for n in range(scorers)]
+        jobs += [(str(runs / "03_cnn_from_scratch"), 100 + n, 1, True) for n in range(finishers)]
+        start = context.Barrier(len(jobs))
+        processes = [
+            context.Process(target=score_repeatedly, args=(*job[:3], start), kwargs={"whole_run": job[3]})
+            for job in jobs
+        ]
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join(timeout=240)
+        assert [p.exitcode for p in processes] == [0] * len(jobs), f"try {attempt}: a process failed (see stderr)"
+        lines = (runs / LEDGER_FILE).read_text().splitlines()
+        written = scorers * scorings + finishers
+        assert sum(line.startswith("time_utc,") for line in lines) == 1 and len(lines) == 1 + written
+        ledger = read_ledger(runs)
+        assert ledger["run"].value_counts().to_dict() == {
+            **{f"scorer{n}": scorings for n in range(scorers)},
+            "03_cnn_from_scratch": finishers,
+        }
+        assert cli.main(["ledger", "--runs", str(runs)]) == 0  # seeds of one configuration: one configuration
+        assert f"scored {written} time(s) on this machine, for 1 distinct configuration" in capsys.readouterr().out
+        run = load_run("03_cnn_from_scratch", "notebooks/03_cnn_from_scratch.ipynb", root=runs)  # one complete run
+        assert run.config["parameters"]["seed"] in {100 + n for n in range(finishers)}
+        np.testing.assert_array_equal(run.test["score"], run_inputs(run.config["parameters"]["seed"])[3])
+        with capsys.disabled():
+            print(
+                f"\nsoak try {attempt}: {len(jobs)} processes, {written} ledger rows written, {len(ledger)} read back"
+            )
