@@ -139,7 +139,7 @@ def append_scoring(
     test: pd.DataFrame,
     *,
     threshold: float,
-    n_test: int,
+    n_test: int | None = None,
     test_paths: Iterable[str] | None = None,
 ) -> dict:
     """Append one scoring of the test split to ``<runs_root>/test_ledger.csv``; return the row.
@@ -157,8 +157,8 @@ def append_scoring(
         The test metrics (:func:`cxr_utils.metrics.bootstrap_ci`): index metric, column ``value``.
     threshold : float
         The operating threshold the metrics were computed at.
-    n_test : int
-        Test images scored.
+    n_test : int, optional
+        Test images scored (default: the number of ``test_paths``).
     test_paths : iterable of str, optional
         Their paths relative to the dataset root (``test/<class>/<file name>``), recorded as
         ``test_fingerprint`` (:func:`_test_fingerprint`) and ``official_test_paths`` (True when
@@ -167,12 +167,17 @@ def append_scoring(
 
     Raises
     ------
+    ValueError
+        If neither ``n_test`` nor ``test_paths`` is given.
     filelock.Timeout
         If another process held the ledger's lock for more than a minute (an append takes
         milliseconds: that process is stuck; the lock file is ``.test_ledger.csv.lock``).
     """
     path = Path(runs_root) / LEDGER_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
+    paths = None if test_paths is None else [str(p) for p in test_paths]
+    if n_test is None and paths is None:
+        raise ValueError("append_scoring needs n_test or test_paths")
     commit, dirty = git_state()
     row = {
         "time_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -181,14 +186,13 @@ def append_scoring(
         "run": run,
         "config_hash": configuration_hash(parameters),
         "seed": parameters.get("seed"),
-        "n_test": n_test,
+        "n_test": n_test if n_test is not None else len(paths),
         "threshold": round(float(threshold), 6),
         **{m: round(float(test.loc[m, "value"]), 6) for m in _METRICS},
         "test_fingerprint": None,
         "official_test_paths": None,
     }
-    if test_paths is not None:
-        paths = [str(p) for p in test_paths]
+    if paths is not None:
         row["test_fingerprint"] = _test_fingerprint(paths)
         row["official_test_paths"] = len(paths) == len(set(paths)) and set(paths) == _official_test_paths()
     # One append at a time; the header only into an empty file (decided under the lock, not before it).

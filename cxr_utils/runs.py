@@ -18,10 +18,8 @@ results are written to the run folder. :func:`load_run` reads the folder back. A
 
 A rerun never leaves a mixture of two runs: its results are written to a staging folder
 and moved into place only when complete, ``metrics.json`` last, and :func:`load_run`
-checks every file against the digests in ``metrics.json``. Two finishes of one run at once
-(a learner runs chapter 03 while ``cxr course`` does) take turns: a file lock beside the
-folder (``<runs>/.<name>.finishing.lock``) makes the second wait, then replace the first
-run whole; after 10 minutes of waiting it refuses with one sentence.
+checks every file against the digests in ``metrics.json``. Two finishes of one run at once take
+turns (a file lock, ``<runs>/.<name>.finishing.lock``): the second waits, then replaces the first whole.
 """
 
 from __future__ import annotations
@@ -87,8 +85,7 @@ RUN_FILES = (VALIDATION_PREDICTIONS_FILE, TEST_PREDICTIONS_FILE, THRESHOLD_FILE,
 
 _STAGING = ".finishing"  # where finish_run writes a run's results before moving them into place
 
-#: Seconds a finish waits while another process finishes the same run folder.
-_FINISH_TIMEOUT_S = 600
+_FINISH_TIMEOUT_S = 600  # seconds a finish waits while another process finishes the same run folder
 
 
 class RunFolderError(RecordError):
@@ -127,12 +124,7 @@ def _images_fingerprint(validation: pd.Series, test: pd.Series) -> str:
 
 
 def _one_finish_at_a_time(finish):
-    """Wrap ``finish_run`` so that a finish holds ``<runs>/.<name>.finishing.lock`` while it runs.
-
-    A second finish of the same run folder waits for the first (its own scoring and files
-    then replace the first's, whole); after :data:`_FINISH_TIMEOUT_S` seconds it raises
-    :class:`RunFolderError` instead.
-    """
+    """``finish_run`` holding ``<runs>/.<name>.finishing.lock``: a second finish of a run waits for the first."""
 
     @functools.wraps(finish)
     def locked(run_dir: str | os.PathLike, *args, **kwargs) -> dict:
@@ -178,8 +170,6 @@ def finish_run(
     (``<run_dir>/../test_ledger.csv``, :mod:`cxr_utils.ledger`): the test split has been
     looked at once more. The results are written to ``<run_dir>/.finishing/`` first and
     moved into place once all are written, so an interruption leaves the previous run whole.
-    A call made while another process finishes the same folder waits for it (see the module
-    docstring), then scores and replaces that run whole.
 
     Parameters
     ----------
@@ -218,8 +208,7 @@ def finish_run(
     Raises
     ------
     RunFolderError
-        If another process kept finishing the same run folder for 10 minutes (nothing is
-        scored or written then).
+        If another process kept finishing the same run folder for 10 minutes (nothing is scored).
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -235,13 +224,7 @@ def finish_run(
     )
     test = bootstrap_ci(y_test, test_scores, threshold, n_boot=n_boot, seed=seed)
     ledger_row = append_scoring(
-        run_dir.parent,
-        run_dir.name,
-        parameters or {},
-        test,
-        threshold=threshold,
-        n_test=len(y_test),
-        test_paths=test_rows["path"],
+        run_dir.parent, run_dir.name, parameters or {}, test, threshold=threshold, test_paths=test_rows["path"]
     )
 
     staging = run_dir / _STAGING
