@@ -31,7 +31,7 @@ What the chapters import, in the order the course meets it:
 ``adapt``         adapting to new images without labels (AdaBN, EM prior, histograms), cross-fitted
 ``records``       a run's files: JSON, prediction tables, software versions
 ``runs``          run folders: ``finish_run`` (the one door to the test split) and ``load_run``
-``ledger``        the test ledger: every scoring of the test split, by commit and configuration
+``ledger``        the test ledger: every scoring of a test split, by commit, configuration and test images
 ``model_card``    a run's model card (``model_card.md``): intended use, data, metrics, limits, how to load
 
 The course's tooling, apart from what the chapters import:
