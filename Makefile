@@ -1,6 +1,6 @@
 # The course's two commands (see README.md):
 #   make course   set up .venv and run the course (data: $CXR_DATA_DIR, else data/, downloaded if absent)
-#   make test     set up .venv and run the test suite (what CI runs)
+#   make test     set up .venv and run the test suite (what CI runs, there on Python 3.13: PYTHON=python3.13)
 #   make lint     ruff: lint and formatting of the package, tests, benchmarks and notebooks (CI runs it too)
 #   make test-lowest  the test suite on the lowest Python (3.10) with the lowest versions pyproject.toml
 #                 allows for every direct dependency, in build/venv-lowest (CI runs it too)
@@ -26,6 +26,7 @@ fast: $(VENV)/.installed
 	$(BIN)/cxr course --fast
 
 test: $(VENV)/.installed
+	@$(BIN)/python -c 'import platform, sys; print(f"make test: Python {platform.python_version()} ({sys.executable})")'
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # uv (from PyPI, in build/uv) resolves every direct dependency to the floor of its range
@@ -38,6 +39,7 @@ test-lowest:
 	build/uv/bin/python -m pip install --quiet uv
 	build/uv/bin/uv venv --quiet --python $(PYTHON_LOWEST) $(VENV_LOWEST)
 	build/uv/bin/uv pip install --quiet --python $(VENV_LOWEST)/bin/python --resolution lowest-direct -e ".[test]"
+	$(VENV_LOWEST)/bin/python -c 'import platform; print(f"make test-lowest: Python {platform.python_version()}")'
 	$(VENV_LOWEST)/bin/python -c 'from cxr_utils.tools.versions import check_versions; check_versions()'
 	PATH="$(CURDIR)/$(VENV_LOWEST)/bin:$$PATH" $(VENV_LOWEST)/bin/python -m pytest $(PYTEST_ARGS)
 

@@ -33,7 +33,7 @@ One module per concern, in layers: each module imports only modules listed above
 ``adapt``         adapting to new images without labels (AdaBN, EM prior, histograms), cross-fitted
 ``plots``         the course's figures, each returned as a matplotlib Figure
 ``records``       a run's files: JSON, prediction tables, software versions
-``ledger``        the test ledger: every scoring of the test split, by commit and configuration
+``ledger``        the test ledger: every scoring of a test split, by commit, configuration and test images
 ``runs``          run folders: ``finish_run`` (the one door to the test split) and ``load_run``
 ``model_card``    a run's model card (``model_card.md``): intended use, data, metrics, limits, how to load
 ``tools``         the ``cxr`` command line, the whole course, the download, the website, versions

@@ -13,8 +13,10 @@ channel (:mod:`cxr_utils.pipeline`), so one cache serves every model.
 A build is safe to interrupt or to run twice at once: the array is written to a
 ``.partial`` file renamed into place when complete (removed on failure), builds of one
 cache wait for each other (a file lock), the disk space is checked and reserved before
-anything is written, and an image that cannot be decoded is left out with a note instead
-of stopping the build.
+anything is written (and the folder's writability before any work), and an image that
+cannot be decoded is left out with a note instead of stopping the build. A cache whose
+metadata (the ``.json`` beside the ``.npy``) cannot be read is rebuilt, with a note naming
+the file.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import partial
@@ -34,7 +37,7 @@ import pandas as pd
 from filelock import FileLock
 
 from . import config
-from .dataset import DatasetIndex, binary_labels, index_dataset
+from .dataset import DatasetIndex, _none_usable, binary_labels, index_dataset
 from .images import RESIZE_POLICIES, ImageReadError, file_sha256, load_grayscale, resize_image
 from .parallel import map_with_progress
 
@@ -180,14 +183,21 @@ def cache_images(
     Raises
     ------
     ValueError
-        For an unknown policy or a size below 8.
+        For an unknown policy or a size below 8, or a copy none of whose images can be read
+        (one line naming it).
+    OSError
+        If the cache folder cannot be written (checked first, before any file is read), or
+        the disk lacks room for the cache: one line naming the folder.
     """
     if policy not in RESIZE_POLICIES:
         raise ValueError(f"unknown resize policy {policy!r}; choose one of {RESIZE_POLICIES}")
     if size < 8:
         raise ValueError(f"size must be at least 8 pixels, got {size}")
+    folder = _writable_folder(Path(cache_dir) if cache_dir is not None else config.cache_dir())
     if not isinstance(dataset, DatasetIndex):
         dataset = index_dataset(dataset, progress=progress)
+    if unusable := _none_usable(dataset):
+        raise ValueError(unusable)
     root, index = dataset.root, dataset.table
     bad = index[index["problem"].notna()]
     if len(bad):
@@ -196,15 +206,14 @@ def cache_images(
             + (" ..." if len(bad) > 5 else "")
         )
     index = index[index["problem"].isna()].reset_index(drop=True)
-    folder = Path(cache_dir) if cache_dir is not None else config.cache_dir()
-    folder.mkdir(parents=True, exist_ok=True)
     key = _cache_key(root, index, size, policy, progress)
     array_path = folder / f"images-{size}-{policy}-{key}.npy"
     meta_path = array_path.with_suffix(".json")
     built = False
     # One build at a time: a second process waits here, then finds the cache complete.
     with FileLock(array_path.with_suffix(".lock")):
-        if not (array_path.exists() and meta_path.exists()):
+        meta = _read_meta(meta_path) if array_path.exists() else None
+        if meta is None:
             left_out = _build(root, index, size, policy, array_path, workers, progress)
             meta = {
                 "format": CACHE_FORMAT,
@@ -214,9 +223,11 @@ def cache_images(
                 "n": len(index),
                 "left_out": left_out,
             }
-            meta_path.write_text(json.dumps(meta, indent=2) + "\n")  # written last: marks the cache complete
+            partial_meta = meta_path.with_name(meta_path.name + ".partial")
+            partial_meta.write_text(json.dumps(meta, indent=2) + "\n")
+            os.replace(partial_meta, meta_path)  # written last, whole: marks the cache complete
             built = True
-    left_out = json.loads(meta_path.read_text()).get("left_out", {})
+    left_out = meta.get("left_out", {})
     images = np.load(array_path, mmap_mode="r")
     if left_out:
         print(
@@ -229,6 +240,46 @@ def cache_images(
     return ImageCache(
         images=images, index=index, dataset=dataset, size=size, policy=policy, path=array_path, built=built
     )
+
+
+def _writable_folder(folder: Path) -> Path:
+    """``folder``, created if needed, once a file could be written in it (checked before any work).
+
+    Raises
+    ------
+    OSError
+        One line naming the folder when it cannot be created or written (a read-only mount, say).
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise OSError(
+            error.errno,
+            f"the image cache folder {folder} is not writable ({error.strerror or error}): set CXR_CACHE_DIR "
+            "to a folder you can write to",
+            str(folder),
+        ) from error
+    return folder
+
+
+def _read_meta(path: Path) -> dict | None:
+    """A cache's metadata (``.json`` beside its ``.npy``), or ``None`` (with a note) when it cannot be read.
+
+    ``None`` without a note when the file does not exist (the cache was never completed).
+    """
+    if not path.exists():
+        return None
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(meta, dict):
+            return meta
+        problem = "not a JSON object"
+    except (ValueError, OSError) as error:  # empty or cut short (a kill while writing), unreadable
+        problem = str(error)
+    print(f"The image cache's metadata {path} cannot be read ({problem}): rebuilding the cache.")
+    return None
 
 
 def _build(

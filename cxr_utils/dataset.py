@@ -11,6 +11,7 @@ patients and duplicates across splits are :mod:`cxr_utils.audit`.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -21,11 +22,14 @@ import pandas as pd
 from numpy.typing import ArrayLike
 
 from .images import ImageReadError, decode_problem, file_sha256, find_integrity_problem, pixel_problem, read_header
-from .layout import LABELS, find_dataset
+from .layout import IMAGE_SUFFIXES, LABELS, SKIP_NOT_IMAGE, DatasetLayoutError, find_dataset
 from .names import parse_name
 from .parallel import map_with_progress
 
 __all__ = ["DatasetIndex", "index_dataset", "index_problems", "binary_labels"]
+
+#: The problem of a file whose name holds bytes that are not UTF-8 (Python keeps them as surrogates).
+_NOT_UTF8 = "file name is not valid UTF-8 (unzipped from an archive made with another encoding?): rename it"
 
 #: Below this many files, reading headers in this process beats starting worker
 #: processes (benchmarks/header_reads.py: about 12,000 headers/s serial on 2 cores).
@@ -94,6 +98,11 @@ class DatasetIndex:
     def problems(self) -> pd.DataFrame:
         """The rows whose image is unusable (:func:`index_problems`)."""
         return index_problems(self.table)
+
+
+def _printable(name: str) -> str:
+    """``name`` with any byte that is not UTF-8 written as ``\\xNN`` (``caf\\xe9.jpeg``): text every table can hold."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _inspect_file(path: Path, read_headers: bool, sha256: bool, decode: bool) -> dict[str, Any]:
@@ -169,24 +178,36 @@ def index_dataset(
         (bacteria, virus, none), ``bytes``, ``problem`` (None, or why the image is
         unusable), then with ``read_headers`` ``width``, ``height`` (pixels), ``mode``,
         ``format``, ``exif_orientation``, and with ``sha256`` a ``sha256`` column.
-        Rows are sorted by path.
+        Rows are sorted by path. A file whose name is not valid UTF-8 (what ``unzip``
+        leaves of an archive made with another encoding) is a problem: its ``path`` and
+        ``name`` show the odd bytes as ``\\xNN``, and it is never opened by that path.
 
     Raises
     ------
     FileNotFoundError, DatasetLayoutError
-        As :func:`find_dataset`.
+        As :func:`find_dataset`; a :class:`DatasetLayoutError` too when the class folders
+        hold no image file at all (only ``.DS_Store``, ``.dcm`` or ``.bmp`` files, say): one
+        line naming the folder and what it holds instead.
     """
     layout = find_dataset(root)
+    if not layout.images:
+        others = Counter(Path(p).suffix.lower() or Path(p).name for p in layout.skipped.get(SKIP_NOT_IMAGE, []))
+        found = ", ".join(f"{count} {kind}" for kind, count in others.most_common(5)) or "nothing"
+        raise DatasetLayoutError(
+            f"no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in the class folders of {layout.root}: they hold "
+            f"{sum(others.values())} other file(s) ({found}); convert the images to JPEG or PNG"
+        )
     rows = []
     for path in layout.images:
         relative = path.relative_to(layout.root)
-        parsed = parse_name(path.name)
+        name = _printable(path.name)
+        parsed = parse_name(name)
         rows.append(
             {
-                "path": relative.as_posix(),
+                "path": _printable(relative.as_posix()),
                 "split": relative.parts[0].lower(),
                 "label": relative.parts[1].upper(),
-                "name": path.name,
+                "name": name,
                 "patient_id": parsed.patient_id,
                 "pathogen": parsed.pathogen,
             }
@@ -201,6 +222,9 @@ def index_dataset(
         progress=progress,
     )
     table = pd.DataFrame([{**row, **extra} for row, extra in zip(rows, details)])
+    if not table.empty:
+        renamed = table["path"] != [image.relative_to(layout.root).as_posix() for image in layout.images]
+        table.loc[renamed, "problem"] = _NOT_UTF8
     if table.empty:
         table = pd.DataFrame(columns=["path", "split", "label", "name", "patient_id", "pathogen", "bytes", "problem"])
     if read_headers:
@@ -210,9 +234,21 @@ def index_dataset(
         root=layout.root,
         layout=layout.layout,
         table=table.sort_values("path", ignore_index=True),
-        skipped=layout.skipped,
+        skipped={reason: [_printable(p) for p in paths] for reason, paths in layout.skipped.items()},
         ignored_copies=list(layout.ignored_copies),
     )
+
+
+def _none_usable(dataset: DatasetIndex) -> str | None:
+    """One line naming the copy when it holds images but not one of them is usable, else ``None``."""
+    problems = dataset.table["problem"]
+    if dataset.table.empty or problems.isna().any():
+        return None
+    if (problems == "empty file (0 bytes)").all():
+        why = "every one is an empty file (0 bytes): cloud 'online-only' placeholders? download the files first"
+    else:
+        why = f"every one has a problem (the first: {dataset.table['path'].iloc[0]}: {problems.iloc[0]})"
+    return f"none of the {len(problems)} images in {dataset.root} can be read: {why}"
 
 
 def index_problems(index: pd.DataFrame) -> pd.DataFrame:

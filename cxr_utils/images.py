@@ -139,11 +139,16 @@ def decode_problem(path: str | os.PathLike) -> str | None:
 
 
 def find_integrity_problem(path: str | os.PathLike, image_format: str) -> str | None:
-    """Check that a JPEG or PNG file is complete, without decoding it.
+    """Check that a JPEG or PNG file is complete, without decoding it (as a rule).
 
-    A complete JPEG ends with the end-of-image marker ``FF D9`` (trailing zero
-    padding allowed); a complete PNG ends with its ``IEND`` chunk. A file cut short
-    by an interrupted download or copy lacks them. Other formats are not checked.
+    A complete JPEG holds the end-of-image marker ``FF D9`` after its image data: usually
+    as its last two bytes (trailing zero padding allowed), which is all that is read; when
+    they are not, the file is read whole and the marker looked for after the start of the
+    first scan (data appended by phones and PACS viewers, say, follows it; a thumbnail's
+    own marker, before the scan, does not count). A JPEG without it is decoded once before
+    it is called truncated: an image that decodes is never a problem. A complete PNG ends
+    with its ``IEND`` chunk. A file cut short by an interrupted download or copy lacks them.
+    Other formats are not checked.
 
     Returns
     -------
@@ -156,10 +161,33 @@ def find_integrity_problem(path: str | os.PathLike, image_format: str) -> str | 
         handle.seek(max(0, size - 64))
         tail = handle.read()
     if image_format == "JPEG" and not tail.rstrip(b"\x00").endswith(_JPEG_END):
+        if _jpeg_end_after_scan(Path(path).read_bytes()) or decode_problem(path) is None:
+            return None
         return "truncated: the JPEG end-of-image marker (FF D9) is missing"
     if image_format == "PNG" and not tail.endswith(_PNG_END):
         return "truncated: the PNG IEND chunk is missing"
     return None
+
+
+def _jpeg_end_after_scan(data: bytes) -> bool:
+    """Whether a JPEG's bytes hold the end-of-image marker after the start of its first scan.
+
+    The segments after the start-of-image marker are skipped by their lengths (an embedded
+    thumbnail, with its own ``FF D9``, is inside one) up to the first start-of-scan marker
+    ``FF DA``; in the compressed data after it ``FF`` is always followed by ``00`` or a
+    restart marker, so the first ``FF D9`` there is the image's end.
+    """
+    position = 2  # after FF D8
+    while position + 4 <= len(data) and data[position] == 0xFF:
+        marker = data[position + 1]
+        if marker == 0xFF:  # a fill byte before a marker
+            position += 1
+            continue
+        length = int.from_bytes(data[position + 2 : position + 4], "big")
+        if marker == 0xDA:
+            return data.find(_JPEG_END, position + 2 + length) != -1
+        position += 2 + length
+    return False
 
 
 def file_sha256(path: str | os.PathLike, chunk_bytes: int = 1 << 20) -> str:

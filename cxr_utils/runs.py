@@ -18,12 +18,15 @@ results are written to the run folder. :func:`load_run` reads the folder back. A
 
 A rerun never leaves a mixture of two runs: its results are written to a staging folder
 and moved into place only when complete, ``metrics.json`` last, and :func:`load_run`
-checks every file against the digests in ``metrics.json``. A folder written by an older
-version of the course (another :data:`RUN_FORMAT`) is refused with the chapter to execute again.
+checks every file against the digests in ``metrics.json``. Two finishes of one run at once take
+turns (a file lock, ``<runs>/.<name>.finishing.lock``): the second waits, then replaces the first whole.
+A folder written by an older version of the course (another :data:`RUN_FORMAT`) is refused
+with the chapter to execute again.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import shutil
@@ -33,6 +36,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+from filelock import FileLock, Timeout
 
 from . import config
 from .dataset import binary_labels
@@ -83,6 +87,8 @@ RUN_FILES = (VALIDATION_PREDICTIONS_FILE, TEST_PREDICTIONS_FILE, THRESHOLD_FILE,
 
 _STAGING = ".finishing"  # where finish_run writes a run's results before moving them into place
 
+_FINISH_TIMEOUT_S = 600  # seconds a finish waits while another process finishes the same run folder
+
 
 class RunFolderError(RecordError):
     """A run folder that cannot be used as it is: incomplete, inconsistent, or made on other images."""
@@ -119,6 +125,30 @@ def _images_fingerprint(validation: pd.Series, test: pd.Series) -> str:
     return hashlib.sha256("\n".join(["validation", *validation, "test", *test]).encode()).hexdigest()[:12]
 
 
+def _one_finish_at_a_time(finish):
+    """``finish_run`` holding ``<runs>/.<name>.finishing.lock``: a second finish of a run waits for the first."""
+
+    @functools.wraps(finish)
+    def locked(run_dir: str | os.PathLike, *args, **kwargs) -> dict:
+        folder = Path(run_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(folder.parent / f".{folder.name}.finishing.lock", timeout=_FINISH_TIMEOUT_S)
+        try:
+            lock.acquire()
+        except Timeout as error:
+            raise RunFolderError(
+                f"another process has been finishing the run {folder} for {_FINISH_TIMEOUT_S} s (it holds "
+                f"{lock.lock_file}): let it end, or stop it, then run this cell again"
+            ) from error
+        try:
+            return finish(run_dir, *args, **kwargs)
+        finally:
+            lock.release()
+
+    return locked
+
+
+@_one_finish_at_a_time
 def finish_run(
     run_dir: str | os.PathLike,
     index: pd.DataFrame,
@@ -181,6 +211,11 @@ def finish_run(
     dict
         ``threshold``, ``validation`` and ``test``: bootstrap frames (index: metric;
         columns ``value``, ``ci_low``, ``ci_high``).
+
+    Raises
+    ------
+    RunFolderError
+        If another process kept finishing the same run folder for 10 minutes (nothing is scored).
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -196,7 +231,7 @@ def finish_run(
     )
     test = bootstrap_ci(y_test, test_scores, threshold, n_boot=n_boot, seed=seed)
     ledger_row = append_scoring(
-        run_dir.parent, run_dir.name, parameters or {}, test, threshold=threshold, n_test=len(y_test)
+        run_dir.parent, run_dir.name, parameters or {}, test, threshold=threshold, test_paths=test_rows["path"]
     )
 
     staging = run_dir / _STAGING

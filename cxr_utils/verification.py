@@ -64,6 +64,8 @@ def official_manifest_path() -> Path:
 def read_manifest(path: str | os.PathLike | None = None) -> pd.DataFrame:
     """Read a manifest file: ``relative/path<TAB>sha256<TAB>bytes`` per line, no header.
 
+    UTF-8, with or without a byte-order mark; line ends ``\\n`` or ``\\r\\n``.
+
     Parameters
     ----------
     path : str or path-like, optional
@@ -81,7 +83,7 @@ def read_manifest(path: str | os.PathLike | None = None) -> pd.DataFrame:
     """
     path = Path(path) if path is not None else official_manifest_path()
     rows = []
-    with open(path, encoding="utf-8") as handle:
+    with open(path, encoding="utf-8-sig") as handle:  # a byte-order mark (Excel, Windows editors) is not the path
         for number, line in enumerate(handle, start=1):
             line = line.rstrip("\n")
             if not line.strip():

@@ -60,6 +60,50 @@ def synthetic(n: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
     return y, s
 
 
+def run_inputs(seed: int) -> tuple[pd.DataFrame, pd.Series, np.ndarray, np.ndarray]:
+    """``finish_run``'s inputs for 60 made-up images: index, splits (20 train, 20 validation, 20 test), scores."""
+    rng = np.random.default_rng(seed)
+    labels = np.where(np.arange(60) % 3 == 0, "NORMAL", "PNEUMONIA")
+    index = pd.DataFrame(
+        {"path": [f"x/{i}.jpeg" for i in range(60)], "split": ["train"] * 40 + ["test"] * 20, "label": labels}
+    ).assign(patient_id=[f"p{i}" for i in range(60)], pathogen="none")
+    splits = pd.Series(["train"] * 20 + ["validation"] * 20 + ["test"] * 20)
+    scores = np.clip((labels == "PNEUMONIA") * 0.4 + rng.uniform(0, 0.6, 60), 0, 1)
+    return index, splits, scores[20:40], scores[40:]
+
+
+def score_repeatedly(run_dir: str, seed: int, scorings: int, start, *, whole_run: bool) -> None:
+    """What the end of a chapter does, ``scorings`` times over, for the concurrency soak.
+
+    ``whole_run``: ``finish_run`` into ``run_dir`` (scores, a ledger row, the run's files);
+    otherwise only the ledger row (``append_scoring`` beside ``run_dir``, as run ``run_dir``'s
+    name). Run in a process of its own (kept here, not in the test module, so that such a
+    process imports little); it waits at the barrier ``start`` first.
+    """
+    from cxr_utils.ledger import append_scoring
+    from cxr_utils.metrics import bootstrap_ci
+    from cxr_utils.runs import finish_run
+
+    index, splits, validation, test = run_inputs(seed)
+    test_rows = index[(splits == "test").to_numpy()]
+    metrics = bootstrap_ci((test_rows["label"] == "PNEUMONIA").astype(int), test, 0.5, n_boot=2)
+    start.wait(timeout=120)
+    for _ in range(scorings):
+        if whole_run:
+            finish_run(run_dir, index, splits, validation, test, n_boot=20, parameters={"seed": seed})
+        else:
+            folder = Path(run_dir)
+            append_scoring(
+                folder.parent,
+                folder.name,
+                {"seed": seed},
+                metrics,
+                threshold=0.5,
+                n_test=20,
+                test_paths=test_rows["path"],
+            )
+
+
 #: A tiny dataset in the Kaggle layout (None: a small grayscale JPEG; see :func:`make_dataset`).
 KAGGLE_FILES = {
     "train/NORMAL/IM-0001-0001.jpeg": None,

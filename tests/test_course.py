@@ -26,6 +26,7 @@ def test_explicit_folder_without_data_fails_without_downloading(tmp_path, monkey
 
 def test_default_folder_without_data_and_no_download(tmp_path, monkeypatch):
     monkeypatch.delenv("CXR_DATA_DIR", raising=False)
+    monkeypatch.setattr(course, "KAGGLE_INPUT", tmp_path / "not on Kaggle")
     monkeypatch.setattr(course.config, "data_dir", lambda: tmp_path)
     with pytest.raises(CourseError, match="downloading is switched off"):
         resolve_dataset(download=False)
@@ -33,6 +34,7 @@ def test_default_folder_without_data_and_no_download(tmp_path, monkeypatch):
 
 def test_default_folder_without_data_downloads(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("CXR_DATA_DIR", raising=False)
+    monkeypatch.setattr(course, "KAGGLE_INPUT", tmp_path / "not on Kaggle")
     monkeypatch.setattr(course.config, "data_dir", lambda: tmp_path)
     calls = []
 
@@ -49,6 +51,25 @@ def test_default_folder_without_data_downloads(tmp_path, monkeypatch, capsys):
     assert resolve_dataset() == tmp_path / "chest_xray"
     assert calls == [tmp_path]
     assert "downloading ChestXRay2017.zip" in capsys.readouterr().out
+
+
+def test_a_copy_kaggle_mounted_is_found_before_any_download(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("CXR_DATA_DIR", raising=False)
+    data = tmp_path / "project" / "data"
+    make_dataset(data, {"README.md": b"where the dataset goes"})  # a clone's data/: no dataset
+    monkeypatch.setattr(course.config, "data_dir", lambda: data)
+    monkeypatch.setattr(course, "download_dataset", lambda *a, **k: pytest.fail("must not download"))
+    kaggle = tmp_path / "kaggle" / "input"  # a stand-in for /kaggle/input
+    make_dataset(kaggle / "another-dataset" / "train" / "images", {"0001.png": None})  # attached too, not ours
+    mounted = kaggle / "chest-xray-pneumonia" / "chest_xray"
+    make_dataset(mounted, FILES | {f"chest_xray/{k}": None for k in FILES} | {"__MACOSX/._train": b"\0"})
+    monkeypatch.setattr(course, "KAGGLE_INPUT", kaggle)
+    assert resolve_dataset() == mounted
+    assert f"using the copy mounted at {mounted}" in capsys.readouterr().out
+    assert resolve_dataset(download=False) == mounted
+    monkeypatch.setattr(course, "KAGGLE_INPUT", tmp_path / "not on Kaggle")
+    with pytest.raises(CourseError, match="downloading is switched off"):
+        resolve_dataset(download=False)
 
 
 def test_existing_copy_is_used(tmp_path):

@@ -63,6 +63,16 @@ def test_makefile_tests_the_lowest_python():
     assert "make test-lowest" in (ROOT / ".ci" / "run").read_text()
 
 
+def test_ci_runs_make_test_on_the_newest_python():
+    """.ci/run's make lint and make test run on the newest Python that requires-python allows (3.13), found by name."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    below = re.search(r"<\s*3\.(\d+)", project["requires-python"]).group(1)
+    newest = f"3.{int(below) - 1}"
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert f"find_python {newest})" in ci
+    assert 'make test PYTHON="$PYTHON_NEWEST"' in ci and 'make lint PYTHON="$PYTHON_NEWEST"' in ci
+
+
 def test_readme_shows_two_commands_and_ci_runs_the_test_one():
     readme = (ROOT / "README.md").read_text()
     block = re.search(r"```(?:bash|sh)?\n(.*?)```", readme, re.S).group(1)

@@ -20,11 +20,13 @@ import sys
 import time
 import zipfile
 import zlib
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from filelock import FileLock
 
 from cxr_utils import cache as cache_module
 from cxr_utils import runs as runs_module
@@ -35,7 +37,7 @@ from cxr_utils.runs import finish_run, load_run
 from cxr_utils.tools import cli, course
 from cxr_utils.tools.download import ArchiveError, download_dataset, extract_archive
 
-from helpers import KAGGLE_FILES, ArchiveServer, build_archive, jpeg_bytes, make_dataset
+from helpers import KAGGLE_FILES, ArchiveServer, build_archive, jpeg_bytes, make_dataset, run_inputs, score_repeatedly
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -106,6 +108,7 @@ def test_row01_a_half_extracted_download_is_never_taken_for_data_and_is_cleaned_
         find_dataset(data)
     monkeypatch.delenv("CXR_DATA_DIR", raising=False)
     monkeypatch.setattr(course.config, "data_dir", lambda: data)
+    monkeypatch.setattr(course, "KAGGLE_INPUT", tmp_path / "not on Kaggle")
     with pytest.raises(course.CourseError, match="downloading is switched off"):
         course.resolve_dataset(download=False)
     server, manifest = served
@@ -133,6 +136,7 @@ def test_row02_a_download_with_an_extra_image_fails_verification(originals, tmp_
         assert status == 1 and "extra" in out
         monkeypatch.delenv("CXR_DATA_DIR", raising=False)
         monkeypatch.setattr(course.config, "data_dir", lambda: tmp_path / "b")
+        monkeypatch.setattr(course, "KAGGLE_INPUT", tmp_path / "not on Kaggle")
         monkeypatch.setattr(
             course,
             "download_dataset",
@@ -290,15 +294,7 @@ def test_row09_a_full_disk_gives_one_clear_message_before_writing(originals, tmp
 # ----------------------------------------------------------------------------- 10. an interrupted rerun
 
 
-def _run_inputs(seed: int):
-    rng = np.random.default_rng(seed)
-    labels = np.where(np.arange(60) % 3 == 0, "NORMAL", "PNEUMONIA")
-    index = pd.DataFrame(
-        {"path": [f"x/{i}.jpeg" for i in range(60)], "split": ["train"] * 40 + ["test"] * 20, "label": labels}
-    ).assign(patient_id=[f"p{i}" for i in range(60)], pathogen="none")
-    splits = pd.Series(["train"] * 20 + ["validation"] * 20 + ["test"] * 20)
-    scores = np.clip((labels == "PNEUMONIA") * 0.4 + rng.uniform(0, 0.6, 60), 0, 1)
-    return index, splits, scores[20:40], scores[40:]
+_run_inputs = run_inputs  # finish_run's inputs for 60 made-up images (helpers.py)
 
 
 def test_row10_an_interrupted_rerun_keeps_the_complete_old_run(tmp_path, monkeypatch):
@@ -512,3 +508,295 @@ def test_row16_without_replace_a_finished_exercise_run_is_set_aside_never_scored
     reloaded.load_weights(folder / "best.weights.h5")
     for saved, kept in zip(reloaded.get_weights(), second.get_weights()):
         np.testing.assert_array_equal(saved, kept)
+
+
+# ============================================================================= issue 20: two runs at once, odd inputs
+
+
+def _metrics_frame(value: float) -> pd.DataFrame:
+    """A bootstrap frame (index metric, column ``value``) as the ledger reads it."""
+    return pd.DataFrame({"value": [value] * 5}, index=["accuracy", "sensitivity", "specificity", "roc_auc", "pr_auc"])
+
+
+def _run_together(jobs: list, timeout: float = 120) -> list:
+    """Run every ``(function, args)`` in its own thread, all released at once; their results or errors, in order."""
+    import threading
+
+    start, results = threading.Barrier(len(jobs)), [None] * len(jobs)
+
+    def work(number, function, args):
+        start.wait()
+        try:
+            results[number] = ("ok", function(*args))
+        except BaseException as error:  # reported, the test decides
+            results[number] = ("error", f"{type(error).__name__}: {error}")
+
+    threads = [threading.Thread(target=work, args=(n, f, a)) for n, (f, a) in enumerate(jobs)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    return results
+
+
+def test_issue20_row1_concurrent_scorings_into_a_new_ledger_leave_one_header_and_every_row(
+    tmp_path, capsys, monkeypatch
+):
+    from cxr_utils import ledger as ledger_module
+    from cxr_utils.ledger import LEDGER_FILE, append_scoring, read_ledger
+
+    monkeypatch.setattr(ledger_module, "git_state", lambda: ("0" * 40, False))  # no git subprocesses: more appends
+
+    def score_many(worker: int, runs: Path) -> None:
+        for _ in range(20):
+            append_scoring(runs, f"w{worker}", {"worker": worker}, _metrics_frame(0.5), threshold=0.5, n_test=624)
+
+    for attempt in range(5):  # the issue's 16 processes x 20 scorings, 5 tries (threads here: the same race)
+        runs = tmp_path / f"runs{attempt}"
+        results = _run_together([(score_many, (worker, runs)) for worker in range(16)])
+        assert all(status == "ok" for status, _ in results), results
+        lines = (runs / LEDGER_FILE).read_text().splitlines()
+        assert sum(line.startswith("time_utc,") for line in lines) == 1, f"try {attempt}: a second header line"
+        ledger = read_ledger(runs)
+        assert len(ledger) == 16 * 20 and ledger["n_test"].dtype.kind == "i" and ledger["roc_auc"].dtype.kind == "f"
+        assert cli.main(["ledger", "--runs", str(runs)]) == 0
+        assert "320 time(s)" in capsys.readouterr().out
+
+
+def test_issue20_row2_concurrent_finishes_of_one_run_folder_leave_one_complete_run(tmp_path, monkeypatch):
+    folder = tmp_path / "runs" / "03_cnn_from_scratch"
+    inputs = [_run_inputs(seed) for seed in range(4)]  # four different runs of one chapter
+    for attempt in range(3):
+        finish = partial(finish_run, n_boot=20)
+        results = _run_together([(finish, (folder, *inputs[seed])) for seed in range(4)])
+        errors = [message for status, message in results if status == "error"]
+        assert not errors, errors  # each waits for the one before, then replaces it
+        run = load_run(folder.name, "notebooks/03_cnn_from_scratch.ipynb", root=tmp_path / "runs")
+        assert any(np.allclose(run.test["score"], test) for *_, test in inputs), f"try {attempt}: no single run"
+        assert sorted(p.name for p in folder.iterdir()) == sorted(runs_module.RUN_FILES)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    ledger_before = (tmp_path / "runs" / "test_ledger.csv").read_text()
+    monkeypatch.setattr(runs_module, "_FINISH_TIMEOUT_S", 0.5)
+    stuck = FileLock(tmp_path / "runs" / ".03_cnn_from_scratch.finishing.lock")  # a finish that does not end
+    with stuck, pytest.raises(runs_module.RunFolderError) as refused:
+        finish_run(folder, *inputs[0], n_boot=20)
+    assert "another process" in str(refused.value) and "\n" not in str(refused.value)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # untouched, and not scored
+    assert (tmp_path / "runs" / "test_ledger.csv").read_text() == ledger_before
+
+
+def test_issue20_row3_class_folders_without_images_are_one_line_naming_the_folder(tmp_path, capsys):
+    only_other_files = {
+        f"{split}/{label}/{name}": b"\x00" * 8
+        for split in ("train", "test")
+        for label in ("NORMAL", "PNEUMONIA")
+        for name in (".DS_Store", "IM-0001-0001.dcm", "IM-0002-0001.bmp")
+    }
+    data = make_dataset(tmp_path / "data", only_other_files)
+    for command in (["index", str(data)], ["verify", str(data)]):
+        assert cli.main(command) == 2, command
+        _, errors = cli_lines(capsys)
+        assert len(errors) == 1 and str(data) in errors[0] and "no image" in errors[0], errors
+        assert ".dcm" in errors[0] and "12" in errors[0]  # what it found instead
+    with pytest.raises(ValueError, match=re.escape(str(data))):
+        cache_images(data, size=16, cache_dir=tmp_path / "cache", workers=1, progress=False)
+
+
+def test_issue20_row4_a_copy_of_empty_placeholders_is_reported_then_one_line(tmp_path, capsys):
+    data = make_dataset(tmp_path / "data", dict.fromkeys(KAGGLE_FILES, b""))  # cloud "online-only" placeholders
+    assert cli.main(["index", str(data), "--out", str(tmp_path / "index.csv")]) == 2
+    out, errors = cli_lines(capsys)
+    assert "8 images" in out and out.count("empty file (0 bytes)") == 8  # what it could read is still reported
+    assert len(errors) == 1 and str(data) in errors[0] and "0 bytes" in errors[0], errors
+    assert len(pd.read_csv(tmp_path / "index.csv")) == 8
+    with pytest.raises(ValueError, match=re.escape(str(data))):
+        cache_images(data, size=16, cache_dir=tmp_path / "cache", workers=1, progress=False)
+
+
+def test_issue20_row5_a_manifest_saved_with_a_byte_order_mark_is_read(tmp_path, capsys):
+    from cxr_utils.images import file_sha256
+
+    data = make_dataset(tmp_path / "data", KAGGLE_FILES)
+    rows = [f"{path}\t{file_sha256(data / path)}\t{(data / path).stat().st_size}" for path in sorted(KAGGLE_FILES)]
+    manifest = tmp_path / "manifest.tsv"
+    manifest.write_text("\r\n".join(rows) + "\r\n", encoding="utf-8-sig")  # as Excel and Windows editors save TSV
+    assert cli.main(["verify", str(data), "--manifest", str(manifest)]) == 1  # 8 images: not the official counts
+    out, errors = cli_lines(capsys)
+    assert not errors and re.search(r"misplaced\s+0", out) and re.search(r"missing\s+0", out), out
+    from cxr_utils.verification import verify_dataset
+
+    assert verify_dataset(data, manifest, progress=False).matches_manifest
+
+
+def test_issue20_row6_a_file_name_that_is_not_utf8_is_a_problem_of_that_file(tmp_path, capsys):
+    data = make_dataset(tmp_path / "data", KAGGLE_FILES)
+    latin1 = os.fsdecode(b"IM-0050-0001-caf\xe9.jpeg")  # what unzip leaves of a Latin-1 name: not UTF-8
+    (data / "train" / "NORMAL" / latin1).write_bytes(jpeg_bytes())
+    cache = cache_images(data, size=16, cache_dir=tmp_path / "cache", workers=1, progress=False)
+    assert len(cache.images) == 8 and "caf\\xe9" in capsys.readouterr().out  # left out, with a note naming it
+    problems = index_dataset(data, progress=False).problems.set_index("path")["problem"]
+    assert problems.to_dict() == {
+        "train/NORMAL/IM-0050-0001-caf\\xe9.jpeg": "file name is not valid UTF-8 (unzipped from an archive made "
+        "with another encoding?): rename it"
+    }
+    assert cli.main(["index", str(data), "--out", str(tmp_path / "index.csv")]) == 0
+    out, errors = cli_lines(capsys)
+    assert not errors and "not valid UTF-8" in out and len(pd.read_csv(tmp_path / "index.csv")) == 9
+
+
+def test_issue20_row7_a_cache_whose_metadata_cannot_be_read_is_rebuilt_with_a_note(tmp_path, capsys):
+    data = make_dataset(tmp_path / "data", KAGGLE_FILES)
+    first = cache_images(data, size=16, cache_dir=tmp_path / "cache", workers=1, progress=False)
+    meta = first.path.with_suffix(".json")
+    for damaged in ("", '{"format": 4, "n": '):  # killed between open and write; cut short
+        meta.write_text(damaged)
+        capsys.readouterr()
+        again = cache_images(data, size=16, cache_dir=tmp_path / "cache", workers=1, progress=False)
+        note = capsys.readouterr().out
+        assert again.built and str(meta) in note and "rebuil" in note, note
+        np.testing.assert_array_equal(again.images, first.images)
+    assert not cache_images(data, size=16, cache_dir=tmp_path / "cache", workers=1, progress=False).built
+
+
+def test_issue20_row8_bytes_after_the_end_of_image_marker_are_not_truncation(tmp_path, capsys):
+    from cxr_utils.images import decode_problem, find_integrity_problem
+
+    noise = np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8)
+    buffer = io.BytesIO()
+    from PIL import Image
+
+    Image.fromarray(noise, "L").save(buffer, format="JPEG")
+    plain = buffer.getvalue()
+    trailer = b"SEFH" + bytes(range(256)) * 8  # a phone's or a PACS viewer's data after the image
+    thumbnail = b"\xff\xe2" + struct.pack(">H", len(jpeg_bytes(8, 8)) + 2) + jpeg_bytes(8, 8)  # FF D9 inside
+    with_thumbnail = plain[:2] + thumbnail + plain[2:]
+    data = make_dataset(
+        tmp_path / "data",
+        KAGGLE_FILES
+        | {
+            "train/NORMAL/IM-0060-0001.jpeg": plain + trailer,
+            "train/NORMAL/IM-0061-0001.jpeg": with_thumbnail + trailer,
+            "train/NORMAL/IM-0062-0001.jpeg": with_thumbnail[: len(with_thumbnail) * 2 // 3],  # really cut short
+        },
+    )
+    problems = index_dataset(data, progress=False).problems.set_index("path")["problem"]
+    assert problems.to_dict() == {
+        "train/NORMAL/IM-0062-0001.jpeg": "truncated: the JPEG end-of-image marker (FF D9) is missing"
+    }
+    for name in ("IM-0060-0001.jpeg", "IM-0061-0001.jpeg"):
+        assert decode_problem(data / "train/NORMAL" / name) is None  # it decodes: it is not truncated
+        assert find_integrity_problem(data / "train/NORMAL" / name, "JPEG") is None
+    cache = cache_images(data, size=16, cache_dir=tmp_path / "cache", workers=1, progress=False)
+    assert len(cache.images) == 10 and "IM-0060" not in capsys.readouterr().out
+
+
+def test_issue20_row9_a_read_only_cache_folder_is_one_line_before_any_work(tmp_path, monkeypatch):
+    import errno
+
+    data = make_dataset(tmp_path / "data", KAGGLE_FILES)
+    read_only = tmp_path / "mounted read-only"
+    read_only.mkdir()
+    real_open, work = os.open, []
+
+    def open_on_a_read_only_mount(path, flags, *args, **kwargs):
+        if str(path).startswith(str(read_only)) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", open_on_a_read_only_mount)
+    real_hash, real_index = cache_module.file_sha256, cache_module.index_dataset
+    monkeypatch.setattr(cache_module, "file_sha256", lambda *a: work.append("hash") or real_hash(*a))
+    monkeypatch.setattr(cache_module, "index_dataset", lambda *a, **k: work.append("index") or real_index(*a, **k))
+    with pytest.raises(OSError, match="Read-only file system") as refused:
+        cache_images(data, size=16, cache_dir=read_only, workers=1, progress=False)
+    assert not work, f"the cache folder was checked only after: {sorted(set(work))}"
+    message = cli._one_line(refused.value)
+    assert str(read_only) in message and "CXR_CACHE_DIR" in message, message
+
+
+def _scoring_inputs(index: pd.DataFrame, seed: int = 0):
+    """``finish_run``'s inputs for an index of a whole copy: its test rows, 100 validation rows, made-up scores."""
+    splits = pd.Series(np.where(index["split"] == "test", "test", "train"))
+    splits[splits.index[splits == "train"][::40][:100]] = "validation"
+    rng = np.random.default_rng(seed)
+    scores = np.clip((index["label"] == "PNEUMONIA").to_numpy() * 0.3 + rng.uniform(0, 0.7, len(index)), 0, 1)
+    return index, splits, scores[(splits == "validation").to_numpy()], scores[(splits == "test").to_numpy()]
+
+
+def test_issue20_row10_the_ledger_counts_scorings_of_the_official_test_split_apart(resized_224, tmp_path, capsys):
+    from cxr_utils.ledger import read_ledger
+    from cxr_utils.tools.course import write_summary
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    old_header = "time_utc,git_commit,git_dirty,run,config_hash,seed,n_test,threshold,accuracy,sensitivity,"
+    (runs / "test_ledger.csv").write_text(  # a ledger written before it recorded which images were scored
+        old_header + "specificity,roc_auc,pr_auc\r\n"
+        "2025-01-01T00:00:00+00:00,abc,False,03_cnn_from_scratch,0123456789ab,0,624,0.5,0.9,0.9,0.9,0.95,0.96\r\n"
+    )
+    official = index_dataset(resized_224, read_headers=False, progress=False).table  # 224-px copy: official paths
+    parameters = {"epochs": 2, "fast": True, "seed": 0}
+    finish_run(runs / "03_cnn_from_scratch", *_scoring_inputs(official), n_boot=20, parameters=parameters)
+    rearranged = official.copy()  # test files moved between the class folders
+    moved = rearranged.index[rearranged["split"] == "test"][::50]
+    rearranged.loc[moved, "label"] = np.where(rearranged.loc[moved, "label"] == "NORMAL", "PNEUMONIA", "NORMAL")
+    rearranged.loc[moved, "path"] = "test/" + rearranged.loc[moved, "label"] + "/" + rearranged.loc[moved, "name"]
+    for chapter in ("03_cnn_from_scratch_fast", "04_transfer_learning_fast", "06_domain_shift_prior_fast"):
+        finish_run(runs / chapter, *_scoring_inputs(rearranged), n_boot=20, parameters={**parameters, "run": chapter})
+
+    assert cli.main(["ledger", "--runs", str(runs)]) == 0
+    out = capsys.readouterr().out
+    assert "the official test split 1 time(s), for 1 configuration(s); other test images" in out, out
+    assert "moved between the class folders) 3 time(s), for 3; unknown test images" in out
+    ledger = read_ledger(runs)
+    assert len(ledger) == 5 and ledger["n_test"].dtype.kind == "i"
+    assert ledger["official_test_paths"].tolist()[1:] == [True, False, False, False]
+    assert pd.isna(ledger.loc[0, "official_test_paths"]) and pd.isna(ledger.loc[0, "test_fingerprint"])
+    assert ledger.loc[1, "test_fingerprint"] != ledger.loc[2, "test_fingerprint"] == ledger.loc[4, "test_fingerprint"]
+    _, summary = write_summary([], tmp_path / "build", data_dir="d", fast=True, runs_dir=runs)
+    counts = __import__("json").loads(summary.read_text())["test_ledger"]
+    assert counts["scorings"] == 5 and counts["by_test_images"]["official"] == {"scorings": 1, "configurations": 1}
+    assert "the official test split 1 time(s)" in (tmp_path / "build" / "summary.md").read_text()
+
+
+def test_issue20_concurrency_soak_processes_scoring_and_finishing_at_once(tmp_path, capsys):
+    """8 processes x 10 scorings into a fresh ledger, and 3 processes finishing one run folder, all at once."""
+    from cxr_utils.ledger import LEDGER_FILE, read_ledger
+
+    # forkserver: one process imports the package once, each worker is a fork of it (spawn where it is missing)
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    context = multiprocessing.get_context(method)
+    if method == "forkserver":
+        context.set_forkserver_preload(["helpers", "cxr_utils.runs"])
+    scorers, scorings, finishers = 8, 10, 3
+    for attempt in range(2):
+        runs = tmp_path / f"runs{attempt}"
+        jobs = [(str(runs / f"scorer{n}"), n, scorings, False) for n in range(scorers)]
+        jobs += [(str(runs / "03_cnn_from_scratch"), 100 + n, 1, True) for n in range(finishers)]
+        start = context.Barrier(len(jobs))
+        processes = [
+            context.Process(target=score_repeatedly, args=(*job[:3], start), kwargs={"whole_run": job[3]})
+            for job in jobs
+        ]
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join(timeout=240)
+        assert [p.exitcode for p in processes] == [0] * len(jobs), f"try {attempt}: a process failed (see stderr)"
+        lines = (runs / LEDGER_FILE).read_text().splitlines()
+        written = scorers * scorings + finishers
+        assert sum(line.startswith("time_utc,") for line in lines) == 1 and len(lines) == 1 + written
+        ledger = read_ledger(runs)
+        assert ledger["run"].value_counts().to_dict() == {
+            **{f"scorer{n}": scorings for n in range(scorers)},
+            "03_cnn_from_scratch": finishers,
+        }
+        assert cli.main(["ledger", "--runs", str(runs)]) == 0  # seeds of one configuration: one configuration
+        assert f"scored {written} time(s) on this machine, for 1 distinct configuration" in capsys.readouterr().out
+        run = load_run("03_cnn_from_scratch", "notebooks/03_cnn_from_scratch.ipynb", root=runs)  # one complete run
+        assert run.config["parameters"]["seed"] in {100 + n for n in range(finishers)}
+        np.testing.assert_array_equal(run.test["score"], run_inputs(run.config["parameters"]["seed"])[3])
+        with capsys.disabled():
+            print(
+                f"\nsoak try {attempt}: {len(jobs)} processes, {written} ledger rows written, {len(ledger)} read back"
+            )

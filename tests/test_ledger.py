@@ -76,4 +76,27 @@ def test_the_course_summary_states_the_ledger(tmp_path):
     finish_run(tmp_path / "runs" / "cnn", index, splits, validation, test, n_boot=20, parameters={"seed": 0})
     markdown, summary_json = write_summary([], tmp_path / "build", data_dir="d", fast=True, runs_dir=tmp_path / "runs")
     assert "scored 1 time(s) on this machine, for 1 distinct configuration(s)" in markdown.read_text()
-    assert read_json(summary_json)["test_ledger"] == {"scorings": 1, "configurations": 1}
+    assert read_json(summary_json)["test_ledger"] == {
+        "scorings": 1,
+        "configurations": 1,
+        "by_test_images": {
+            "official": {"scorings": 0, "configurations": 0},  # made-up paths are not the official test split
+            "other": {"scorings": 1, "configurations": 1},
+            "unknown": {"scorings": 0, "configurations": 0},
+        },
+    }
+
+
+def test_a_ledger_from_an_older_version_reads_with_every_row_once(tmp_path):
+    """Older headers lack the test-image columns; the old race could repeat the header inside the file."""
+    old = "time_utc,git_commit,git_dirty,run,config_hash,seed,n_test,threshold,accuracy,sensitivity,specificity,"
+    old += "roc_auc,pr_auc\r\n"
+    row = "2025-01-01T00:00:00+00:00,abc,False,cnn,0123456789ab,0,624,0.5,0.9,0.9,0.9,0.95,0.96\r\n"
+    (tmp_path / LEDGER_FILE).write_text(old + row + old + row)
+    index, splits, validation, test = _fixture()
+    finish_run(tmp_path / "cnn", index, splits, validation, test, n_boot=20, parameters={"seed": 0})
+    ledger = read_ledger(tmp_path)
+    assert len(ledger) == 3 and list(ledger.columns) == list(LEDGER_COLUMNS)
+    assert ledger["n_test"].tolist() == [624, 624, 30] and ledger["roc_auc"].dtype.kind == "f"
+    assert ledger["official_test_paths"].isna().tolist() == [True, True, False]
+    assert "unknown test images (rows from before the ledger recorded them) 2 time(s)" in summarise(ledger)

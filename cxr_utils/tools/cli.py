@@ -5,7 +5,7 @@
 ``cxr audit [ROOT]``    patient ids shared between splits and byte-identical files
 ``cxr download``        fetch, extract and verify ChestXRay2017.zip into ``data/``
 ``cxr course``          find or download the data, verify it, execute every notebook
-``cxr ledger``          every scoring of the official test split on this machine
+``cxr ledger``          every scoring of a test split on this machine, the official one counted apart
 
 Exit status: 0 on success, 1 when a verification or a download fails, 2 on bad input (a
 missing or unreadable file, a malformed manifest or run folder): every error is one line
@@ -35,7 +35,7 @@ def _manifest_argument(value: str | None) -> Path | None:
 
 
 def _cmd_index(args: argparse.Namespace) -> int:
-    from ..dataset import index_dataset
+    from ..dataset import _none_usable, index_dataset
 
     out = _output_path(args.out)
     dataset = index_dataset(args.root, read_headers=not args.no_headers, sha256=args.sha256, decode=args.decode)
@@ -45,7 +45,11 @@ def _cmd_index(args: argparse.Namespace) -> int:
     if "mode" in index:
         modes = index["mode"].fillna("unreadable").value_counts()
         print("modes: " + ", ".join(f"{mode} {count}" for mode, count in modes.items()))
-        print(f"median size: {int(index['width'].median())} x {int(index['height'].median())} pixels (width x height)")
+        if index["width"].notna().any():
+            width, height = int(index["width"].median()), int(index["height"].median())
+            print(f"median size: {width} x {height} pixels (width x height)")
+        else:
+            print("median size: none (no image header could be read)")
     problems = dataset.problems
     print(f"problems: {len(problems)}")
     if not problems.empty:
@@ -57,6 +61,8 @@ def _cmd_index(args: argparse.Namespace) -> int:
     if out:
         index.to_csv(out, index=False)
         print(f"index written to {out}")
+    if unusable := _none_usable(dataset):
+        raise ValueError(unusable)
     return 0
 
 
@@ -152,15 +158,18 @@ def _cmd_course(args: argparse.Namespace) -> int:
 
 
 def _cmd_ledger(args: argparse.Namespace) -> int:
-    from ..ledger import read_ledger, summarise
+    from ..ledger import read_ledger, scoring_counts, summarise
 
     ledger = read_ledger(args.runs)
     if not ledger.empty:
-        with pd.option_context("display.width", 200, "display.max_columns", None):
+        with pd.option_context("display.width", 250, "display.max_columns", None):
             print(ledger.to_string(index=False))
-        by_configuration = ledger.groupby(["run", "config_hash"]).size().rename("scorings")
+        test_images = ledger["official_test_paths"].map({True: "official", False: "other"}).fillna("unknown")
+        by_configuration = ledger.groupby([test_images.rename("test images"), "run", "config_hash"]).size()
         print()
-        print(by_configuration.to_frame().to_string())
+        print(by_configuration.rename("scorings").to_frame().to_string())
+        print()
+        print(scoring_counts(ledger).rename_axis("test images").to_string())
     print(summarise(ledger))
     return 0
 
@@ -214,7 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
     course.add_argument("--fast", action="store_true", help="fast mode, as CXR_FAST=1")
     course.set_defaults(run=_cmd_course)
 
-    ledger = commands.add_parser("ledger", help="every scoring of the official test split (runs/test_ledger.csv)")
+    ledger = commands.add_parser(
+        "ledger", help="every scoring of a test split, the official one counted apart (runs/test_ledger.csv)"
+    )
     ledger.add_argument("--runs", type=Path, default=None, help="the runs folder (default: the project's runs/)")
     ledger.set_defaults(run=_cmd_ledger)
     return parser

@@ -40,6 +40,11 @@ __all__ = [
 #: The run folder whose results table the summary quotes (``_fast`` appended in fast mode).
 RESULTS_RUN = "05_error_analysis"
 
+#: Where Kaggle mounts the datasets attached to a notebook, read-only (the course's is
+#: ``chest-xray-pneumonia/chest_xray``): searched when ``data/`` holds no dataset, before downloading.
+KAGGLE_INPUT = Path("/kaggle/input")
+_KAGGLE_DATASET = "chest-xray-pneumonia"
+
 
 class CourseError(RuntimeError):
     """The course cannot run: no data, or a notebook failed."""
@@ -62,9 +67,11 @@ def resolve_dataset(data_dir: str | os.PathLike | None = None, *, download: bool
     data_dir : path-like, optional
         Default :func:`cxr_utils.config.data_dir` (``$CXR_DATA_DIR`` or ``<project>/data``).
     download : bool
-        Download the dataset when the default ``data/`` folder holds none. A folder
-        named explicitly (argument or ``$CXR_DATA_DIR``) is never downloaded into:
-        a mistyped path should fail, not start a 1.2 GB download.
+        Download the dataset when the default ``data/`` folder holds none and no copy is
+        mounted under :data:`KAGGLE_INPUT` (a Kaggle notebook with the dataset attached:
+        that copy is used as it is, read-only). A folder named explicitly (argument or
+        ``$CXR_DATA_DIR``) is never downloaded into: a mistyped path should fail, not start
+        a 1.2 GB download.
 
     Raises
     ------
@@ -80,6 +87,10 @@ def resolve_dataset(data_dir: str | os.PathLike | None = None, *, download: bool
             raise CourseError(
                 f"CXR_DATA_DIR / --data names {folder}, which holds no usable dataset: {error}"
             ) from error
+        mounted = _kaggle_copy()
+        if mounted is not None:
+            print(f"No dataset in {folder}: using the copy mounted at {mounted} (read-only; nothing is written there).")
+            return mounted
         if not download:
             raise CourseError(
                 f"no dataset in {folder} and downloading is switched off. Point CXR_DATA_DIR at a copy "
@@ -100,6 +111,20 @@ def resolve_dataset(data_dir: str | os.PathLike | None = None, *, download: bool
             f"{len(report.problems)} unreadable images. Remove {report.root} and run the course again."
         )
     return Path(report.root)
+
+
+def _kaggle_copy() -> Path | None:
+    """The dataset root of a copy under :data:`KAGGLE_INPUT` (the course's dataset searched first), or ``None``."""
+    try:
+        attached = sorted(p for p in KAGGLE_INPUT.iterdir() if p.is_dir())
+    except OSError:  # not on Kaggle
+        return None
+    for folder in sorted(attached, key=lambda p: p.name != _KAGGLE_DATASET):
+        try:
+            return find_dataset(folder).root
+        except (OSError, DatasetLayoutError):
+            continue
+    return None
 
 
 def list_notebooks(notebooks_dir: str | os.PathLike | None = None) -> list[Path]:
@@ -268,7 +293,8 @@ def write_summary(
     """Write ``summary.md`` and ``summary.json`` into ``build_dir``.
 
     They hold the data folder, the mode, each notebook's wall time, how often the test
-    ledger says the test split was scored (and for how many configurations), and the results
+    ledger says a test split was scored (and for how many configurations), the official test
+    split apart from other test images (:func:`cxr_utils.ledger.scoring_counts`), and the results
     table notebook 05 saved in ``<runs>/05_error_analysis[_fast]/results.{md,json}``
     (copied unchanged, so the summary shows the notebook's own numbers), or a line
     saying it is missing.
@@ -278,7 +304,7 @@ def write_summary(
     tuple of pathlib.Path
         The Markdown and the JSON file.
     """
-    from ..ledger import read_ledger, summarise
+    from ..ledger import read_ledger, scoring_counts, summarise
     from ..records import software_versions, write_json
     from ..runs import run_name
 
@@ -318,6 +344,8 @@ def write_summary(
         "test_ledger": {
             "scorings": len(ledger),
             "configurations": int(ledger["config_hash"].nunique()),
+            # official: the official test split's paths exactly; other: other test images; unknown: older rows
+            "by_test_images": scoring_counts(ledger).drop("all").to_dict(orient="index"),
         },
         "software": software_versions(),
     }
