@@ -73,26 +73,26 @@ _HELPERS = {
     "splits": "course_splits patients_in_two_splits class_weights label_free_order",
     "pipeline": "CachedBatches augmentation_layers recompress_jpeg predict_scores",
     "models": "PerImageStandardization BackbonePreprocessing build_cnn compile_binary load_model",
-    "training": "set_seeds fit_with_callbacks read_history",
+    "training": "set_seeds resume_or_start restore_best fit_with_callbacks read_history",
     "weights": "build_backbone",
     "transfer": (
         "CANDIDATES CUT_LAYERS SplitBackbone split_backbone bottom_activations pooled_features fit_logistic_head "
         "build_top_classifier fine_tune_top top_scores image_model"
     ),
-    "metrics": "PAPER binary_metrics bootstrap_ci choose_threshold",
+    "metrics": "PAPER check_labels_scores binary_metrics bootstrap_ci choose_threshold",
     "tables": "evaluation_table format_table versus_paper table_to_markdown",
     "calibration": (
         "reliability_table calibration_summary clipped_logit mean_logit fit_temperature apply_temperature "
         "fit_platt apply_platt"
     ),
-    "comparison": "compare_models subgroup_table confident_errors",
+    "comparison": "compare_models subgroup_table confident_calls",
     "explain": "find_last_conv_layer grad_cam heatmap_regions",
     "shift": "acquisition_features univariate_shift domain_classifier_test simulate_acquisition",
     "adapt": "reestimate_batchnorm estimate_prior_em correct_for_prior reference_histogram match_histograms cross_fit",
     "records": "write_json",
     "ledger": "read_ledger summarise",
     "runs": "run_name run_folder finish_run load_run",
-    "model_card": "write_model_card",
+    "model_card": "seed_spread write_model_card",
     "tools.quiet": "start_keras",
     "tools.versions": "check_versions",
 }

@@ -4,7 +4,7 @@
 - :func:`delong_test` ROC AUC, with the correlation of the two models taken into account;
 - :func:`compare_models` both, for every pair of several models;
 - :func:`subgroup_table` errors and rates per subgroup (pathogen, size band) at one threshold;
-- :func:`confident_errors` the most confident mistakes, for a gallery.
+- :func:`confident_calls` the most confident mistakes (and correct calls to compare), for a gallery.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from scipy.stats import binomtest, norm, rankdata
 
 from .metrics import check_labels_scores, check_threshold, ratio_or_nan
 
-__all__ = ["mcnemar_test", "delong_test", "compare_models", "subgroup_table", "confident_errors"]
+__all__ = ["mcnemar_test", "delong_test", "compare_models", "subgroup_table", "confident_calls"]
 
 
 def mcnemar_test(y_true: ArrayLike, predicted_a: ArrayLike, predicted_b: ArrayLike) -> dict[str, float]:
@@ -195,8 +195,13 @@ def subgroup_table(y_true: ArrayLike, scores: ArrayLike, threshold: float, group
     return table
 
 
-def confident_errors(predictions: pd.DataFrame, threshold: float, n: int = 4) -> pd.DataFrame:
-    """The most confident mistakes: up to ``n`` false positives and ``n`` false negatives.
+def confident_calls(
+    predictions: pd.DataFrame,
+    threshold: float,
+    n: int = 4,
+    calls: tuple[str, ...] = ("false positive", "false negative"),
+) -> pd.DataFrame:
+    """The most confident calls of each kind: the mistakes, and correct calls to compare them with.
 
     Parameters
     ----------
@@ -206,14 +211,25 @@ def confident_errors(predictions: pd.DataFrame, threshold: float, n: int = 4) ->
         The operating threshold: ``score >= threshold`` is PNEUMONIA.
     n : int
         Most rows of each kind.
+    calls : tuple of str
+        The kinds, in order, of "false positive", "false negative", "true positive" and
+        "true negative".
 
     Returns
     -------
     pandas.DataFrame
-        The rows, false positives first (highest score first), then false negatives
-        (lowest score first), with a column ``error`` ("false positive" or "false negative").
+        Up to ``n`` rows per kind, with a column ``call``: calls of PNEUMONIA (positives)
+        highest score first, calls of NORMAL lowest score first.
     """
     predicted = predictions["score"] >= threshold
-    positives = predictions[(predictions["y_true"] == 0) & predicted].nlargest(n, "score")
-    negatives = predictions[(predictions["y_true"] == 1) & ~predicted].nsmallest(n, "score")
-    return pd.concat([positives.assign(error="false positive"), negatives.assign(error="false negative")])
+    normal = predictions["y_true"] == 0
+    rows = {
+        "false positive": predictions[normal & predicted].nlargest(n, "score"),
+        "false negative": predictions[~normal & ~predicted].nsmallest(n, "score"),
+        "true positive": predictions[~normal & predicted].nlargest(n, "score"),
+        "true negative": predictions[normal & ~predicted].nsmallest(n, "score"),
+    }
+    unknown = set(calls) - set(rows)
+    if unknown:
+        raise ValueError(f"unknown calls {sorted(unknown)}: use some of {list(rows)}")
+    return pd.concat([rows[call].assign(call=call) for call in calls])

@@ -14,7 +14,7 @@ transfer models of chapter 04 (preprocessing -> frozen bottom -> fine-tuned top
   ``GradientTape`` in chapter 05 (``notebooks/05_error_analysis.ipynb``) and saved here;
 - :func:`grad_cam` heatmaps in 0..1, shape ``(n, height, width)``, for any model;
 - :func:`heatmap_regions` how hot each heatmap is in the image's corners and outer border
-  (where burned-in side markers and text sit) against the centre (the lung fields).
+  (where burned-in side markers and text sit) against the lung fields.
 
 The class score is the logit (the input of a final sigmoid ``Dense`` layer)
 where the model ends with one: gradients of a saturated probability vanish.
@@ -270,15 +270,18 @@ def heatmap_regions(
     border: float = 0.15,
     corner: float = 0.15,
     corners: Sequence[str] = ("top left", "top right"),
+    mediastinum: float = 0.2,
 ):
-    """Where each heatmap's evidence lies: the corners and the outer border, or the centre.
+    """Where each heatmap's evidence lies: the corners and the outer border, or the lung fields.
 
     Side markers (the radiographer's lead *R* or *L*) and burned-in text sit near the edges
-    of a film, the side markers usually in a top corner; the lung fields fill the centre. For
-    each map this measures the mean heat in its hottest corner square (of ``corners``) against
-    the mean heat in the centre,
-    the share of the map's mass in the outer border beside the share of the image the border
-    covers (what a uniform map would put there), and where the peak lies.
+    of a film, the side markers usually in a top corner; the lung fields fill the inside,
+    either side of the mediastinum (heart, great vessels, spine) down the middle. For each
+    map this measures the mean heat in its hottest corner square (of ``corners``) against the
+    mean heat in the lung fields (inside the border, without a central band), the share of
+    the map's mass in the outer border beside the share of the image the border covers (what
+    a uniform map would put there), and where the peak lies. The regions are fixed fractions
+    of the image, not segmented anatomy.
 
     Parameters
     ----------
@@ -293,16 +296,19 @@ def heatmap_regions(
         The corners measured, of "top left", "top right", "bottom left" and "bottom right"
         (as the image is shown). Default: the top ones, where side markers sit; the bottom
         corners of a chest film also hold the lung bases and the abdomen.
+    mediastinum : float
+        Width of the central band left out of the lung fields, as a fraction of the width, in ``[0, 1)``.
 
     Returns
     -------
     pandas.DataFrame
         One row per map: ``corner_heat`` (mean of the map in its hottest corner square),
-        ``hottest_corner`` (which of ``corners``), ``centre_heat`` (mean in the centre), ``corner_to_centre`` (their
-        ratio; NaN where the centre is all zero), ``border_share`` (fraction of the map's mass
-        in the border, 0..1; NaN for an all-zero map), ``border_area`` (fraction of the image
-        the border covers), ``peak_in_border`` and ``peak_in_corners`` (whether the map's
-        maximum lies in the border, or in one of ``corners``).
+        ``hottest_corner`` (which of ``corners``), ``lung_heat`` (mean in the lung fields),
+        ``corner_to_lungs`` (their ratio; NaN where the lung fields are all zero),
+        ``border_share`` (fraction of the map's mass in the border, 0..1; NaN for an all-zero
+        map), ``border_area`` (fraction of the image the border covers), ``peak_in_border``
+        and ``peak_in_corners`` (whether the map's maximum lies in the border, or in one of
+        ``corners``).
 
     Raises
     ------
@@ -317,8 +323,10 @@ def heatmap_regions(
         raise ValueError(f"heatmaps must have shape (n, height, width), got {maps.shape}")
     if (maps < 0).any():
         raise ValueError("heatmaps must be non-negative")
-    if not 0 < border < 0.5 or not 0 < corner <= 0.5:
-        raise ValueError(f"need 0 < border < 0.5 and 0 < corner <= 0.5, got {border}, {corner}")
+    if not 0 < border < 0.5 or not 0 < corner <= 0.5 or not 0 <= mediastinum < 1:
+        raise ValueError(
+            f"need 0 < border < 0.5, 0 < corner <= 0.5, 0 <= mediastinum < 1: {border}, {corner}, {mediastinum}"
+        )
     if not corners or set(corners) - set(CORNERS):
         raise ValueError(f"corners must be some of {CORNERS}, got {corners!r}")
     height, width = maps.shape[1:]
@@ -338,19 +346,22 @@ def heatmap_regions(
         in_corners[rows, cols] = True
     heat = np.stack([maps[:, rows, cols].mean(axis=(1, 2)) for rows, cols in squares.values()], axis=1)
     corner_heat = heat.max(axis=1)
-    centre_heat = maps[:, bh : height - bh, bw : width - bw].mean(axis=(1, 2))
+    in_lungs = ~in_border
+    band = round(mediastinum * width / 2)
+    in_lungs[:, width // 2 - band : width - width // 2 + band] = False
+    lung_heat = maps[:, in_lungs].mean(axis=1)
     total = maps.sum(axis=(1, 2))
     with np.errstate(invalid="ignore", divide="ignore"):
         border_share = np.where(total > 0, (maps * in_border).sum(axis=(1, 2)) / total, np.nan)
-        ratio = np.where(centre_heat > 0, corner_heat / centre_heat, np.nan)
+        ratio = np.where(lung_heat > 0, corner_heat / lung_heat, np.nan)
     peaks = maps.reshape(len(maps), -1).argmax(axis=1)
     peak_rows, peak_cols = np.unravel_index(peaks, (height, width))
     return pd.DataFrame(
         {
             "corner_heat": corner_heat,
             "hottest_corner": np.array(list(squares))[heat.argmax(axis=1)],
-            "centre_heat": centre_heat,
-            "corner_to_centre": ratio,
+            "lung_heat": lung_heat,
+            "corner_to_lungs": ratio,
             "border_share": border_share,
             "border_area": in_border.mean(),
             "peak_in_border": in_border[peak_rows, peak_cols] & (total > 0),

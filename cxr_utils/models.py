@@ -73,6 +73,7 @@ def build_cnn(
     filters: tuple[int, ...] = (16, 32, 64, 128),
     convs_per_block: int = 2,
     dropout: float = 0.5,
+    batchnorm_momentum: float = 0.99,
     standardize: bool = True,
     augmentation: keras.Layer | None = None,
     name: str = "scratch_cnn",
@@ -82,9 +83,9 @@ def build_cnn(
     Input ``(batch, input_size, input_size, channels)`` in 0..255; output ``(batch, 1)``,
     the probability of PNEUMONIA. Each entry of ``filters`` is a block that halves the
     resolution (the first block has one convolution, the others ``convs_per_block``).
-    ``standardize`` scales each image to zero mean and unit variance
-    (:class:`PerImageStandardization`) instead of 0..255 to 0..1. ``augmentation`` runs
-    first, in training only.
+    ``batchnorm_momentum`` is how much of its running statistics batch normalization keeps
+    per step. ``standardize`` scales each image to zero mean and unit variance instead of
+    0..255 to 0..1. ``augmentation`` runs first, in training only.
     """
     inputs = keras.Input((input_size, input_size, channels), name="image")
     x = augmentation(inputs) if augmentation is not None else inputs
@@ -95,7 +96,7 @@ def build_cnn(
     for block, width in enumerate(filters):
         for _ in range(1 if block == 0 else convs_per_block):
             x = keras.layers.Conv2D(width, 3, padding="same", use_bias=False)(x)
-            x = keras.layers.BatchNormalization()(x)
+            x = keras.layers.BatchNormalization(momentum=batchnorm_momentum)(x)
             x = keras.layers.ReLU()(x)
         x = keras.layers.MaxPooling2D()(x)
     x = keras.layers.GlobalAveragePooling2D()(x)

@@ -16,12 +16,10 @@ results are written to the run folder. :func:`load_run` reads the folder back. A
 ``metrics.json``                 test and validation metrics with 95% intervals, the run
                                  folder's format, and the SHA-256 of every other result file
 
-A rerun never leaves a mixture of two runs: its results are written to a staging folder
-and moved into place only when complete, ``metrics.json`` last, and :func:`load_run`
-checks every file against the digests in ``metrics.json``. Two finishes of one run at once take
-turns (a file lock, ``<runs>/.<name>.finishing.lock``): the second waits, then replaces the first whole.
-A folder written by an older version of the course (another :data:`RUN_FORMAT`) is refused
-with the chapter to execute again.
+A rerun never leaves a mixture of two runs: results are staged and moved into place when
+complete, ``metrics.json`` last, and :func:`load_run` checks every file against its digests.
+Two finishes of one run take turns (a file lock, ``<runs>/.<name>.finishing.lock``). A folder
+of an older format (:data:`RUN_FORMAT`) is refused, naming the chapter to execute again.
 """
 
 from __future__ import annotations
@@ -57,12 +55,6 @@ if TYPE_CHECKING:  # keras loads only when a model is saved or loaded
     import keras
 
 __all__ = [
-    "MODEL_FILE",
-    "VALIDATION_PREDICTIONS_FILE",
-    "TEST_PREDICTIONS_FILE",
-    "THRESHOLD_FILE",
-    "METRICS_FILE",
-    "CONFIG_FILE",
     "RunFolderError",
     "run_name",
     "run_folder",
@@ -78,15 +70,12 @@ THRESHOLD_FILE = "threshold.json"
 METRICS_FILE = "metrics.json"
 CONFIG_FILE = "config.json"
 
-#: The layout of a run folder; a folder of another format is refused by :func:`load_run`.
-#: 2: extra tables inside the digests, chapter 04's choice in ``measurements``.
-RUN_FORMAT = 2
+RUN_FORMAT = 2  # the layout of a run folder (2: extra tables in the digests); load_run refuses others
 
 #: The files every finished run has (the model is optional).
 RUN_FILES = (VALIDATION_PREDICTIONS_FILE, TEST_PREDICTIONS_FILE, THRESHOLD_FILE, METRICS_FILE, CONFIG_FILE)
 
 _STAGING = ".finishing"  # where finish_run writes a run's results before moving them into place
-
 _FINISH_TIMEOUT_S = 600  # seconds a finish waits while another process finishes the same run folder
 
 
@@ -109,8 +98,8 @@ def run_folder(name: str, root: str | os.PathLike | None = None, *, replace: boo
 
     With ``replace=True`` a folder already there is deleted first, and a line says so: an
     exercise that is run again then trains and scores a new model, never the one an earlier
-    run left behind (without it, :func:`cxr_utils.training.fit_with_callbacks` resumes an unfinished run and
-    keeps a finished run's files as ``previous.*``).
+    run left behind (without it, :func:`cxr_utils.training.fit_with_callbacks` resumes an
+    unfinished run and keeps a finished run's files as ``previous.*``).
     """
     folder = (Path(root) if root is not None else config.runs_dir()) / name
     if replace and folder.exists():
@@ -239,24 +228,10 @@ def finish_run(
     staging.mkdir()
     save_predictions(staging / VALIDATION_PREDICTIONS_FILE, validation_rows, validation_scores)
     save_predictions(staging / TEST_PREDICTIONS_FILE, test_rows, test_scores)
-    write_json(
-        staging / THRESHOLD_FILE,
-        {
-            "threshold": threshold,
-            "method": threshold_method,
-            "target_sensitivity": target_sensitivity,
-            "chosen_on": threshold_note,
-        },
-    )
-    write_json(
-        staging / CONFIG_FILE,
-        {
-            "parameters": parameters or {},
-            "config_hash": ledger_row["config_hash"],
-            "measurements": measurements or {},
-            "software": software_versions(),
-        },
-    )
+    rule = {"method": threshold_method, "target_sensitivity": target_sensitivity, "chosen_on": threshold_note}
+    write_json(staging / THRESHOLD_FILE, {"threshold": threshold, **rule})
+    hashed = {"parameters": parameters or {}, "config_hash": ledger_row["config_hash"]}
+    write_json(staging / CONFIG_FILE, {**hashed, "measurements": measurements or {}, "software": software_versions()})
     if model is not None:
         model.save(staging / MODEL_FILE)
     for name, table in (tables or {}).items():

@@ -1,8 +1,8 @@
 """Training with seeds, early stopping on validation ROC AUC, checkpoints, a CSV log, and resume.
 
-:func:`fit_with_callbacks` is written out in chapter 03 (``notebooks/03_cnn_from_scratch.ipynb``),
-where a learner reads and edits its callbacks, and saved here with the same text for chapter 04
-and for scripts. The run folder's bookkeeping around it (:func:`resume_or_start`,
+:func:`course_callbacks` and :func:`fit_with_callbacks` are written out in chapter 03
+(``notebooks/03_cnn_from_scratch.ipynb``), where a learner reads and edits them, and saved here
+with the same text for chapter 04 and for scripts. The run folder's bookkeeping around it (:func:`resume_or_start`,
 :func:`restore_best`) lives here. It writes into a run folder:
 
 ``history.csv``       one row per epoch (loss, auc, accuracy, their ``val_`` twins, learning rate)
@@ -24,11 +24,18 @@ from pathlib import Path
 import keras
 import pandas as pd
 
-__all__ = ["HISTORY_FILE", "set_seeds", "read_history", "resume_or_start", "restore_best", "fit_with_callbacks"]
+__all__ = [
+    "HISTORY_FILE",
+    "set_seeds",
+    "read_history",
+    "resume_or_start",
+    "restore_best",
+    "course_callbacks",
+    "fit_with_callbacks",
+]
 
 HISTORY_FILE = "history.csv"
 BEST_WEIGHTS_FILE = "best.weights.h5"
-BACKUP_FOLDER = "backup"  # exists only while a run is unfinished
 
 
 def set_seeds(seed: int) -> None:
@@ -54,7 +61,7 @@ def resume_or_start(run_dir: str | os.PathLike) -> float | None:
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    if not (run_dir / BACKUP_FOLDER).exists():
+    if not (run_dir / "backup").exists():  # the backup exists only while a run is unfinished
         for name in (HISTORY_FILE, BEST_WEIGHTS_FILE):
             if (run_dir / name).exists():
                 os.replace(run_dir / name, run_dir / f"previous.{name}")
@@ -67,6 +74,47 @@ def restore_best(model: keras.Model, run_dir: str | os.PathLike) -> pd.DataFrame
     if (Path(run_dir) / BEST_WEIGHTS_FILE).exists():
         model.load_weights(str(Path(run_dir) / BEST_WEIGHTS_FILE))
     return read_history(run_dir)
+
+
+# Saved from notebooks/03_cnn_from_scratch.ipynb: the chapter writes it out; keep both copies identical.
+def course_callbacks(
+    run_dir: str | os.PathLike,
+    *,
+    patience: int = 4,
+    reduce_lr_patience: int = 2,
+    resume_from: float | None = None,
+    averaged: bool = False,
+) -> list[keras.callbacks.Callback]:
+    """The callbacks of the course's training; all watch validation ROC AUC (``val_auc``).
+
+    ``resume_from``: the best validation ROC AUC an interrupted run reached (None for a new
+    run). ``averaged``: the optimizer keeps an average of the weights (``use_ema``), which is
+    what is validated and checkpointed.
+    """
+    callbacks = [
+        # the state after every epoch: a rerun after a crash continues from there
+        keras.callbacks.BackupAndRestore(f"{run_dir}/backup", save_freq="epoch", delete_checkpoint=True),
+        # halve the learning rate when validation ROC AUC stalls
+        keras.callbacks.ReduceLROnPlateau(
+            monitor="val_auc", mode="max", factor=0.5, patience=reduce_lr_patience, min_lr=1e-5
+        ),
+        # the weights of the best epoch so far
+        keras.callbacks.ModelCheckpoint(
+            f"{run_dir}/best.weights.h5",
+            monitor="val_auc",
+            mode="max",
+            save_best_only=True,
+            save_weights_only=True,
+            initial_value_threshold=resume_from,
+        ),
+        # stop when validation ROC AUC has not improved for `patience` epochs
+        keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=patience, baseline=resume_from),
+        # one row per epoch in history.csv
+        keras.callbacks.CSVLogger(f"{run_dir}/history.csv", append=True),
+    ]
+    if averaged:  # swap the averaged weights in for validation and checkpoints (after the backup)
+        callbacks.insert(1, keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
+    return callbacks
 
 
 # Saved from notebooks/03_cnn_from_scratch.ipynb: the chapter writes it out; keep both copies identical.
@@ -83,41 +131,20 @@ def fit_with_callbacks(
     extra_callbacks: list[keras.callbacks.Callback] | None = None,
     verbose: int | str = "auto",
 ) -> pd.DataFrame:
-    """``model.fit`` with the course's callbacks: keep the best epoch by validation ROC AUC, log every epoch.
+    """``model.fit`` with :func:`course_callbacks`: the best epoch by validation ROC AUC kept, every epoch logged.
 
     ``model`` is compiled with an ``auc`` metric; ``train`` and ``validation`` are batches;
-    ``epochs`` counts every epoch, a resumed run's included; ``class_weight`` is
-    ``{0: w, 1: w}``. Training stops after ``patience`` epochs without a better validation
-    ROC AUC and halves the learning rate after ``reduce_lr_patience``. An interrupted run
-    in ``run_dir`` is resumed; a finished one is not (:func:`resume_or_start`). An optimizer
-    with ``use_ema`` is validated and checkpointed with its averaged weights. Returns the
-    history, one row per epoch; the model then holds the weights of its best epoch.
+    ``class_weight`` is ``{0: w, 1: w}``; ``epochs`` counts a resumed run's epochs too.
+    Returns the history, one row per epoch; the model then holds its best epoch's weights.
     """
-    best_so_far = resume_or_start(run_dir)  # None for a new run
-    callbacks = [
-        # the state after every epoch: a rerun after a crash continues from there
-        keras.callbacks.BackupAndRestore(f"{run_dir}/backup", save_freq="epoch", delete_checkpoint=True),
-        # halve the learning rate when validation ROC AUC stalls
-        keras.callbacks.ReduceLROnPlateau(
-            monitor="val_auc", mode="max", factor=0.5, patience=reduce_lr_patience, min_lr=1e-5
-        ),
-        # the weights of the best epoch so far
-        keras.callbacks.ModelCheckpoint(
-            f"{run_dir}/best.weights.h5",
-            monitor="val_auc",
-            mode="max",
-            save_best_only=True,
-            save_weights_only=True,
-            initial_value_threshold=best_so_far,
-        ),
-        # stop when validation ROC AUC has not improved for `patience` epochs
-        keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=patience, baseline=best_so_far),
-        # one row per epoch in history.csv
-        keras.callbacks.CSVLogger(f"{run_dir}/history.csv", append=True),
-    ]
-    if model.optimizer.use_ema:
-        # validation, checkpoints and early stopping see the averaged weights (after the backup)
-        callbacks.insert(1, keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
+    resume_from = resume_or_start(run_dir)  # resume an interrupted run, set a finished one aside
+    callbacks = course_callbacks(
+        run_dir,
+        patience=patience,
+        reduce_lr_patience=reduce_lr_patience,
+        resume_from=resume_from,
+        averaged=model.optimizer.use_ema,
+    )
     model.fit(
         train,
         validation_data=validation,

@@ -296,12 +296,10 @@ def fine_tune_top(
 ) -> tuple[keras.Model, pd.DataFrame]:
     """Fine-tune a fresh copy of the top, with a new head, on cached activations.
 
-    ``train_views`` are activations of the training images, each ``(n_train, h, w, c)``
-    (the plain view and augmented views, in the order of ``y_train``);
-    ``validation_activations`` ``(n_validation, h, w, c)`` choose the best epoch. Labels
-    are 1 for PNEUMONIA. ``run_dir`` receives the checkpoints and the log
-    (:func:`cxr_utils.training.fit_with_callbacks`), one folder per classifier. Returns the classifier
-    at its best epoch and its per-epoch history.
+    ``train_views``: activations of the training images, each ``(n_train, h, w, c)`` (the
+    plain view and augmented views, in the order of ``y_train``); ``validation_activations``
+    ``(n_validation, h, w, c)`` choose the best epoch; labels are 1 for PNEUMONIA. ``run_dir``
+    receives the checkpoints and the log. Returns the classifier at its best epoch and its history.
     """
     classifier = compile_binary(build_top_classifier(split, dropout=dropout), learning_rate=learning_rate)
     train = CachedBatches(

@@ -293,7 +293,7 @@ def verify_dataset(
     Raises
     ------
     FileNotFoundError, DatasetLayoutError
-        As :func:`cxr_utils.dataset.find_dataset`.
+        As :func:`cxr_utils.layout.find_dataset`.
     """
     if not isinstance(dataset, DatasetIndex):
         dataset = index_dataset(

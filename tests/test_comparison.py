@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cxr_utils.comparison import compare_models, confident_errors, delong_test, mcnemar_test, subgroup_table
+from cxr_utils.comparison import compare_models, confident_calls, delong_test, mcnemar_test, subgroup_table
 
 
 def test_mcnemar_exact_p_value_by_hand():
@@ -66,11 +66,15 @@ def test_subgroup_table_by_hand():
     assert table["images"].sum() == 6
 
 
-def test_confident_errors_are_ordered_by_confidence():
+def test_confident_calls_are_ordered_by_confidence():
     predictions = pd.DataFrame(
         {"path": list("abcdefg"), "y_true": [0, 0, 0, 1, 1, 1, 0], "score": [0.9, 0.6, 0.1, 0.2, 0.45, 0.8, 0.99]}
     )
-    errors = confident_errors(predictions, 0.5, n=2)
+    errors = confident_calls(predictions, 0.5, n=2)
     assert errors["path"].tolist() == ["g", "a", "d", "e"]
-    assert errors["error"].tolist() == ["false positive"] * 2 + ["false negative"] * 2
-    assert len(confident_errors(predictions, 0.5, n=5)) == 5  # b is the third false positive
+    assert errors["call"].tolist() == ["false positive"] * 2 + ["false negative"] * 2
+    assert len(confident_calls(predictions, 0.5, n=5)) == 5  # b is the third false positive
+    correct = confident_calls(predictions, 0.5, n=1, calls=("true positive", "true negative"))
+    assert correct["path"].tolist() == ["f", "c"] and correct["call"].tolist() == ["true positive", "true negative"]
+    with pytest.raises(ValueError, match="unknown calls"):
+        confident_calls(predictions, 0.5, calls=("false alarm",))

@@ -118,19 +118,21 @@ def test_heatmap_regions_measures_corner_and_border_heat():
 
     maps = np.zeros((3, 20, 20))
     maps[0, 1, 18] = 1.0  # top-right corner: in the border and in a corner
-    maps[0, 10, 10] = 0.5  # and some heat in the centre
-    maps[1, 10, 10] = 1.0  # the centre only
-    maps[2] = 1.0  # uniform: corners as hot as the centre, border share equals its area
+    maps[0, 10, 5] = 0.5  # and some heat in a lung field
+    maps[1, 10, 10] = 1.0  # the mediastinum only: no heat in the lungs, nor in the border
+    maps[2] = 1.0  # uniform: corners as hot as the lungs, border share equals its area
     regions = heatmap_regions(maps, border=0.15, corner=0.15)
     assert regions["peak_in_border"].tolist() == [True, False, True]
     assert regions["peak_in_corners"].tolist() == [True, False, True]
     assert regions.loc[0, "hottest_corner"] == "top right"
     assert regions.loc[0, "corner_heat"] == pytest.approx(1 / 9)  # one pixel of a 3 x 3 corner
-    assert regions.loc[0, "centre_heat"] == pytest.approx(0.5 / 14**2)
-    assert regions.loc[0, "corner_to_centre"] == pytest.approx((1 / 9) / (0.5 / 14**2))
+    lungs = 14 * (14 - 4)  # inside the 3-pixel border, without the 4 central columns
+    assert regions.loc[0, "lung_heat"] == pytest.approx(0.5 / lungs)
+    assert regions.loc[0, "corner_to_lungs"] == pytest.approx((1 / 9) / (0.5 / lungs))
+    assert regions.loc[1, "lung_heat"] == 0 and np.isnan(regions.loc[1, "corner_to_lungs"])
     assert regions.loc[0, "border_share"] == pytest.approx(1 / 1.5)
     assert regions.loc[1, "corner_heat"] == 0 and regions.loc[1, "border_share"] == 0
-    assert regions.loc[2, "corner_to_centre"] == pytest.approx(1.0)
+    assert regions.loc[2, "corner_to_lungs"] == pytest.approx(1.0)
     assert regions.loc[2, "border_share"] == pytest.approx(1 - (14 / 20) ** 2)
     assert regions.loc[2, "border_share"] == pytest.approx(regions.loc[2, "border_area"])
     bottom = np.zeros((1, 20, 20))
@@ -141,7 +143,7 @@ def test_heatmap_regions_measures_corner_and_border_heat():
     with pytest.raises(ValueError):
         heatmap_regions(bottom, corners=("middle",))
     empty = heatmap_regions(np.zeros((1, 8, 8)))
-    assert np.isnan(empty.loc[0, "border_share"]) and np.isnan(empty.loc[0, "corner_to_centre"])
+    assert np.isnan(empty.loc[0, "border_share"]) and np.isnan(empty.loc[0, "corner_to_lungs"])
     assert not empty.loc[0, "peak_in_border"]
     with pytest.raises(ValueError):
         heatmap_regions(np.zeros((8, 8)))

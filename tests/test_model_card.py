@@ -44,7 +44,7 @@ def test_the_card_reads_its_numbers_from_the_run(tmp_path):
     index, splits = _finished_run(folder)
     metrics = json.loads((folder / "metrics.json").read_text())
     threshold = json.loads((folder / "threshold.json").read_text())
-    card = model_card(folder, index=index, splits=splits, runs_root=tmp_path / "runs", **CARD)
+    card = model_card(folder, index=index, splits=splits, **CARD)
 
     assert "Not for diagnosis" in card and "not a medical device" in card
     assert "| train | 10 | 10 | 20 |" in card and "| test | 10 | 10 | 20 |" in card
@@ -56,34 +56,43 @@ def test_the_card_reads_its_numbers_from_the_run(tmp_path):
     assert f"over the {metrics['n_test']} test images (50 resamples)" in card
     assert f"{threshold['threshold']:.4f}, chosen by the youden rule on validation" in card
     specificity = metrics["test"]["specificity"]["value"]
-    assert f"specificity is {specificity:.3f} against Kermany et al.'s {PAPER['specificity']:.3f}" in card
+    assert f"specificity is {specificity:.3f}, Kermany et al.'s {PAPER['specificity']:.3f}" in card
+    assert "05_error_analysis.ipynb#9.-Why-is-our-specificity-below-the-paper's?" in card
     assert "side markers" in card and "other hospitals" in card
     assert "Spread over seeds\n\nNot measured" in card
     assert "This run saved no model file." in card  # finish_run was given no model
 
 
-def test_the_spread_over_seeds_is_shown_when_the_benchmark_ran(tmp_path):
+def test_the_spread_over_seeds_comes_from_the_committed_record(tmp_path, monkeypatch):
+    from cxr_utils import config
+    from cxr_utils.model_card import SEED_RECORD, seed_spread
+
     folder = tmp_path / "runs" / "demo"
     index, splits = _finished_run(folder)
-    (tmp_path / "runs" / "seed_variance").mkdir()
+    monkeypatch.setattr(config, "project_root", lambda: tmp_path)
+    assert seed_spread().empty and "--record" in seed_spread().attrs["record"]
     row = {"mean": 0.9, "sd": 0.012, "min": 0.88, "max": 0.91, "mean ci_low": 0.8, "mean ci_high": 0.95, "seeds": 3}
     summary = {"CNN (03) | accuracy": row, "other | accuracy": {**row, "sd": 0.5}}
-    (tmp_path / "runs" / "seed_variance" / "seed_variance.json").write_text(json.dumps({"summary": summary}))
-
-    card = model_card(
-        folder, index=index, splits=splits, runs_root=tmp_path / "runs", seed_variance_model="CNN (03)", **CARD
-    )
+    record = {
+        "command": "python benchmarks/seed_variance.py --record",
+        "commit": "0123456789abcdef",
+        "machine": "m",
+        "date": "2026-11-29",
+        "summary": summary,
+    }
+    (tmp_path / SEED_RECORD).parent.mkdir(parents=True)
+    (tmp_path / SEED_RECORD).write_text(json.dumps(record))
+    card = model_card(folder, index=index, splits=splits, seed_variance_model="CNN (03)", **CARD)
     assert "| accuracy | 0.9000 | 0.0120 | 0.8800 | 0.9100 | 3 |" in card and "0.5000" not in card
-    root = tmp_path / "runs"
-    missing = model_card(folder, index=index, splits=splits, runs_root=root, seed_variance_model="x", **CARD)
-    assert "has no model named 'x'" in missing
+    assert "a record: `python benchmarks/seed_variance.py --record` at commit 0123456789 on m, 2026-11-29" in card
+    assert seed_spread(("CNN (03)",)).loc[("CNN (03)", "accuracy"), "sd"] == 0.012
 
 
 def test_write_puts_the_card_beside_the_model_and_names_the_load_call(tmp_path):
     folder = tmp_path / "runs" / "demo"
     index, splits = _finished_run(folder)
     (folder / "model.keras").write_bytes(b"")  # the card only names the file
-    path = write_model_card(folder, index=index, splits=splits, runs_root=tmp_path / "runs", **CARD)
+    path = write_model_card(folder, index=index, splits=splits, **CARD)
     assert path == folder / MODEL_CARD_FILE
     assert "cxr_utils.load_model('runs/demo/model.keras')" in path.read_text()
 

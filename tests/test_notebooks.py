@@ -55,11 +55,11 @@ def _output_lines(nb) -> list[str]:
 
 
 def _figure_cells(nb) -> list[int]:
-    """Code cells whose value is a figure from cxr_utils.plots."""
+    """Code cells whose value is a figure of the course's (``cxr.plot_...``)."""
     return [
         i
         for i, c in enumerate(nb.cells)
-        if c.cell_type == "code" and c.source.strip().splitlines()[-1].startswith("plots.plot_")
+        if c.cell_type == "code" and c.source.strip().splitlines()[-1].startswith("cxr.plot_")
     ]
 
 
@@ -109,8 +109,28 @@ def test_notebook_executes_with_every_figure_rendered(path, originals, request):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_notebooks_use_the_package(path):
-    """Plumbing (indexing, caching, run folders, plots) comes from cxr_utils; the lesson's code is
-    in the cells, and what the package keeps of it is checked by tests/test_saved_definitions.py."""
-    nb = nbformat.read(path, as_version=4)
-    assert any("from cxr_utils" in c.source for c in nb.cells if c.cell_type == "code")
+def test_a_chapter_reaches_the_package_through_one_name(path):
+    """``import cxr_utils as cxr`` once: ``cxr.`` reads as the course's helper, ``keras.`` as the lesson.
+
+    Every ``cxr.<name>`` the chapter uses, solutions included, is a helper the namespace gives.
+    """
+    import cxr_utils
+
+    source = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+    imports = re.findall(r"^\s*(?:from cxr_utils\S*|import cxr_utils\S*).*$", source, re.M)
+    assert imports == ["import cxr_utils as cxr"], imports
+    used = set(re.findall(r"\bcxr\.(\w+)", source))
+    assert used, "the chapter uses no helper of the course"
+    assert used <= set(cxr_utils.__all__), f"not in cxr_utils' namespace: {sorted(used - set(cxr_utils.__all__))}"
+
+
+MAX_CELL_LINES = 40
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_code_cell_is_short(path):
+    """One idea per cell, read in one look: at most 40 lines, solutions included."""
+    cells = nbformat.read(path, as_version=4).cells
+    long = {i: len(c.source.splitlines()) for i, c in enumerate(cells) if c.cell_type == "code"}
+    long = {i: n for i, n in long.items() if n > MAX_CELL_LINES}
+    assert not long, f"cells over {MAX_CELL_LINES} lines (cell: lines): {long}"

@@ -304,7 +304,7 @@ def test_reliability_points_are_the_table(scored):
 
     y, models = scored
     table = reliability_table(y, models["A"][0], n_bins=5)
-    fig = plots.plot_reliability({"A": table})
+    fig = plots.plot_reliability({"test": {"A": table}})
     render(fig)
     used = table[table["count"] > 0]
     np.testing.assert_allclose(fig.axes[0].lines[1].get_xydata(), used[["mean_score", "observed"]].to_numpy())
@@ -321,6 +321,7 @@ def test_gradcam_gallery(originals, index):
     shown = [ax for ax in fig.axes if ax.images]
     assert len(shown) == 3 and all(len(ax.images) == 2 for ax in shown)
     assert shown[0].get_title() == rows["path"].iloc[0].split("/")[-1]
+    assert "Grad-CAM evidence" in fig.axes[-1].get_ylabel()  # a colour bar says what the colours mean
     with pytest.raises(ValueError):
         plots.plot_gradcam_gallery(images, heatmaps[:2], ["a", "b", "c"])
 
@@ -335,10 +336,10 @@ def test_distributions_normalise_each_group_and_name_its_size():
         "small (50)",
         "large (500)",
     ]
-    for patch in ax.patches:  # each step outline encloses an area of 1
-        vertices = patch.get_path().vertices
-        widths, heights = np.diff(vertices[::2, 0]), vertices[1:-1:2, 1]
-        assert np.sum(widths[: len(heights)] * heights) == pytest.approx(1, rel=0.02)
+    assert ax.get_ylabel() == "share per log10 unit (density)"
+    for patch in ax.patches:  # each curve encloses an area of 1 on the axis as drawn: per log10 unit
+        density, edges, _ = patch.get_data()
+        assert np.sum(density * np.diff(np.log10(edges))) == pytest.approx(1)
     with pytest.raises(ValueError):
         plots.plot_distributions({"empty": []}, xlabel="x", title="t")
 

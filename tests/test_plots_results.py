@@ -38,7 +38,7 @@ def test_threshold_tradeoff_uses_a_logit_axis_and_marks_the_threshold(scores):
 def test_reliability_counts_are_bars_in_their_own_panel(scores):
     y, s = scores
     tables = {"a": reliability_table(y, s, 10), "b": reliability_table(y, s**2, 10)}
-    fig = plot_reliability(tables)
+    fig = plot_reliability({"test": tables})
     curve_ax, counts_ax = fig.axes
     assert not curve_ax.texts  # no per-point numbers to crowd the curves
     heights = [patch.get_height() for patch in counts_ax.patches]
@@ -59,3 +59,18 @@ def test_score_shift_bins_span_the_scores_in_use(scores):
     edges = [patch.get_x() for patch in fig.axes[0].patches]
     logits = np.log(s / (1 - s))
     assert min(edges) <= logits.min() and max(edges) + 1 >= logits.max()
+
+
+def test_reliability_puts_validation_beside_test(scores):
+    y, s = scores
+    fig = plot_reliability({split: {"as trained": reliability_table(y, s, 10)} for split in ("validation", "test")})
+    assert [ax.get_title() for ax in fig.axes[:2]] == ["Reliability, validation", "Reliability, test"]
+
+
+def test_roc_curve_zooms_into_its_top_left_corner(scores):
+    from cxr_utils.plots import plot_roc_pr
+
+    y, s = scores
+    fig = plot_roc_pr(y, {"a": (s, 0.5)})
+    inset = fig.axes[0].child_axes[0]
+    assert inset.get_xlim() == (0, 0.3) and inset.get_ylim() == (0.7, 1.0) and len(inset.lines) == 2

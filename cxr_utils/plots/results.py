@@ -55,28 +55,33 @@ def plot_confusion_matrices(y_true: np.ndarray, models: dict[str, tuple[np.ndarr
 
 
 def plot_roc_pr(y_true: np.ndarray, models: dict[str, tuple[np.ndarray, float]]) -> Figure:
-    """ROC and precision-recall curves, each model's operating point marked.
+    """ROC and precision-recall curves, each model's operating point marked; the ROC's top-left corner zoomed.
 
-    Parameters as :func:`plot_confusion_matrices`.
+    Parameters as :func:`plot_confusion_matrices`. Good models crowd the ROC curve into its
+    top-left corner, so an inset shows false positive rates 0 to 0.3 and sensitivities 0.7 to 1.
     """
     from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_curve
 
     fig = figure(10, 4.2)
     roc_ax, pr_ax = fig.subplots(1, 2)
+    zoom = roc_ax.inset_axes([0.45, 0.3, 0.5, 0.42], xlim=(0, 0.3), ylim=(0.7, 1.0))
     y_true = np.asarray(y_true)
     for colour, (name, (scores, threshold)) in zip(MODEL_COLOURS, models.items()):
         scores = np.asarray(scores)
         fpr, tpr, _ = roc_curve(y_true, scores)
-        roc_ax.plot(fpr, tpr, color=colour, label=f"{name} (AUC {auc(fpr, tpr):.3f})")
         predicted = scores >= threshold
         sensitivity = predicted[y_true == 1].mean()
         specificity = 1 - predicted[y_true == 0].mean()
-        roc_ax.plot(1 - specificity, sensitivity, "o", color=colour, markeredgecolor="black")
+        for ax in (roc_ax, zoom):
+            ax.plot(fpr, tpr, color=colour, label=f"{name} (AUC {auc(fpr, tpr):.3f})")
+            ax.plot(1 - specificity, sensitivity, "o", color=colour, markeredgecolor="black")
         precision, recall, _ = precision_recall_curve(y_true, scores)
         pr_ax.plot(recall, precision, color=colour, label=f"{name} (AP {average_precision_score(y_true, scores):.3f})")
         ppv = y_true[predicted].mean() if predicted.any() else np.nan
         pr_ax.plot(sensitivity, ppv, "o", color=colour, markeredgecolor="black")
     roc_ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=0.8)
+    zoom.tick_params(labelsize=7)
+    roc_ax.indicate_inset_zoom(zoom, edgecolor="grey")
     roc_ax.set(
         xlabel="1 - specificity (false positive rate)",
         ylabel="sensitivity",
@@ -85,7 +90,7 @@ def plot_roc_pr(y_true: np.ndarray, models: dict[str, tuple[np.ndarray, float]])
     pr_ax.axhline(y_true.mean(), color="grey", linestyle=":", linewidth=0.8, label="always PNEUMONIA")
     pr_ax.set(xlabel="recall (sensitivity)", ylabel="precision (PPV)", title="Precision-recall curve")
     for ax in (roc_ax, pr_ax):
-        ax.legend(fontsize=8, loc="lower left" if ax is pr_ax else "lower right")
+        ax.legend(fontsize=7, loc="lower left" if ax is pr_ax else "lower right")
     return fig
 
 
@@ -205,30 +210,32 @@ def plot_score_shift(frames: dict[str, tuple[np.ndarray, np.ndarray]], threshold
     return fig
 
 
-def plot_reliability(tables: dict[str, pd.DataFrame]) -> Figure:
-    """Reliability diagrams, with the number of images per bin in a panel below.
+def plot_reliability(panels: dict[str, dict[str, pd.DataFrame]]) -> Figure:
+    """Reliability diagrams side by side (e.g. validation beside test), images per bin in a panel below each.
 
     Parameters
     ----------
-    tables : dict
-        Curve name to a :func:`cxr_utils.calibration.reliability_table` (same bins for all).
+    panels : dict
+        Panel title (a split) to curves: curve name (e.g. "as trained") to a
+        :func:`cxr_utils.calibration.reliability_table` (the same bins for all).
     """
-    fig = figure(5.6, 6.0)
-    ax, counts_ax = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
-    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=0.8, label="perfect calibration")
-    n_curves = max(len(tables), 1)
-    for k, (colour, (name, table)) in enumerate(zip(MODEL_COLOURS, tables.items())):
-        used = table[table["count"] > 0]
-        ax.plot(used["mean_score"], used["observed"], "o-", color=colour, label=name)
-        width = (table["bin_high"] - table["bin_low"]).to_numpy() / (n_curves + 1)
-        left = table["bin_low"].to_numpy() + width * (k + 0.5)
-        counts_ax.bar(left, table["count"], width=width, align="edge", color=colour, label=name)
-    ax.set(ylabel="observed share of PNEUMONIA", xlim=(0, 1), ylim=(0, 1), title="Reliability")
-    ax.legend(fontsize=8, loc="upper left")
-    counts_ax.set_yscale("symlog", linthresh=1)
-    counts_ax.set_ylim(0, 3 * max(max((t["count"].max() for t in tables.values()), default=1), 1))
-    counts_ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))  # 10, not 10^1
-    counts_ax.set(xlabel="predicted probability of PNEUMONIA (bins)", ylabel="images per bin")
+    fig = figure(4.8 * len(panels), 6.0)
+    grid = fig.subplots(2, len(panels), sharex=True, squeeze=False, gridspec_kw={"height_ratios": [3, 1]})
+    most = max(t["count"].max() for tables in panels.values() for t in tables.values())
+    for (ax, counts_ax), (title, tables) in zip(grid.T, panels.items()):
+        ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=0.8, label="perfect calibration")
+        for k, (colour, (name, table)) in enumerate(zip(MODEL_COLOURS, tables.items())):
+            used = table[table["count"] > 0]
+            ax.plot(used["mean_score"], used["observed"], "o-", color=colour, label=name)
+            width = (table["bin_high"] - table["bin_low"]).to_numpy() / (len(tables) + 1)
+            left = table["bin_low"].to_numpy() + width * (k + 0.5)
+            counts_ax.bar(left, table["count"], width=width, align="edge", color=colour, label=name)
+        ax.set(ylabel="observed share of PNEUMONIA", xlim=(0, 1), ylim=(0, 1), title=f"Reliability, {title}")
+        ax.legend(fontsize=8, loc="upper left")
+        counts_ax.set_yscale("symlog", linthresh=1)
+        counts_ax.set_ylim(0, 3 * max(most, 1))
+        counts_ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))  # 10, not 10^1
+        counts_ax.set(xlabel="predicted probability of PNEUMONIA (bins)", ylabel="images per bin")
     return fig
 
 
@@ -251,5 +258,7 @@ def plot_gradcam_gallery(images: np.ndarray, heatmaps: np.ndarray, titles: list[
         raise ValueError(f"need one heatmap per image: {len(images)} images, {len(heatmaps)} heatmaps")
     fig = plot_image_grid(images, titles, per_row)
     for ax, heatmap in zip(fig.axes, heatmaps):
-        ax.imshow(heatmap, cmap="jet", alpha=0.35, vmin=0, vmax=1)
+        shown = ax.imshow(heatmap, cmap="jet", alpha=0.35, vmin=0, vmax=1)
+    bar = fig.colorbar(shown, ax=fig.axes, shrink=0.6, pad=0.02)
+    bar.set_label("Grad-CAM evidence for PNEUMONIA\n(share of each map's maximum)", fontsize=8)
     return fig

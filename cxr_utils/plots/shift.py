@@ -22,7 +22,9 @@ def plot_distributions(
         Group name (shown with its size in the legend) to its values.
     xlabel, title : str
     log : bool
-        A logarithmic x axis (values must be positive), for sizes spanning decades.
+        A logarithmic x axis (values must be positive), for sizes spanning decades: bins of
+        equal width in log10, and the density is per log10 unit (the area under each curve
+        is 1 on the axis as drawn).
     bins : int
         Bins shared by every group.
     """
@@ -30,27 +32,21 @@ def plot_distributions(
     arrays = {name: values[np.isfinite(values)] for name, values in arrays.items()}
     if not arrays or any(len(v) == 0 for v in arrays.values()):
         raise ValueError("every group needs at least one finite value")
-    everything = np.concatenate(list(arrays.values()))
-    if log:
-        edges = np.geomspace(everything.min(), everything.max(), bins + 1)
-    else:
-        edges = np.linspace(everything.min(), everything.max(), bins + 1)
+    if log and any((v <= 0).any() for v in arrays.values()):
+        raise ValueError("a logarithmic axis needs positive values")
+    scale = np.log10 if log else np.asarray
+    everything = np.concatenate([scale(v) for v in arrays.values()])
+    edges = np.linspace(everything.min(), everything.max(), bins + 1)
     fig = figure(7.0, 3.6)
     ax = fig.subplots()
     for (name, values), colour in zip(arrays.items(), MODEL_COLOURS):
-        ax.hist(
-            values,
-            bins=edges,
-            histtype="step",
-            linewidth=1.8,
-            color=colour,
-            density=True,
-            label=f"{name} ({len(values)})",
-        )
+        density, _ = np.histogram(scale(values), bins=edges, density=True)
+        shown = 10**edges if log else edges
+        ax.stairs(density, shown, linewidth=1.8, color=colour, label=f"{name} ({len(values)})")
     if log:
         ax.set_xscale("log")
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("share of the group (density)")
+    ax.set_ylabel("share per log10 unit (density)" if log else "share of the group (density)")
     ax.set_title(title)
     ax.legend(frameon=False, fontsize=8)
     return fig

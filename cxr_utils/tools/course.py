@@ -138,13 +138,16 @@ def execute_notebook(
     executed: str | os.PathLike,
     *,
     parameters: dict | None = None,
-    cell_timeout: int = 1800,
+    cell_timeout: int | None = None,
 ) -> float:
     """Execute every cell of a notebook and write the executed copy.
 
     The kernel runs in the notebook's folder and inherits this process's
     environment (``CXR_DATA_DIR``, ``CXR_FAST`` ...). The executed copy is written
     even when a cell fails, so that the error can be read in it.
+
+    ``cell_timeout`` (seconds) stops a cell that runs longer; by default none does, because
+    a chapter's training takes several times longer on a slow or busy machine than on ours.
 
     ``parameters`` (e.g. ``{"SEED": 1}``) are assigned in a cell inserted after the
     cell tagged ``parameters`` and tagged ``injected-parameters``, as papermill does; the

@@ -238,7 +238,7 @@ def download_dataset(
     Returns
     -------
     VerificationReport
-        From :func:`cxr_utils.dataset.verify_dataset` on the extracted copy.
+        From :func:`cxr_utils.verification.verify_dataset` on the extracted copy.
 
     Raises
     ------
