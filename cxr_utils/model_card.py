@@ -98,7 +98,8 @@ def seed_spread(models: tuple[str, ...] = ("CNN (03)", "chosen transfer candidat
     """
     path = config.project_root() / SEED_RECORD
     if not path.exists():
-        empty = pd.DataFrame(columns=["mean", "sd", "min", "max", "seeds"])
+        no_rows = pd.MultiIndex.from_tuples([], names=["model", "metric"])
+        empty = pd.DataFrame(columns=["mean", "sd", "min", "max", "seeds"], index=no_rows, dtype=float)
         empty.attrs["record"] = f"no record: `python benchmarks/seed_variance.py --record` writes {SEED_RECORD}"
         return empty
     record = json.loads(path.read_text(encoding="utf-8"))
