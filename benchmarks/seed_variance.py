@@ -1,6 +1,6 @@
 """How much do the course's test metrics move with the seed? Chapters 03, 04 and 06 run with several seeds.
 
-Usage:  python benchmarks/seed_variance.py [--seeds 0 1 2] [--data DIR] [--skip-existing]
+Usage:  python benchmarks/seed_variance.py [--seeds 0 1 2] [--data DIR] [--skip-existing] [--record]
 
 For each seed, the notebooks are executed as they are, with ``SEED`` injected after their
 ``parameters`` cell (tools.course.execute_notebook): chapter 03 trains the CNN, chapter 04
@@ -12,21 +12,31 @@ long as the course.
 
 Writes ``runs/seed_variance/seed_variance.json`` and ``.md``: for every model, the test
 metrics of each seed, their mean and standard deviation, and the mean of the seeds' 95%
-bootstrap intervals; chapters 05 and 06 show it. Executed copies go to
-``build/seed_variance/seed<N>/``. With ``--skip-existing``, a seed whose run folders exist
-(from an earlier run of this script or of ``make course``) is read, not trained again.
+bootstrap intervals. Executed copies go to ``build/seed_variance/seed<N>/``. With
+``--skip-existing``, a seed whose run folders exist (from an earlier run of this script or of
+``make course``) is read, not trained again. With ``--record``, the same summary is also written
+to ``benchmarks/records/seed_variance.json``, labelled as a record (the command, the commit, the
+machine, the date, and the configuration hash of every model it measured): that committed record
+is what chapters 05 and 06 and the model cards show (``cxr_utils.model_card.seed_spread``), and
+``tests/test_seed_record.py`` refuses it once the chapters' configurations no longer match it.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import platform
+import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
 
 from cxr_utils import config
+from cxr_utils.ledger import git_state
+from cxr_utils.model_card import SEED_RECORD
 from cxr_utils.records import write_json
 from cxr_utils.runs import load_run, run_name
 from cxr_utils.tables import table_to_markdown
@@ -82,7 +92,7 @@ def collect(seeds: list[int]) -> pd.DataFrame:
                 continue
             run = load_run(names[seed][label], f"the notebooks with SEED = {seed}")
             metrics = run.test_metrics
-            row = {"model": label, "seed": seed, "threshold": run.threshold}
+            row = {"model": label, "seed": seed, "threshold": run.threshold, "config_hash": run.config["config_hash"]}
             for metric in METRICS:
                 row[metric] = metrics.loc[metric, "value"]
                 row[f"{metric}_ci_low"], row[f"{metric}_ci_high"] = metrics.loc[metric, ["ci_low", "ci_high"]]
@@ -112,6 +122,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--data", type=Path, default=None, help="dataset (default: $CXR_DATA_DIR)")
     parser.add_argument("--skip-existing", action="store_true")
+    parser.add_argument("--record", action="store_true", help=f"also write the committed record, {SEED_RECORD}")
     args = parser.parse_args()
     if args.data is not None:
         os.environ["CXR_DATA_DIR"] = str(args.data.resolve())
@@ -139,6 +150,40 @@ def main() -> None:
     text.index = [f"{model}: {metric}" for model, metric in text.index]  # a "|" would split the Markdown cell
     (folder / "seed_variance.md").write_text(table_to_markdown(text), encoding="utf-8")
     print(text.to_string())
+    if args.record:
+        write_record(args, per_seed, summary, minutes)
+
+
+def write_record(args: argparse.Namespace, per_seed: pd.DataFrame, summary: pd.DataFrame, minutes: dict) -> None:
+    """The committed record of this measurement: what was measured, how, where and when."""
+    commit, dirty = git_state()
+    hashes = per_seed.groupby("model")["config_hash"].unique()
+    if any(len(h) > 1 for h in hashes):
+        raise SystemExit(f"the seeds of one model ran with different configurations: {hashes.to_dict()}")
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    record = {
+        "record": "a measurement, committed; refused by tests/test_seed_record.py once the chapters change",
+        "command": "python benchmarks/seed_variance.py " + " ".join(sys.argv[1:]),
+        "commit": commit,
+        "uncommitted_changes": dirty,
+        "machine": f"{cpu}, {os.cpu_count()} cores",
+        "date": datetime.now(timezone.utc).date().isoformat(),
+        "seeds": args.seeds,
+        "minutes_per_seed": minutes,
+        "config_hashes": {model: h[0] for model, h in hashes.items()},
+        "summary": {f"{model} | {metric}": row for (model, metric), row in summary.to_dict(orient="index").items()},
+    }
+    path = config.project_root() / SEED_RECORD
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=1, default=float) + "\n", encoding="utf-8")
+    print(f"record written: {path}")
 
 
 if __name__ == "__main__":

@@ -72,8 +72,8 @@ _HELPERS = {
     "cache": "cache_images",
     "splits": "course_splits patients_in_two_splits class_weights label_free_order",
     "pipeline": "CachedBatches augmentation_layers recompress_jpeg predict_scores",
-    "models": "PerImageStandardization BackbonePreprocessing build_cnn compile_binary load_model",
-    "training": "set_seeds resume_or_start restore_best fit_with_callbacks read_history",
+    "models": "PerImageStandardization BackbonePreprocessing build_cnn compile_binary multiply_adds load_model",
+    "training": "set_seeds epoch_progress resume_or_start restore_best fit_with_callbacks read_history",
     "weights": "build_backbone",
     "transfer": (
         "CANDIDATES CUT_LAYERS SplitBackbone split_backbone bottom_activations pooled_features fit_logistic_head "

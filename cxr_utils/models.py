@@ -15,6 +15,7 @@ import os
 import re
 
 import keras
+import numpy as np
 
 from .weights import preprocess_function
 
@@ -24,6 +25,7 @@ __all__ = [
     "ModelLoadError",
     "build_cnn",
     "compile_binary",
+    "multiply_adds",
     "load_model",
 ]
 
@@ -127,6 +129,22 @@ def compile_binary(
         metrics=[keras.metrics.AUC(name="auc"), keras.metrics.BinaryAccuracy(name="accuracy")],
     )
     return model
+
+
+def multiply_adds(model: keras.Model) -> int:
+    """Multiply-adds of one image's forward pass: convolutions and dense layers, nested models included.
+
+    Counted layer by layer from the built model's output shapes and kernels (a multiply-add
+    is two floating-point operations; biases, normalisation and activations are left out).
+    """
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            total += multiply_adds(layer)
+        elif isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense)):
+            positions = int(np.prod(layer.output.shape[1:-1]))  # output pixels (1 for a dense layer)
+            total += positions * int(np.prod(layer.kernel.shape))  # kernel: (k, k, in, out) or (k, k, in, 1)
+    return total
 
 
 def _module_of(path: str, name: str) -> str | None:

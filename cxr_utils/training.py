@@ -19,6 +19,7 @@ a finished run starts a new run: the old log and weights are kept as
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import keras
@@ -27,6 +28,7 @@ import pandas as pd
 __all__ = [
     "HISTORY_FILE",
     "set_seeds",
+    "epoch_progress",
     "read_history",
     "resume_or_start",
     "restore_best",
@@ -41,6 +43,20 @@ BEST_WEIGHTS_FILE = "best.weights.h5"
 def set_seeds(seed: int) -> None:
     """Seed Python, NumPy and the Keras backend (weights, dropout, augmentation)."""
     keras.utils.set_random_seed(seed)
+
+
+def epoch_progress(epochs: int) -> keras.callbacks.Callback:
+    """A text progress bar over the epochs of ``model.fit``: the last epoch's metrics and the time left.
+
+    tqdm's Keras callback, with its text bar (an executed notebook keeps its last state) on
+    standard output inside a Jupyter kernel, like every progress bar of the course.
+    """
+    from tqdm.keras import TqdmCallback
+    from tqdm.std import tqdm
+
+    return TqdmCallback(
+        epochs=epochs, verbose=0, tqdm_class=tqdm, file=sys.stdout if "ipykernel" in sys.modules else sys.stderr
+    )
 
 
 def read_history(run_dir: str | os.PathLike) -> pd.DataFrame:
@@ -129,13 +145,15 @@ def fit_with_callbacks(
     patience: int = 4,
     reduce_lr_patience: int = 2,
     extra_callbacks: list[keras.callbacks.Callback] | None = None,
-    verbose: int | str = "auto",
+    verbose: int | str = 0,
 ) -> pd.DataFrame:
     """``model.fit`` with :func:`course_callbacks`: the best epoch by validation ROC AUC kept, every epoch logged.
 
     ``model`` is compiled with an ``auc`` metric; ``train`` and ``validation`` are batches;
     ``class_weight`` is ``{0: w, 1: w}``; ``epochs`` counts a resumed run's epochs too.
-    Returns the history, one row per epoch; the model then holds its best epoch's weights.
+    A text bar shows the epochs, the last one's metrics and the time left (``verbose=2`` adds
+    Keras's line per epoch). Returns the history, one row per epoch; the model then holds its
+    best epoch's weights.
     """
     resume_from = resume_or_start(run_dir)  # resume an interrupted run, set a finished one aside
     callbacks = course_callbacks(
@@ -150,7 +168,7 @@ def fit_with_callbacks(
         validation_data=validation,
         epochs=epochs,
         class_weight=class_weight,
-        callbacks=callbacks + list(extra_callbacks or []),
+        callbacks=[*callbacks, epoch_progress(epochs), *(extra_callbacks or [])],
         verbose=verbose,
     )
     return restore_best(model, run_dir)

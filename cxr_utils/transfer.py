@@ -292,7 +292,7 @@ def fine_tune_top(
     dropout: float = 0.3,
     patience: int = 3,
     seed: int = 0,
-    verbose: int | str = 2,
+    verbose: int | str = 0,
 ) -> tuple[keras.Model, pd.DataFrame]:
     """Fine-tune a fresh copy of the top, with a new head, on cached activations.
 
