@@ -78,7 +78,7 @@ def resolve_dataset(data_dir: str | os.PathLike | None = None, *, download: bool
     CourseError
         If no dataset is found and none may be downloaded.
     """
-    explicit = data_dir is not None or config.data_dir_from_environment() is not None
+    explicit = data_dir is not None or config._path_from_env("CXR_DATA_DIR") is not None
     folder = Path(data_dir) if data_dir is not None else config.data_dir()
     try:
         return find_dataset(folder).root
