@@ -166,9 +166,9 @@ def test_row04_a_huge_16_bit_png_is_flagged_and_never_decoded(tmp_path, monkeypa
     from cxr_utils.images import MAX_PIXELS
 
     assert "13000x13000" in problem and f"{MAX_PIXELS / 1e6:.0f} million" in problem
-    real = cache_module.decode_resized
+    real = cache_module._decode_resized
     monkeypatch.setattr(
-        cache_module, "decode_resized", lambda p, *a, **k: real(p, *a, **k) if "0098" not in str(p) else 1 / 0
+        cache_module, "_decode_resized", lambda p, *a, **k: real(p, *a, **k) if "0098" not in str(p) else 1 / 0
     )
     cache = cache_images(dataset, size=16, cache_dir=tmp_path / "cache", workers=1, progress=False)
     assert len(cache.images) == 8
