@@ -545,7 +545,7 @@ def test_issue20_row1_concurrent_scorings_into_a_new_ledger_leave_one_header_and
     from cxr_utils import ledger as ledger_module
     from cxr_utils.ledger import LEDGER_FILE, append_scoring, read_ledger
 
-    monkeypatch.setattr(ledger_module, "git_state", lambda: ("0" * 40, False))  # no git subprocesses: more appends
+    monkeypatch.setattr(ledger_module, "_git_state", lambda: ("0" * 40, False))  # no git subprocesses: more appends
 
     def score_many(worker: int, runs: Path) -> None:
         for _ in range(20):
