@@ -70,11 +70,11 @@ def test_cxr_ledger_prints_every_scoring(tmp_path, capsys):
 
 
 def test_the_course_summary_states_the_ledger(tmp_path):
-    from cxr_utils.tools.course import write_summary
+    from cxr_utils.tools.course import _write_summary
 
     index, splits, validation, test = _fixture()
     finish_run(tmp_path / "runs" / "cnn", index, splits, validation, test, n_boot=20, parameters={"seed": 0})
-    markdown, summary_json = write_summary([], tmp_path / "build", data_dir="d", fast=True, runs_dir=tmp_path / "runs")
+    markdown, summary_json = _write_summary([], tmp_path / "build", data_dir="d", fast=True, runs_dir=tmp_path / "runs")
     assert "scored 1 time(s) on this machine, for 1 distinct configuration(s)" in markdown.read_text()
     assert read_json(summary_json)["test_ledger"] == {
         "scorings": 1,
