@@ -40,13 +40,9 @@ def _splits_present(index: pd.DataFrame) -> list[str]:
 def split_class_table(index: pd.DataFrame) -> pd.DataFrame:
     """Images per split and class, with totals and the share of PNEUMONIA.
 
-    Returns
-    -------
-    pandas.DataFrame
-        Index: the splits present (train, val, test order) and ``total``. Columns
-        ``NORMAL``, ``PNEUMONIA``, ``total`` (image counts) and ``pneumonia_share``
-        (PNEUMONIA / total, between 0 and 1: also the accuracy of a classifier that
-        answers PNEUMONIA for every image, the floor any real model must beat).
+    Index: the splits present (train, val, test order) and ``total``. Columns ``NORMAL``,
+    ``PNEUMONIA``, ``total`` (image counts) and ``pneumonia_share`` (PNEUMONIA / total, 0 to 1:
+    also the accuracy of answering PNEUMONIA for every image, the floor any model must beat).
     """
     table = pd.crosstab(index["split"], index["label"]).reindex(index=_splits_present(index), columns=list(LABELS))
     table = table.fillna(0).astype(int)
@@ -60,12 +56,8 @@ def split_class_table(index: pd.DataFrame) -> pd.DataFrame:
 def images_per_patient(index: pd.DataFrame) -> pd.DataFrame:
     """Number of images per patient id, with the patient's class(es) and split(s).
 
-    Returns
-    -------
-    pandas.DataFrame
-        One row per patient id: ``patient_id``, ``label`` (comma-joined if several),
-        ``splits`` (comma-joined, train/val/test order), ``n_images``. Sorted by
-        ``n_images`` descending, then patient id.
+    One row per patient id: ``patient_id``, ``label`` (comma-joined if several), ``splits``
+    (comma-joined, train/val/test order), ``n_images``; by ``n_images`` descending, then id.
     """
     known = index.dropna(subset=["patient_id"])
     order = {split: number for number, split in enumerate(SPLITS)}
