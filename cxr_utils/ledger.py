@@ -77,14 +77,13 @@ def _configuration_hash(parameters: dict) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
-def _git_state(folder: str | os.PathLike | None = None) -> tuple[str, bool | None]:
-    """``(commit, dirty)`` of the git checkout holding ``folder`` (default: the project).
+def _git_state() -> tuple[str, bool | None]:
+    """``(commit, dirty)`` of the project's git checkout, ``("unknown", None)`` outside one or without git.
 
-    ``("unknown", None)`` outside a checkout or without git. ``dirty`` is True when
-    tracked files have uncommitted changes (untracked files do not count).
+    ``dirty`` is True when tracked files have uncommitted changes (untracked files do not count).
     """
-    folder = Path(folder) if folder is not None else config.project_root()
-    git = functools.partial(subprocess.run, cwd=folder, capture_output=True, text=True, timeout=10, check=True)
+    root = config.project_root()
+    git = functools.partial(subprocess.run, cwd=root, capture_output=True, text=True, timeout=10, check=True)
     try:
         commit = git(["git", "rev-parse", "HEAD"]).stdout.strip()
         status = git(["git", "status", "--porcelain", "--untracked-files=no"]).stdout

@@ -180,15 +180,13 @@ def run_course(
     *,
     download: bool = True,
     fast: bool | None = None,
-    notebooks_dir: str | os.PathLike | None = None,
-    out_dir: str | os.PathLike | None = None,
 ) -> list[NotebookRun]:
     """Find or download the data, verify it, and execute every notebook in order.
 
     ``data_dir`` and ``download`` are as :func:`_resolve_dataset`'s; ``fast`` sets fast mode
-    (``CXR_FAST=1``) for the notebooks (default: the current ``$CXR_FAST``); ``notebooks_dir``
-    and ``out_dir`` default to ``<project>/notebooks`` and ``<project>/build/executed``. Raises
-    :class:`CourseError` for no data or a failed notebook (the run stops there).
+    (``CXR_FAST=1``) for the notebooks (default: the current ``$CXR_FAST``). The executed copies
+    go to ``<project>/build/executed``. Raises :class:`CourseError` for no data or a failed
+    notebook (the run stops there).
     """
     root = _resolve_dataset(data_dir, download=download)
     report = verify_dataset(root)
@@ -205,9 +203,9 @@ def run_course(
         os.environ["CXR_NO_DOWNLOAD"] = "1"  # the notebooks download no weights either
     if fast is not None:
         os.environ["CXR_FAST"] = "1" if fast else "0"
-    out = Path(out_dir) if out_dir is not None else config.build_dir() / "executed"
+    out = config.build_dir() / "executed"
     html_dir = out.parent / "html"
-    notebooks = list_notebooks(notebooks_dir)
+    notebooks = list_notebooks()
     if not notebooks:
         print("No notebooks to execute yet (notebooks/NN_*.ipynb).", flush=True)
     runs = []

@@ -52,6 +52,8 @@ PARTIAL_PREFIX = ".chest_xray-partial-"
 #: an archive of more than MAX_EXTRACTED_BYTES in all, is refused before anything is written.
 MAX_EXTRACTED_BYTES = 4_000_000_000
 MAX_RATIO = 100
+#: Seconds to wait for the server to connect or to send more bytes.
+_TIMEOUT_S = 60.0
 
 
 class DownloadError(RuntimeError):
@@ -63,19 +65,14 @@ class ArchiveError(RuntimeError):
 
 
 def _download_archive(
-    dest_dir: str | os.PathLike,
-    url: str = MENDELEY_URL,
-    *,
-    sha256: str | None = None,
-    progress: bool = True,
-    timeout: float = 60.0,
+    dest_dir: str | os.PathLike, url: str = MENDELEY_URL, *, sha256: str | None = None, progress: bool = True
 ) -> Path:
     """Download the dataset archive from ``url`` to ``dest_dir/ChestXRay2017.zip`` (created if needed); return it.
 
     An existing complete archive there is reused (checked against ``sha256``, 64 hex digits,
     when given). The download is atomic: on any failure no file named ``ChestXRay2017.zip`` is
-    left behind. ``timeout``: seconds to wait for the server to connect or to send more bytes.
-    Raises :class:`DownloadError` on a network error, an incomplete transfer, or a hash mismatch.
+    left behind. Raises :class:`DownloadError` on a network error, an incomplete transfer, or a
+    hash mismatch.
     """
     dest_dir = Path(dest_dir)
     dest_dir.mkdir(parents=True, exist_ok=True)
@@ -85,7 +82,7 @@ def _download_archive(
     target.unlink(missing_ok=True)
     staging = dest_dir / DOWNLOAD_FOLDER
     shutil.rmtree(staging, ignore_errors=True)  # whatever a killed download left
-    downloader = pooch.HTTPDownloader(progressbar=progress, timeout=timeout)
+    downloader = pooch.HTTPDownloader(progressbar=progress, timeout=_TIMEOUT_S)
     known_hash = f"sha256:{sha256.lower()}" if sha256 else None
     if progress:
         print(f"Downloading {url}\n  -> {target}", file=sys.stderr, flush=True)

@@ -147,11 +147,10 @@ def stage_site(
     stage_dir: str | os.PathLike,
     *,
     notebooks: list[Path] | None = None,
-    site_dir: str | os.PathLike | None = None,
 ) -> Path:
     """Lay out the book's sources in ``stage_dir`` (emptied first) and return it.
 
-    It holds ``_config.yml`` and ``index.md`` from ``site_dir`` (default ``<project>/site``),
+    It holds ``_config.yml`` and ``index.md`` from ``<project>/site``,
     the landing page's placeholders ``{{ execution_note }}`` and ``{{ chapter_table }}`` filled
     in, each chapter's executed copy (see :func:`_for_the_site`), ``data.md`` (the project's
     ``data/README.md``) and ``_toc.yml``: the landing page, the chapters in order, the data page.
@@ -159,7 +158,7 @@ def stage_site(
     root = config.project_root()
     notebooks = list_notebooks() if notebooks is None else notebooks
     executed_dir, stage_dir = Path(executed_dir), Path(stage_dir)
-    site_dir = Path(site_dir) if site_dir is not None else root / "site"
+    site_dir = root / "site"
     if stage_dir.exists():
         shutil.rmtree(stage_dir)
     stage_dir.mkdir(parents=True)
