@@ -33,7 +33,7 @@ LABELS = ("NORMAL", "PNEUMONIA")
 IMAGE_SUFFIXES = frozenset({".jpeg", ".jpg", ".png"})
 _MAX_DEPTH = 3  # how far below the folder given a dataset root is looked for
 
-# Why a file was skipped, as reported in DatasetLayout.skipped and DatasetIndex.skipped.
+# Why a file was skipped, as reported in _DatasetLayout.skipped and DatasetIndex.skipped.
 SKIP_MACOS = "macOS metadata (__MACOSX/, ._*)"
 SKIP_NOT_IMAGE = "not an image file (.DS_Store, text, ...)"
 SKIP_COPY = "in an ignored duplicate copy of the dataset"
