@@ -17,23 +17,12 @@ __all__ = ["shared_patients", "duplicate_files"]
 
 
 def shared_patients(index: pd.DataFrame) -> pd.DataFrame:
-    """Patient ids that occur in more than one split.
+    """Patient ids that occur in more than one split of an index (``split``, ``patient_id`` columns).
 
-    Parameters
-    ----------
-    index : pandas.DataFrame
-        An index with ``split`` and ``patient_id`` columns (from :func:`index_dataset`
-        or :func:`index_manifest`).
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per shared patient id: ``patient_id``, ``splits`` (comma-joined, in
-        train/val/test order), ``pathogens`` (comma-joined),
-        ``same_pathogen_in_two_splits`` (True when one pathogen occurs under this id
-        in two splits) and one image-count column per split ``n_<split>``. Sorted
-        by patient id. Names only: see :mod:`cxr_utils.names` for what a shared id
-        can and cannot mean.
+    One row per shared id, sorted: ``patient_id``, ``splits`` (comma-joined, train/val/test
+    order), ``pathogens`` (comma-joined), ``same_pathogen_in_two_splits`` (one pathogen under
+    this id in two splits) and an image count per split, ``n_<split>``. Names only: see
+    :mod:`cxr_utils.names` for what a shared id can and cannot mean.
     """
     known = index.dropna(subset=["patient_id"])
     counts = pd.crosstab(known["patient_id"], known["split"])
@@ -57,21 +46,12 @@ def shared_patients(index: pd.DataFrame) -> pd.DataFrame:
 
 
 def duplicate_files(index: pd.DataFrame) -> pd.DataFrame:
-    """Groups of byte-identical files, from the ``sha256`` column.
+    """Groups of byte-identical files, from the index's ``sha256`` column (KeyError without one).
 
-    Returns
-    -------
-    pandas.DataFrame
-        One row per file that shares its hash with another: ``group`` (0, 1, ...),
-        ``sha256``, ``path``, ``split``, ``label``, ``patient_id``, and
-        ``cross_split`` (True when the group spans two splits, which would leak
-        training images into evaluation) and ``cross_patient`` (True when the
-        copies carry different patient ids).
-
-    Raises
-    ------
-    KeyError
-        If the index has no ``sha256`` column (index with ``sha256=True``).
+    One row per file that shares its hash with another: ``group`` (0, 1, ...), ``sha256``,
+    ``path``, ``split``, ``label``, ``patient_id``, ``cross_split`` (the group spans two splits,
+    which would leak training images into evaluation) and ``cross_patient`` (its copies carry
+    different patient ids).
     """
     if "sha256" not in index.columns:
         raise KeyError("the index has no sha256 column: build it with index_dataset(..., sha256=True)")

@@ -41,7 +41,7 @@ from .dataset import DatasetIndex, _none_usable, binary_labels, index_dataset
 from .images import RESIZE_POLICIES, ImageReadError, file_sha256, load_grayscale, resize_image
 from .parallel import map_with_progress
 
-__all__ = ["ImageCache", "cache_images", "decode_resized"]
+__all__ = ["ImageCache", "cache_images"]
 
 CACHE_FORMAT = 4  # bump when the array layout, the decoding or the key changes
 
@@ -53,23 +53,11 @@ _PARALLEL_MIN_IMAGES = 64
 class ImageCache:
     """Decoded images and the index rows they belong to.
 
-    Attributes
-    ----------
-    images : numpy.ndarray
-        Shape ``(n, size, size)``, dtype ``uint8``, gray levels 0..255; a read-only
-        memory map of the cache file.
-    index : pandas.DataFrame
-        One row per image, in the same order (the usable rows of ``dataset.table``).
-    dataset : DatasetIndex
-        The indexed copy the images come from (its root, layout, every row).
-    size : int
-        Side of the square images in pixels.
-    policy : str
-        The resize policy used.
-    path : Path
-        The ``.npy`` file.
-    built : bool
-        True when this call decoded the images, False when it reused the cache.
+    ``images``: shape ``(n, size, size)``, dtype ``uint8``, gray levels 0..255, a read-only
+    memory map of the ``.npy`` file at ``path``; ``index``: one row per image, in the same
+    order (the usable rows of ``dataset.table``); ``dataset``: the indexed copy they come
+    from; ``size``: their side in pixels; ``policy``: the resize policy; ``built``: True when
+    this call decoded the images, False when it reused the cache.
     """
 
     images: np.ndarray
@@ -86,23 +74,10 @@ class ImageCache:
         return binary_labels(self.index["label"])
 
     def positions(self, paths: Iterable[str]) -> np.ndarray:
-        """Row numbers in ``images`` (and ``index``) of the images at ``paths``, in the order given.
+        """Row numbers (``int64``) in ``images`` and ``index`` of the images at ``paths``, in the order given.
 
-        Parameters
-        ----------
-        paths : iterable of str
-            Paths relative to the dataset root, as in ``index["path"]`` (e.g. a run's
-            prediction table, or another cache's index).
-
-        Returns
-        -------
-        numpy.ndarray
-            Shape ``(len(paths),)``, dtype ``int64``.
-
-        Raises
-        ------
-        KeyError
-            If a path is not in this cache (another copy of the data, or an image left out).
+        ``paths`` are relative to the dataset root, as in ``index["path"]`` (a run's prediction
+        table, another cache's index). Raises KeyError if one is not in this cache.
         """
         row_of = pd.Series(np.arange(len(self.index)), index=self.index["path"])
         paths = list(paths)
@@ -115,19 +90,14 @@ class ImageCache:
         return row_of.loc[paths].to_numpy(dtype=np.int64)
 
 
-def decode_resized(path: str | os.PathLike, size: int, policy: str) -> np.ndarray:
-    """Decode one image to gray and resize it: shape ``(size, size)``, dtype ``uint8``.
-
-    JPEGs are decoded at the smallest libjpeg scale that keeps both sides at least
-    ``size`` pixels (see :func:`cxr_utils.images.load_grayscale`), then resized.
-    """
+def _decode_resized(path: str | os.PathLike, size: int, policy: str) -> np.ndarray:
+    """One image decoded to gray (a JPEG at a reduced scale where it can) and resized: ``(size, size)`` ``uint8``."""
     return resize_image(load_grayscale(path, min_side=size), size, policy)
 
 
-def _cache_key(root: Path, index: pd.DataFrame, size: int, policy: str, progress: bool) -> str:
-    """What the cache's pixels depend on: every file's path and content, the size, the policy, the format."""
+def _cache_key(root: Path, index: pd.DataFrame, header: dict, progress: bool) -> str:
+    """What the cache's pixels depend on: every file's path and content, and the ``header`` (format, size, policy)."""
     digest = hashlib.sha256()
-    header = {"format": CACHE_FORMAT, "root": str(root), "size": size, "policy": policy}
     digest.update(json.dumps(header, sort_keys=True).encode())
     contents = map_with_progress(
         file_sha256,
@@ -144,7 +114,7 @@ def _cache_key(root: Path, index: pd.DataFrame, size: int, policy: str, progress
 def _decode_or_problem(path: Path, size: int, policy: str) -> np.ndarray | str:
     """The resized pixels, or, when the file cannot be decoded, the problem in one line."""
     try:
-        return decode_resized(path, size, policy)
+        return _decode_resized(path, size, policy)
     except ImageReadError as error:
         return str(error).split(": ", 1)[-1]
 
@@ -158,36 +128,16 @@ def cache_images(
     workers: int | None = None,
     progress: bool = True,
 ) -> ImageCache:
-    """Decode, resize and cache every usable image of a dataset copy (or reuse the cache).
+    """Decode every usable image of a dataset copy, resize it to ``size`` x ``size`` by ``policy``, and cache it.
 
-    Parameters
-    ----------
-    dataset : path-like or DatasetIndex
-        The dataset root or a folder above it (indexed here with
-        :func:`cxr_utils.dataset.index_dataset`), or an index already built, e.g.
-        another cache's ``dataset``. Rows with a ``problem`` (unreadable images) are
-        left out and counted in a printed note.
-    size : int
-        Output side in pixels.
-    policy : {"squash", "pad", "crop"}
-        How images become square.
-    cache_dir : path-like, optional
-        Default :func:`cxr_utils.config.cache_dir`.
-    workers : int, optional
-        Decoding processes (default: one per core).
+    ``dataset`` is the dataset root or a folder above it (indexed here), or an index already
+    built, e.g. another cache's ``dataset``; rows with a ``problem`` are left out and counted in
+    a printed note. ``cache_dir`` defaults to :func:`cxr_utils.config.cache_dir`; ``workers``
+    decoding processes (default one per core). An existing cache of the same key is reused.
 
-    Returns
-    -------
-    ImageCache
-
-    Raises
-    ------
-    ValueError
-        For an unknown policy or a size below 8, or a copy none of whose images can be read
-        (one line naming it).
-    OSError
-        If the cache folder cannot be written (checked first, before any file is read), or
-        the disk lacks room for the cache: one line naming the folder.
+    Raises ValueError for an unknown policy, a size below 8, or a copy none of whose images can
+    be read (one line naming it); OSError, one line naming the folder, if the cache folder
+    cannot be written (checked before any file is read) or the disk lacks room for the cache.
     """
     if policy not in RESIZE_POLICIES:
         raise ValueError(f"unknown resize policy {policy!r}; choose one of {RESIZE_POLICIES}")
@@ -206,7 +156,8 @@ def cache_images(
             + (" ..." if len(bad) > 5 else "")
         )
     index = index[index["problem"].isna()].reset_index(drop=True)
-    key = _cache_key(root, index, size, policy, progress)
+    header = {"format": CACHE_FORMAT, "root": str(root), "size": size, "policy": policy}
+    key = _cache_key(root, index, header, progress)
     array_path = folder / f"images-{size}-{policy}-{key}.npy"
     meta_path = array_path.with_suffix(".json")
     built = False
@@ -215,14 +166,7 @@ def cache_images(
         meta = _read_meta(meta_path) if array_path.exists() else None
         if meta is None:
             left_out = _build(root, index, size, policy, array_path, workers, progress)
-            meta = {
-                "format": CACHE_FORMAT,
-                "root": str(root),
-                "size": size,
-                "policy": policy,
-                "n": len(index),
-                "left_out": left_out,
-            }
+            meta = {**header, "n": len(index), "left_out": left_out}
             partial_meta = meta_path.with_name(meta_path.name + ".partial")
             partial_meta.write_text(json.dumps(meta, indent=2) + "\n")
             os.replace(partial_meta, meta_path)  # written last, whole: marks the cache complete
@@ -243,13 +187,7 @@ def cache_images(
 
 
 def _writable_folder(folder: Path) -> Path:
-    """``folder``, created if needed, once a file could be written in it (checked before any work).
-
-    Raises
-    ------
-    OSError
-        One line naming the folder when it cannot be created or written (a read-only mount, say).
-    """
+    """``folder``, created if needed, once a file could be written in it; else OSError, one line naming it."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):
@@ -265,10 +203,7 @@ def _writable_folder(folder: Path) -> Path:
 
 
 def _read_meta(path: Path) -> dict | None:
-    """A cache's metadata (``.json`` beside its ``.npy``), or ``None`` (with a note) when it cannot be read.
-
-    ``None`` without a note when the file does not exist (the cache was never completed).
-    """
+    """A cache's metadata (``.json`` beside its ``.npy``); ``None`` when it is absent, or, with a note, unreadable."""
     if not path.exists():
         return None
     try:
@@ -287,9 +222,8 @@ def _build(
 ) -> dict[str, str]:
     """Decode every image into ``target``; return the images that could not be decoded, with their problem.
 
-    The array is written to a ``.partial`` file, allocated in full on disk first (a full
-    disk is a clear error before any writing, never a crash halfway), and renamed to
-    ``target`` only once complete; on any failure the partial file is removed.
+    The array goes to a ``.partial`` file, allocated in full first (a full disk is a clear
+    error before any writing), renamed to ``target`` once complete and removed on any failure.
     """
     shape = (len(index), size, size)
     needed, free = int(np.prod(shape)) + 4096, shutil.disk_usage(target.parent).free

@@ -1,13 +1,5 @@
-"""Calibration: does a score of 0.9 mean 90%? And log-odds, for temperatures and ensembles.
-
-- :func:`reliability_table`, :func:`expected_calibration_error` and
-  :func:`calibration_summary` how far probabilities are from observed frequencies;
-- :func:`fit_temperature` / :func:`apply_temperature` a one-parameter fix (Guo et al., 2017),
-  and :func:`fit_platt` / :func:`apply_platt` the two-parameter one that also moves the
-  probabilities' level (what EM needs, chapter 06);
-- :func:`clipped_logit` and :func:`mean_logit` log-odds that stay finite, and the
-  ensemble that averages them.
-"""
+"""Calibration: does a score of 0.9 mean 90%? How far probabilities are from observed frequencies,
+temperature and Platt scaling to fix them, and log-odds that stay finite, for ensembles."""
 
 from __future__ import annotations
 
@@ -24,7 +16,6 @@ from .metrics import check_labels_scores
 
 __all__ = [
     "reliability_table",
-    "expected_calibration_error",
     "calibration_summary",
     "clipped_logit",
     "mean_logit",
@@ -38,20 +29,11 @@ __all__ = [
 def reliability_table(y_true: ArrayLike, scores: ArrayLike, n_bins: int = 10) -> pd.DataFrame:
     """Observed share of PNEUMONIA against the mean predicted probability, per score bin.
 
-    The bins split 0..1 into ``n_bins`` equal widths (the last one closed); empty bins
-    are kept with ``count`` 0 and NaN means, so tables of two models line up.
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per bin: ``bin_low``, ``bin_high``, ``count``, ``mean_score``,
-        ``observed`` (share of PNEUMONIA among the bin's images) and ``gap``
-        (``observed - mean_score``).
-
-    Raises
-    ------
-    ValueError
-        As :func:`binary_metrics`, or for scores outside 0..1 or ``n_bins < 1``.
+    The bins split 0..1 into ``n_bins`` equal widths (the last one closed); empty bins are
+    kept with ``count`` 0 and NaN means, so tables of two models line up. Returns one row per
+    bin: ``bin_low``, ``bin_high``, ``count``, ``mean_score``, ``observed`` (share of PNEUMONIA)
+    and ``gap`` (``observed - mean_score``). Raises ValueError as :func:`binary_metrics`, or
+    for scores outside 0..1 or ``n_bins < 1``.
     """
     y, s = check_labels_scores(y_true, scores)
     if n_bins < 1:
@@ -76,7 +58,7 @@ def reliability_table(y_true: ArrayLike, scores: ArrayLike, n_bins: int = 10) ->
     )
 
 
-def expected_calibration_error(y_true: ArrayLike, scores: ArrayLike, n_bins: int = 10) -> float:
+def _expected_calibration_error(y_true: ArrayLike, scores: ArrayLike, n_bins: int = 10) -> float:
     """ECE: the count-weighted mean of ``|observed - mean_score|`` over the bins of
     :func:`reliability_table` (0 = perfectly calibrated; same units as a probability)."""
     table = reliability_table(y_true, scores, n_bins)
@@ -90,7 +72,7 @@ def calibration_summary(y_true: ArrayLike, scores: ArrayLike, n_bins: int = 10) 
     return {
         "brier": float(brier_score_loss(y, s)),
         "log_loss": float(log_loss(y, np.clip(s, 1e-7, 1 - 1e-7), labels=[0, 1])),
-        "ece": expected_calibration_error(y, s, n_bins),
+        "ece": _expected_calibration_error(y, s, n_bins),
     }
 
 
@@ -100,18 +82,7 @@ def clipped_logit(scores: ArrayLike, eps: float = 1e-7) -> np.ndarray:
 
 
 def mean_logit(*scores: np.ndarray, eps: float = 1e-6) -> np.ndarray:
-    """Ensemble probabilities by averaging their log-odds (then back to a probability).
-
-    Parameters
-    ----------
-    *scores : numpy.ndarray
-        Probabilities of PNEUMONIA from several models, each shape ``(n,)``.
-
-    Returns
-    -------
-    numpy.ndarray
-        Shape ``(n,)``.
-    """
+    """Several models' probabilities of PNEUMONIA, each ``(n,)``, ensembled by averaging their log-odds: ``(n,)``."""
     return expit(np.mean([clipped_logit(s, eps) for s in scores], axis=0))
 
 
@@ -121,12 +92,7 @@ def fit_temperature(y_true: ArrayLike, scores: ArrayLike) -> float:
     Finds ``T > 0`` minimising the log loss of ``sigmoid(logit(score) / T)``. ``T > 1``
     softens an over-confident model, ``T < 1`` sharpens an under-confident one. The
     ranking of images, hence the ROC AUC, does not change; a threshold does move, so
-    apply :func:`apply_temperature` to the threshold too.
-
-    Returns
-    -------
-    float
-        The temperature, searched in ``[0.05, 20]``.
+    apply :func:`apply_temperature` to the threshold too. Returns ``T``, searched in ``[0.05, 20]``.
     """
     y, s = check_labels_scores(y_true, scores)
     z = clipped_logit(s)
@@ -154,11 +120,7 @@ def fit_platt(y_true: ArrayLike, scores: ArrayLike) -> tuple[float, float]:
     its probabilities can be read for the validation's share of PNEUMONIA, e.g. by the EM
     estimate of a new share (:func:`cxr_utils.adapt.estimate_prior_em`; "bias-corrected
     temperature scaling", Alexandari et al., ICML 2020). Maximum likelihood, no penalty.
-
-    Returns
-    -------
-    (float, float)
-        ``slope`` and ``intercept``.
+    Returns ``(slope, intercept)``.
     """
     from sklearn.linear_model import LogisticRegression
 

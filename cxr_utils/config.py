@@ -1,7 +1,4 @@
-"""Where things live: the course's environment variables and default folders.
-
-Every notebook, command and test reads its locations through these functions, so
-the conventions are written down once:
+"""Where things live: the course's environment variables and default folders, read in one place.
 
 ``CXR_DATA_DIR``
     The dataset root used by notebooks and commands (default: the project's ``data/``).
@@ -16,9 +13,9 @@ the conventions are written down once:
 ``CXR_CACHE_DIR``
     Where decoded, resized image arrays are cached (default: the project's ``cache/``).
 
-A relative path is taken relative to the project root. A flag (``CXR_FAST``,
-``CXR_NO_DOWNLOAD``) is on when set to ``1``, ``true``, ``yes`` or ``on``, in any
-case (:func:`env_flag`), and off otherwise.
+A relative path is taken relative to the project root, so notebooks, which run in
+``notebooks/``, read it as the shell did. A flag (``CXR_FAST``, ``CXR_NO_DOWNLOAD``) is on
+when set to ``1``, ``true``, ``yes`` or ``on``, in any case, and off otherwise.
 """
 
 from __future__ import annotations
@@ -27,11 +24,8 @@ import os
 from pathlib import Path
 
 __all__ = [
-    "TRUE_VALUES",
-    "env_flag",
     "project_root",
     "data_dir",
-    "data_dir_from_environment",
     "test_data_dir",
     "weights_dir",
     "fast_mode",
@@ -41,34 +35,23 @@ __all__ = [
     "cache_dir",
 ]
 
-
 #: The values that switch a flag on (compared case-blind, surrounding spaces ignored).
-TRUE_VALUES = frozenset({"1", "true", "yes", "on"})
+_TRUE_VALUES = frozenset({"1", "true", "yes", "on"})
 
 
-def env_flag(name: str) -> bool:
-    """True when the environment variable ``name`` holds one of :data:`TRUE_VALUES`."""
-    return os.environ.get(name, "").strip().lower() in TRUE_VALUES
+def _env_flag(name: str) -> bool:
+    """True when the environment variable ``name`` holds one of :data:`_TRUE_VALUES`."""
+    return os.environ.get(name, "").strip().lower() in _TRUE_VALUES
 
 
 def project_root() -> Path:
-    """The course's project folder.
-
-    The folder above the installed package when it holds ``pyproject.toml`` (a
-    checkout, editable install), else the current working directory.
-    """
+    """The folder above the package when it holds ``pyproject.toml`` (a checkout), else the working directory."""
     here = Path(__file__).resolve().parent.parent
-    if (here / "pyproject.toml").is_file():
-        return here
-    return Path.cwd()
+    return here if (here / "pyproject.toml").is_file() else Path.cwd()
 
 
 def _path_from_env(name: str) -> Path | None:
-    """``$name`` as an absolute path, or ``None`` when it is unset or blank.
-
-    A relative path is taken relative to the project root, so notebooks, which run in
-    ``notebooks/``, read it as the shell did.
-    """
+    """``$name`` as an absolute path (a relative one from the project root), ``None`` when unset or blank."""
     value = os.environ.get(name, "").strip()
     if not value:
         return None
@@ -76,37 +59,29 @@ def _path_from_env(name: str) -> Path | None:
     return Path(os.path.abspath(path if path.is_absolute() else project_root() / path))
 
 
-def data_dir_from_environment() -> Path | None:
-    """The folder ``$CXR_DATA_DIR`` names (relative to the project root), or ``None`` when it is unset."""
-    return _path_from_env("CXR_DATA_DIR")
-
-
 def data_dir() -> Path:
-    """The dataset root: ``$CXR_DATA_DIR`` (relative to the project root), else ``<project>/data``."""
+    """The dataset root: ``$CXR_DATA_DIR``, else ``<project>/data``."""
     return _path_from_env("CXR_DATA_DIR") or project_root() / "data"
 
 
 def test_data_dir() -> Path:
-    """The real data for tests: ``$CXR_TEST_DATA``, else ``<project>/../shared/data``.
-
-    A relative ``CXR_TEST_DATA`` is taken relative to the project root, like the default.
-    """
+    """The real data for tests: ``$CXR_TEST_DATA``, else ``<project>/../shared/data``."""
     return _path_from_env("CXR_TEST_DATA") or (project_root() / ".." / "shared" / "data").resolve()
 
 
 def weights_dir() -> Path | None:
-    """The folder named by ``$CXR_WEIGHTS_DIR`` (relative to the project root), or ``None`` when it is unset."""
+    """The folder ``$CXR_WEIGHTS_DIR`` names, or ``None`` when it is unset."""
     return _path_from_env("CXR_WEIGHTS_DIR")
 
 
 def fast_mode() -> bool:
-    """True when the flag ``$CXR_FAST`` is on (:func:`env_flag`)."""
-    return env_flag("CXR_FAST")
+    """True when the flag ``$CXR_FAST`` is on."""
+    return _env_flag("CXR_FAST")
 
 
 def downloads_allowed() -> bool:
-    """False when the flag ``$CXR_NO_DOWNLOAD`` is on (:func:`env_flag`): nothing is downloaded."""
-    return not env_flag("CXR_NO_DOWNLOAD")
+    """False when the flag ``$CXR_NO_DOWNLOAD`` is on: nothing is downloaded."""
+    return not _env_flag("CXR_NO_DOWNLOAD")
 
 
 def build_dir() -> Path:
@@ -120,8 +95,5 @@ def runs_dir() -> Path:
 
 
 def cache_dir() -> Path:
-    """Where decoded image arrays are cached.
-
-    ``$CXR_CACHE_DIR`` (relative to the project root), else ``<project>/cache``.
-    """
+    """Where decoded image arrays are cached: ``$CXR_CACHE_DIR``, else ``<project>/cache``."""
     return _path_from_env("CXR_CACHE_DIR") or project_root() / "cache"

@@ -26,7 +26,7 @@ from .layout import IMAGE_SUFFIXES, LABELS, SKIP_NOT_IMAGE, DatasetLayoutError, 
 from .names import parse_name
 from .parallel import map_with_progress
 
-__all__ = ["DatasetIndex", "index_dataset", "index_problems", "binary_labels"]
+__all__ = ["DatasetIndex", "index_dataset", "binary_labels"]
 
 #: The problem of a file whose name holds bytes that are not UTF-8 (Python keeps them as surrogates).
 _NOT_UTF8 = "file name is not valid UTF-8 (unzipped from an archive made with another encoding?): rename it"
@@ -37,22 +37,10 @@ PARALLEL_MIN_FILES = 1000
 
 
 def binary_labels(labels: ArrayLike) -> np.ndarray:
-    """Class names as the model's targets: 1 for ``"PNEUMONIA"``, 0 for ``"NORMAL"``.
+    """Class names (shape ``(n,)``, e.g. an index's ``label`` column) as the model's targets.
 
-    Parameters
-    ----------
-    labels : array-like of str, shape (n,)
-        E.g. an index's ``label`` column.
-
-    Returns
-    -------
-    numpy.ndarray
-        Shape ``(n,)``, dtype ``int64``.
-
-    Raises
-    ------
-    ValueError
-        If a label is neither ``"NORMAL"`` nor ``"PNEUMONIA"``.
+    Returns shape ``(n,)``, dtype ``int64``: 1 for ``"PNEUMONIA"``, 0 for ``"NORMAL"``. Raises
+    ValueError if a label is neither.
     """
     values = np.asarray(labels, dtype=object)
     unknown = sorted({str(v) for v in values.tolist()} - set(LABELS))
@@ -65,19 +53,11 @@ def binary_labels(labels: ArrayLike) -> np.ndarray:
 class DatasetIndex:
     """An indexed dataset copy: one row per image, and the copy the rows belong to.
 
-    Attributes
-    ----------
-    root : Path
-        The folder holding the split folders; every ``path`` in ``table`` is relative to it.
-    layout : str
-        ``"kaggle"`` (train/val/test) or ``"mendeley"`` (train/test).
-    table : pandas.DataFrame
-        One row per image (columns: see :func:`index_dataset`), sorted by path.
-    skipped : dict
-        Reason -> the paths (relative to the folder searched) of the files and folders not
-        indexed for it.
-    ignored_copies : list of Path
-        Other dataset roots found (the nested ``chest_xray/chest_xray``), not indexed.
+    ``root`` holds the split folders (every ``path`` of ``table`` is relative to it);
+    ``layout`` is ``"kaggle"`` (train/val/test) or ``"mendeley"`` (train/test); ``table`` has
+    one row per image (columns: see :func:`index_dataset`), sorted by path; ``skipped`` maps a
+    reason to the paths (relative to the folder searched) of the files and folders not indexed
+    for it; ``ignored_copies`` are other dataset roots found (the nested ``chest_xray/chest_xray``).
     """
 
     root: Path
@@ -96,8 +76,9 @@ class DatasetIndex:
 
     @property
     def problems(self) -> pd.DataFrame:
-        """The rows whose image is unusable (:func:`index_problems`)."""
-        return index_problems(self.table)
+        """The rows whose image is unusable: ``path``, ``split``, ``label``, ``bytes``, ``problem``."""
+        bad = self.table[self.table["problem"].notna()]
+        return bad[["path", "split", "label", "bytes", "problem"]].reset_index(drop=True)
 
 
 def _printable(name: str) -> str:
@@ -150,44 +131,25 @@ def index_dataset(
     workers: int | None = None,
     progress: bool = True,
 ) -> DatasetIndex:
-    """One row per image of a dataset copy, with what its name and header say.
+    """One row per image of a dataset copy (``root``, or a folder above it), with what its name and header say.
 
-    Parameters
-    ----------
-    root : str or path-like
-        The dataset root or a folder above it (see :func:`find_dataset`).
-    read_headers : bool
-        Read width, height, mode, format and EXIF orientation from each file's
-        header (pixels are not decoded) and check that the file is complete.
-    sha256 : bool
-        Hash every file (reads all bytes).
-    decode : bool
-        Decode every image fully, so that a file whose bytes were damaged inside (its
-        header and end intact) is listed as a problem too. Costs a full decode.
-    workers : int, optional
-        Worker processes reading files in parallel (default: one per core); lists
-        shorter than ``PARALLEL_MIN_FILES`` are read in this process, which is faster.
-    progress : bool
-        Show a progress bar.
+    ``read_headers`` reads width, height, mode, format and EXIF orientation from each file's
+    header (pixels are not decoded) and checks that the file is complete; ``sha256`` hashes
+    every file; ``decode`` decodes every image, so that one damaged inside (header and end
+    intact) is a problem too. ``workers`` processes read the files (default one per core;
+    lists shorter than ``PARALLEL_MIN_FILES`` are read in this process).
 
-    Returns
-    -------
-    DatasetIndex
-        Its ``table`` has the columns ``path`` (relative to the dataset root,
-        ``/``-separated), ``split``, ``label``, ``name``, ``patient_id``, ``pathogen``
-        (bacteria, virus, none), ``bytes``, ``problem`` (None, or why the image is
-        unusable), then with ``read_headers`` ``width``, ``height`` (pixels), ``mode``,
-        ``format``, ``exif_orientation``, and with ``sha256`` a ``sha256`` column.
-        Rows are sorted by path. A file whose name is not valid UTF-8 (what ``unzip``
-        leaves of an archive made with another encoding) is a problem: its ``path`` and
-        ``name`` show the odd bytes as ``\\xNN``, and it is never opened by that path.
+    Returns a :class:`DatasetIndex` whose ``table`` has the columns ``path`` (relative to the
+    dataset root, ``/``-separated), ``split``, ``label``, ``name``, ``patient_id``,
+    ``pathogen`` (bacteria, virus, none), ``bytes``, ``problem`` (None, or why the image is
+    unusable), with ``read_headers`` ``width``, ``height`` (pixels), ``mode``, ``format``,
+    ``exif_orientation``, and with ``sha256`` a ``sha256`` column; rows sorted by path. A file
+    whose name is not valid UTF-8 (``unzip`` of an archive made with another encoding) is a
+    problem: its ``path`` and ``name`` show the odd bytes as ``\\xNN``, and it is never opened.
 
-    Raises
-    ------
-    FileNotFoundError, DatasetLayoutError
-        As :func:`find_dataset`; a :class:`DatasetLayoutError` too when the class folders
-        hold no image file at all (only ``.DS_Store``, ``.dcm`` or ``.bmp`` files, say): one
-        line naming the folder and what it holds instead.
+    Raises FileNotFoundError and :class:`DatasetLayoutError` as :func:`find_dataset`; the
+    latter too when the class folders hold no image file at all (only ``.DS_Store``, ``.dcm``
+    or ``.bmp`` files, say), in one line naming the folder and what it holds instead.
     """
     layout = find_dataset(root)
     if not layout.images:
@@ -222,11 +184,8 @@ def index_dataset(
         progress=progress,
     )
     table = pd.DataFrame([{**row, **extra} for row, extra in zip(rows, details)])
-    if not table.empty:
-        renamed = table["path"] != [image.relative_to(layout.root).as_posix() for image in layout.images]
-        table.loc[renamed, "problem"] = _NOT_UTF8
-    if table.empty:
-        table = pd.DataFrame(columns=["path", "split", "label", "name", "patient_id", "pathogen", "bytes", "problem"])
+    renamed = table["path"] != [image.relative_to(layout.root).as_posix() for image in layout.images]
+    table.loc[renamed, "problem"] = _NOT_UTF8
     if read_headers:
         for column in ("width", "height", "exif_orientation"):
             table[column] = table[column].astype("Int64")
@@ -249,8 +208,3 @@ def _none_usable(dataset: DatasetIndex) -> str | None:
     else:
         why = f"every one has a problem (the first: {dataset.table['path'].iloc[0]}: {problems.iloc[0]})"
     return f"none of the {len(problems)} images in {dataset.root} can be read: {why}"
-
-
-def index_problems(index: pd.DataFrame) -> pd.DataFrame:
-    """The rows of an index whose image is unusable, with the ``problem`` column."""
-    return index.loc[index["problem"].notna(), ["path", "split", "label", "bytes", "problem"]].reset_index(drop=True)

@@ -1,9 +1,8 @@
 """Reading image files: headers without pixels, integrity checks, and pixels as grayscale.
 
-The dataset is JPEG, but copies found in the wild hold surprises: CMYK JPEGs,
-16-bit or palette PNGs renamed ``.jpeg``, EXIF-rotated photos of films, truncated
-downloads, zero-byte files. The functions here name such a file's problem instead
-of crashing on it or silently skipping it.
+Copies found in the wild hold CMYK JPEGs, 16-bit or palette PNGs renamed ``.jpeg``,
+EXIF-rotated photos of films, truncated downloads, zero-byte files: the functions here
+name such a file's problem instead of crashing on it or silently skipping it.
 """
 
 from __future__ import annotations
@@ -18,8 +17,6 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 __all__ = [
-    "MAX_PIXELS",
-    "ImageHeader",
     "ImageReadError",
     "read_header",
     "pixel_problem",
@@ -52,7 +49,7 @@ class ImageReadError(OSError):
 
 
 @dataclass(frozen=True)
-class ImageHeader:
+class _ImageHeader:
     """What an image file's header says, read without decoding the pixels.
 
     ``width`` and ``height`` are in pixels as stored (before any EXIF rotation);
@@ -69,17 +66,10 @@ class ImageHeader:
     exif_orientation: int
 
 
-def read_header(path: str | os.PathLike) -> ImageHeader:
-    """Read an image's size, mode and format from its header alone.
+def read_header(path: str | os.PathLike) -> _ImageHeader:
+    """An image's size, mode and format from its header alone (Pillow's lazy ``Image.open``: one small read).
 
-    Pillow's ``Image.open`` is lazy: it parses the header and leaves the pixel data
-    undecoded, so this costs one small read per file.
-
-    Raises
-    ------
-    ImageReadError
-        If the file is empty, is not an image Pillow recognises, or its header is
-        damaged.
+    Raises :class:`ImageReadError` if the file is empty, not an image Pillow recognises, or its header is damaged.
     """
     path = Path(path)
     if path.stat().st_size == 0:
@@ -92,13 +82,7 @@ def read_header(path: str | os.PathLike) -> ImageHeader:
             image = _open_unchecked(path)
         with image:
             orientation = int(image.getexif().get(_EXIF_ORIENTATION_TAG, 1) or 1)
-            return ImageHeader(
-                width=image.width,
-                height=image.height,
-                mode=image.mode,
-                format=str(image.format),
-                exif_orientation=orientation,
-            )
+            return _ImageHeader(image.width, image.height, image.mode, str(image.format), orientation)
     except UnidentifiedImageError as error:
         raise ImageReadError(f"{path}: not an image Pillow can read") from error
     except (OSError, SyntaxError, ValueError) as error:
@@ -126,11 +110,7 @@ def pixel_problem(width: int, height: int) -> str | None:
 
 
 def decode_problem(path: str | os.PathLike) -> str | None:
-    """Decode an image fully; a one-line problem when that fails (a corrupted file), else ``None``.
-
-    Costs a full decode, which the header checks avoid; use it where every image is
-    decoded anyway or a copy must be checked byte by byte without a manifest.
-    """
+    """Decode an image fully (a cost the header checks avoid); a one-line problem when that fails, else ``None``."""
     try:
         load_grayscale(path)
     except ImageReadError as error:
@@ -139,21 +119,15 @@ def decode_problem(path: str | os.PathLike) -> str | None:
 
 
 def find_integrity_problem(path: str | os.PathLike, image_format: str) -> str | None:
-    """Check that a JPEG or PNG file is complete, without decoding it (as a rule).
+    """A one-line problem when a JPEG or PNG file is cut short, else ``None``; as a rule without decoding it.
 
-    A complete JPEG holds the end-of-image marker ``FF D9`` after its image data: usually
-    as its last two bytes (trailing zero padding allowed), which is all that is read; when
-    they are not, the file is read whole and the marker looked for after the start of the
-    first scan (data appended by phones and PACS viewers, say, follows it; a thumbnail's
-    own marker, before the scan, does not count). A JPEG without it is decoded once before
-    it is called truncated: an image that decodes is never a problem. A complete PNG ends
-    with its ``IEND`` chunk. A file cut short by an interrupted download or copy lacks them.
-    Other formats are not checked.
-
-    Returns
-    -------
-    str or None
-        A one-line description of the problem, or ``None`` when the file looks complete.
+    A complete JPEG holds the end-of-image marker ``FF D9`` after its image data: usually as
+    its last two bytes (trailing zero padding allowed), all that is read; otherwise the file
+    is read whole and the marker looked for after the start of the first scan (data appended
+    by phones and PACS viewers follows it; a thumbnail's own marker, before the scan, does not
+    count). A JPEG without it is decoded once before it is called truncated: an image that
+    decodes is never a problem. A complete PNG ends with its ``IEND`` chunk. Other formats are
+    not checked.
     """
     with open(path, "rb") as handle:
         handle.seek(0, os.SEEK_END)
@@ -172,10 +146,9 @@ def find_integrity_problem(path: str | os.PathLike, image_format: str) -> str | 
 def _jpeg_end_after_scan(data: bytes) -> bool:
     """Whether a JPEG's bytes hold the end-of-image marker after the start of its first scan.
 
-    The segments after the start-of-image marker are skipped by their lengths (an embedded
-    thumbnail, with its own ``FF D9``, is inside one) up to the first start-of-scan marker
-    ``FF DA``; in the compressed data after it ``FF`` is always followed by ``00`` or a
-    restart marker, so the first ``FF D9`` there is the image's end.
+    Segments are skipped by their lengths (an embedded thumbnail, with its own ``FF D9``, is
+    inside one) up to the first start-of-scan ``FF DA``; in the compressed data after it ``FF``
+    is followed by ``00`` or a restart marker only, so the first ``FF D9`` there is the end.
     """
     position = 2  # after FF D8
     while position + 4 <= len(data) and data[position] == 0xFF:
@@ -200,32 +173,16 @@ def file_sha256(path: str | os.PathLike, chunk_bytes: int = 1 << 20) -> str:
 
 
 def load_grayscale(path: str | os.PathLike, *, min_side: int | None = None) -> np.ndarray:
-    """Decode an image into one 8-bit gray channel, upright.
+    """An image decoded into one 8-bit gray channel, upright: shape ``(height, width)``, dtype ``uint8``.
 
-    EXIF rotation is applied. RGB, CMYK, palette and alpha images are converted
-    with Pillow's luminance formula (an RGB chest X-ray whose three channels are
-    equal comes back unchanged). 16-bit images (``I;16``, ``I``) are mapped from
-    0..65535 to 0..255 by keeping the high byte, without per-image stretching.
+    EXIF rotation is applied. RGB, CMYK, palette and alpha images are converted with
+    Pillow's luminance formula (an RGB X-ray with three equal channels comes back
+    unchanged); 16-bit images (``I;16``, ``I``) keep their high byte, without stretching.
+    With ``min_side`` (for a caller that shrinks the image anyway) a JPEG is decoded by
+    libjpeg at 1/2, 1/4 or 1/8 scale (Pillow's ``draft`` mode) as long as both sides stay
+    at least ``min_side`` pixels: several times faster on full-resolution X-rays.
 
-    Parameters
-    ----------
-    path : path-like
-    min_side : int, optional
-        For a caller that will shrink the image anyway: a JPEG is then decoded by
-        libjpeg at a reduced scale (1/2, 1/4 or 1/8, Pillow's ``draft`` mode, which
-        averages 8x8 DCT blocks) as long as both sides stay at least ``min_side``
-        pixels. Several times faster on full-resolution X-rays; other formats, and
-        images too small to shrink, are decoded at full size.
-
-    Returns
-    -------
-    numpy.ndarray
-        Shape ``(height, width)``, dtype ``uint8``.
-
-    Raises
-    ------
-    ImageReadError
-        If the file is empty, not an image, truncated or otherwise undecodable.
+    Raises :class:`ImageReadError` if the file is empty, not an image, truncated or otherwise undecodable.
     """
     path = Path(path)
     if path.stat().st_size == 0:
@@ -256,17 +213,9 @@ def load_grayscale(path: str | os.PathLike, *, min_side: int | None = None) -> n
 
 
 def load_rgb(path: str | os.PathLike) -> np.ndarray:
-    """Decode an image as three 8-bit channels, upright (for checking whether RGB files hold colour).
+    """An image decoded as three 8-bit channels, upright: shape ``(height, width, 3)``, dtype ``uint8``.
 
-    Returns
-    -------
-    numpy.ndarray
-        Shape ``(height, width, 3)``, dtype ``uint8``.
-
-    Raises
-    ------
-    ImageReadError
-        As :func:`load_grayscale`.
+    For checking whether RGB files hold colour; raises :class:`ImageReadError` as :func:`load_grayscale`.
     """
     path = Path(path)
     try:
@@ -281,38 +230,15 @@ def load_rgb(path: str | os.PathLike) -> np.ndarray:
 
 
 def resize_image(pixels: np.ndarray, size: int, policy: str = "squash") -> np.ndarray:
-    """Make a gray image square, ``size`` x ``size`` pixels, by one of three policies.
+    """A gray ``uint8`` image ``(height, width)`` made square, ``(size, size)``, by one of three policies.
 
-    ``"squash"``
-        Resize width and height independently: the whole image is kept, the aspect
-        ratio is not (a 1.5:1 image is squeezed horizontally by 1.5).
-    ``"pad"``
-        Resize the longer side to ``size`` keeping the aspect ratio, then pad the
-        shorter side with black (0) equally on both sides.
-    ``"crop"``
-        Resize the shorter side to ``size`` keeping the aspect ratio, then cut the
-        centre square: the edges of the longer side are lost.
+    ``"squash"`` resizes width and height independently: the whole image is kept, its aspect
+    ratio is not. ``"pad"`` resizes the longer side to ``size``, keeping the aspect ratio, and
+    pads the shorter one with black (0) equally on both sides. ``"crop"`` resizes the shorter
+    side to ``size`` and cuts the centre square: the edges of the longer side are lost.
+    Resampling is Pillow's bilinear filter (antialiased when shrinking).
 
-    Resampling is Pillow's bilinear filter, which averages over the source pixels
-    when shrinking (antialiased).
-
-    Parameters
-    ----------
-    pixels : numpy.ndarray
-        Shape ``(height, width)``, dtype ``uint8``.
-    size : int
-        Output side in pixels.
-    policy : {"squash", "pad", "crop"}
-
-    Returns
-    -------
-    numpy.ndarray
-        Shape ``(size, size)``, dtype ``uint8``.
-
-    Raises
-    ------
-    ValueError
-        For an unknown policy, a non-2-D array or a size below 1.
+    Raises ValueError for an unknown policy, a non-2-D array or a size below 1.
     """
     if policy not in RESIZE_POLICIES:
         raise ValueError(f"unknown resize policy {policy!r}; choose one of {RESIZE_POLICIES}")

@@ -26,13 +26,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["SPLITS", "LABELS", "IMAGE_SUFFIXES", "DatasetLayoutError", "DatasetLayout", "find_dataset"]
+__all__ = ["SPLITS", "LABELS", "IMAGE_SUFFIXES", "DatasetLayoutError", "find_dataset"]
 
 SPLITS = ("train", "val", "test")
 LABELS = ("NORMAL", "PNEUMONIA")
 IMAGE_SUFFIXES = frozenset({".jpeg", ".jpg", ".png"})
+_MAX_DEPTH = 3  # how far below the folder given a dataset root is looked for
 
-# Why a file was skipped, as reported in DatasetLayout.skipped and DatasetIndex.skipped.
+# Why a file was skipped, as reported in _DatasetLayout.skipped and DatasetIndex.skipped.
 SKIP_MACOS = "macOS metadata (__MACOSX/, ._*)"
 SKIP_NOT_IMAGE = "not an image file (.DS_Store, text, ...)"
 SKIP_COPY = "in an ignored duplicate copy of the dataset"
@@ -47,23 +48,14 @@ class DatasetLayoutError(ValueError):
 
 
 @dataclass
-class DatasetLayout:
+class _DatasetLayout:
     """Where a dataset copy's images are, and what was skipped on the way.
 
-    Attributes
-    ----------
-    root : Path
-        The folder holding the split folders.
-    layout : str
-        ``"kaggle"`` (train/val/test) or ``"mendeley"`` (train/test).
-    splits : tuple of str
-        The split folders present, in the order train, val, test.
-    images : list of Path
-        Every image file under ``root/<split>/<class>/``, sorted.
-    skipped : dict
-        Reason -> paths (relative to the folder searched) of files not indexed.
-    ignored_copies : list of Path
-        Other dataset roots found (the nested ``chest_xray/chest_xray``), not indexed.
+    ``root`` holds the split folders; ``layout`` is ``"kaggle"`` (train/val/test) or
+    ``"mendeley"`` (train/test); ``splits`` the split folders present, in the order train,
+    val, test; ``images`` every image file under ``root/<split>/<class>/``, sorted;
+    ``skipped`` reason -> paths (relative to the folder searched) of files not indexed;
+    ``ignored_copies`` other dataset roots found (the nested ``chest_xray/chest_xray``).
     """
 
     root: Path
@@ -72,11 +64,6 @@ class DatasetLayout:
     images: list[Path]
     skipped: dict[str, list[str]] = field(default_factory=dict)
     ignored_copies: list[Path] = field(default_factory=list)
-
-    @property
-    def skipped_counts(self) -> dict[str, int]:
-        """Reason -> number of files skipped for it."""
-        return {reason: len(paths) for reason, paths in self.skipped.items()}
 
 
 def _is_macos_metadata(parts: Iterable[str]) -> bool:
@@ -149,27 +136,12 @@ def _is_hidden(folders: Iterable[str]) -> bool:
     return any(part.startswith(".") and part not in (".", "..") for part in folders)
 
 
-def find_dataset(path: str | os.PathLike, max_depth: int = 3) -> DatasetLayout:
-    """Locate the dataset under ``path`` and list its images.
+def find_dataset(path: str | os.PathLike) -> _DatasetLayout:
+    """Locate the dataset in ``path``, its root or a folder up to 3 levels above it, and list its images.
 
-    Parameters
-    ----------
-    path : str or path-like
-        The dataset root, or a folder up to ``max_depth`` levels above it.
-    max_depth : int
-        How deep to look for a folder holding ``train/`` and ``test/``.
-
-    Returns
-    -------
-    DatasetLayout
-
-    Raises
-    ------
-    FileNotFoundError
-        If ``path`` does not exist or is not a folder.
-    DatasetLayoutError
-        If no folder with ``train/`` and ``test/`` class folders is found, or two
-        copies are found at the same depth (ambiguous: pass the one you mean).
+    Raises FileNotFoundError if ``path`` does not exist or is not a folder, and
+    :class:`DatasetLayoutError` if no folder with ``train/`` and ``test/`` class folders is
+    found, or two copies are found at the same depth (ambiguous: pass the one you mean).
     """
     base = Path(os.path.abspath(Path(path).expanduser()))
     if not base.exists():
@@ -184,7 +156,7 @@ def find_dataset(path: str | os.PathLike, max_depth: int = 3) -> DatasetLayout:
     candidates: list[tuple[int, Path]] = []
     for folder in tree.folders:
         relative = folder.relative_to(base).parts
-        if len(relative) > max_depth or _is_macos_metadata(relative) or _is_hidden(relative):
+        if len(relative) > _MAX_DEPTH or _is_macos_metadata(relative) or _is_hidden(relative):
             continue
         if {"train", "test"} <= set(_split_dirs(tree, folder)):
             candidates.append((len(relative), folder))
@@ -230,7 +202,7 @@ def find_dataset(path: str | os.PathLike, max_depth: int = 3) -> DatasetLayout:
         skipped.setdefault(SKIP_UNREADABLE, []).append(folder.relative_to(base).as_posix())
     for folder in tree.loops:
         skipped.setdefault(SKIP_LOOP, []).append(folder.relative_to(base).as_posix())
-    return DatasetLayout(
+    return _DatasetLayout(
         root=root,
         layout="kaggle" if "val" in splits else "mendeley",
         splits=tuple(s for s in SPLITS if s in splits),
@@ -257,5 +229,5 @@ def _describe_missing_layout(base: Path, tree: _Tree) -> str:
         hint += f" Folders that could not be read: {', '.join(str(p) for p in tree.unreadable[:3])}."
     return (
         f"no chest X-ray dataset found under {base}: expected <root>/{{train,test}}[/val]/"
-        f"{{NORMAL,PNEUMONIA}}/*.jpeg, up to 3 levels down. Found: {children or 'an empty folder'}." + hint
+        f"{{NORMAL,PNEUMONIA}}/*.jpeg, up to {_MAX_DEPTH} levels down. Found: {children or 'an empty folder'}." + hint
     )

@@ -1,30 +1,22 @@
 """The test ledger: one row for every time a test split was scored.
 
-:func:`cxr_utils.runs.finish_run` is the one door to the test labels, and it appends a
-row here each time it opens: when (UTC), on which commit (and whether the working tree
-had uncommitted changes), which run, a hash of the run's configuration, the test metrics,
-and which test images were scored: a fingerprint of their paths and whether those paths
-are exactly the official test split's. The ledger lives beside the run folders
-(``runs/test_ledger.csv``) and is never rewritten, only appended to, so it counts honestly
-how often the official test split has been looked at and for how many distinct
-configurations, apart from scorings of other test images (a subset, another copy, files
-moved between the class folders). ``cxr ledger`` prints it.
+:func:`cxr_utils.runs.finish_run`, the one door to the test labels, appends a row here each
+time it opens: when (UTC), on which commit (and whether the working tree had uncommitted
+changes), which run, a hash of the run's configuration without its seed (runs of several
+seeds are replicates, not new choices), the test metrics, and which test images were scored:
+a fingerprint of their paths and whether they are exactly the official test split's. The
+ledger (``runs/test_ledger.csv``, printed by ``cxr ledger``) is only ever appended to, so it
+counts honestly how often the official test split was looked at, and for how many
+configurations, apart from scorings of other test images.
 
-What "official" means here: ``official_test_paths`` is True when the scored test images'
-paths (``test/<class>/<file name>``, the class folder included) are exactly the 624 test
-paths of the official manifest (``cxr_utils/data/official_sha256.tsv``). Only the paths are
-compared, not the bytes: the course's resized 224-pixel copy, whose files differ from the
-official ones in size but not in name or class, counts as the official test split; a copy
-whose test files were moved between ``NORMAL/`` and ``PNEUMONIA/``, or a subset, does not.
-Rows written before these two columns existed read back with them empty and are counted
-as "unknown test images".
+``official_test_paths`` is True when the scored paths (``test/<class>/<file name>``) are
+exactly the 624 test paths of the official manifest: only paths are compared, not bytes, so
+the course's resized 224-pixel copy counts as the official test split; a subset, or a copy
+whose test files were moved between ``NORMAL/`` and ``PNEUMONIA/``, does not. Rows written
+before these two columns existed read back with them empty: "unknown test images".
 
-Any number of processes may score at once (two notebooks, a notebook and ``cxr course``):
-appends are serialised by a file lock beside the ledger (``.test_ledger.csv.lock``), and the
-header is written only into an empty file, so the ledger always parses with every row once.
-
-The configuration hash covers the run's parameters except its seed: runs of one
-configuration with several seeds share a hash (they are replicates, not new choices).
+Any number of processes may score at once: appends are serialised by a file lock beside the
+ledger (``.test_ledger.csv.lock``), and the header is written only into an empty file.
 """
 
 from __future__ import annotations
@@ -45,16 +37,7 @@ from filelock import FileLock
 
 from . import config
 
-__all__ = [
-    "LEDGER_FILE",
-    "LEDGER_COLUMNS",
-    "configuration_hash",
-    "git_state",
-    "append_scoring",
-    "read_ledger",
-    "scoring_counts",
-    "summarise",
-]
+__all__ = ["append_scoring", "read_ledger", "scoring_counts", "summarise"]
 
 LEDGER_FILE = "test_ledger.csv"
 
@@ -86,7 +69,7 @@ _KINDS = {
 }
 
 
-def configuration_hash(parameters: dict) -> str:
+def _configuration_hash(parameters: dict) -> str:
     """12 hex digits of the SHA-256 of the parameters as canonical JSON, the ``seed`` left out."""
     canonical = json.dumps(
         {k: v for k, v in parameters.items() if k != "seed"}, sort_keys=True, default=str, separators=(",", ":")
@@ -94,25 +77,16 @@ def configuration_hash(parameters: dict) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
-def git_state(folder: str | os.PathLike | None = None) -> tuple[str, bool | None]:
-    """``(commit, dirty)`` of the git checkout holding ``folder`` (default: the project).
+def _git_state() -> tuple[str, bool | None]:
+    """``(commit, dirty)`` of the project's git checkout, ``("unknown", None)`` outside one or without git.
 
-    ``("unknown", None)`` outside a checkout or without git. ``dirty`` is True when
-    tracked files have uncommitted changes (untracked files do not count).
+    ``dirty`` is True when tracked files have uncommitted changes (untracked files do not count).
     """
-    folder = Path(folder) if folder is not None else config.project_root()
+    root = config.project_root()
+    git = functools.partial(subprocess.run, cwd=root, capture_output=True, text=True, timeout=10, check=True)
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, timeout=10, check=True
-        ).stdout.strip()
-        status = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=folder,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout
+        commit = git(["git", "rev-parse", "HEAD"]).stdout.strip()
+        status = git(["git", "status", "--porcelain", "--untracked-files=no"]).stdout
     except (OSError, subprocess.SubprocessError):
         return "unknown", None
     return commit, bool(status.strip())
@@ -142,49 +116,29 @@ def append_scoring(
     n_test: int | None = None,
     test_paths: Iterable[str] | None = None,
 ) -> dict:
-    """Append one scoring of the test split to ``<runs_root>/test_ledger.csv``; return the row.
+    """Append one scoring of the test split to ``<runs_root>/test_ledger.csv`` (created if missing); return the row.
 
-    Parameters
-    ----------
-    runs_root : path-like
-        The folder holding the run folders (the ledger is created there if missing).
-    run : str
-        The run's name (its folder's name).
-    parameters : dict
-        The run's configuration, hashed by :func:`configuration_hash`; its ``seed``
-        (if any) is recorded in its own column.
-    test : pandas.DataFrame
-        The test metrics (:func:`cxr_utils.metrics.bootstrap_ci`): index metric, column ``value``.
-    threshold : float
-        The operating threshold the metrics were computed at.
-    n_test : int, optional
-        Test images scored (default: the number of ``test_paths``).
-    test_paths : iterable of str, optional
-        Their paths relative to the dataset root (``test/<class>/<file name>``), recorded as
-        ``test_fingerprint`` (:func:`_test_fingerprint`) and ``official_test_paths`` (True when
-        they are exactly the official manifest's test paths; see the module docstring).
-        Without them both columns are left empty (unknown).
+    ``run`` is the run folder's name; ``parameters`` its configuration, hashed without its
+    ``seed``, which gets its own column; ``test`` its :func:`cxr_utils.metrics.bootstrap_ci`
+    frame at ``threshold``. ``n_test`` test images were scored (default: the number of
+    ``test_paths``); ``test_paths`` (``test/<class>/<file name>``) give ``test_fingerprint`` and
+    ``official_test_paths`` (see the module docstring), left empty without them.
 
-    Raises
-    ------
-    ValueError
-        If neither ``n_test`` nor ``test_paths`` is given.
-    filelock.Timeout
-        If another process held the ledger's lock for more than a minute (an append takes
-        milliseconds: that process is stuck; the lock file is ``.test_ledger.csv.lock``).
+    Raises ValueError if neither ``n_test`` nor ``test_paths`` is given, and ``filelock.Timeout``
+    if another process held the ledger's lock for more than a minute (it is stuck).
     """
     path = Path(runs_root) / LEDGER_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     paths = None if test_paths is None else [str(p) for p in test_paths]
     if n_test is None and paths is None:
         raise ValueError("append_scoring needs n_test or test_paths")
-    commit, dirty = git_state()
+    commit, dirty = _git_state()
     row = {
         "time_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "git_commit": commit,
         "git_dirty": dirty,
         "run": run,
-        "config_hash": configuration_hash(parameters),
+        "config_hash": _configuration_hash(parameters),
         "seed": parameters.get("seed"),
         "n_test": n_test if n_test is not None else len(paths),
         "threshold": round(float(threshold), 6),
@@ -215,12 +169,9 @@ def read_ledger(runs_root: str | os.PathLike | None = None) -> pd.DataFrame:
     line repeated inside the file (left by concurrent scorings before issue 20 was fixed) is
     not a scoring and is skipped.
 
-    Returns
-    -------
-    pandas.DataFrame
-        One row per scoring, the columns of :data:`LEDGER_COLUMNS`: ``n_test`` and ``seed``
-        integers where known, the metrics and ``threshold`` floats, ``official_test_paths``
-        True, False or missing (unknown).
+    Returns one row per scoring, the columns of :data:`LEDGER_COLUMNS`: ``n_test`` and ``seed``
+    integers where known, the metrics and ``threshold`` floats, ``official_test_paths`` True,
+    False or missing (unknown).
     """
     path = Path(runs_root if runs_root is not None else config.runs_dir()) / LEDGER_FILE
     if not path.exists() or path.stat().st_size == 0:
@@ -238,20 +189,11 @@ def read_ledger(runs_root: str | os.PathLike | None = None) -> pd.DataFrame:
 
 
 def scoring_counts(ledger: pd.DataFrame) -> pd.DataFrame:
-    """Scorings and distinct configurations of the ledger, by which test images were scored.
+    """Scorings and distinct configurations of a :func:`read_ledger` table, by which test images were scored.
 
-    Parameters
-    ----------
-    ledger : pandas.DataFrame
-        As :func:`read_ledger` returns it.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Index ``official`` (the official test split: ``official_test_paths`` True),
-        ``other`` (other test images: False), ``unknown`` (rows from before the ledger
-        recorded it) and ``all``; integer columns ``scorings`` and ``configurations``
-        (distinct configuration hashes, seeds not counted apart).
+    Index ``official`` (``official_test_paths`` True), ``other`` (False), ``unknown`` (rows from
+    before the ledger recorded it) and ``all``; integer columns ``scorings`` and
+    ``configurations`` (distinct configuration hashes, seeds not counted apart).
     """
     official = ledger.get("official_test_paths", pd.Series(pd.NA, index=ledger.index, dtype="boolean"))
     official = official.astype("boolean")

@@ -23,7 +23,6 @@ from sklearn.metrics import auc, average_precision_score, confusion_matrix, roc_
 
 __all__ = [
     "PAPER",
-    "METRICS",
     "binary_metrics",
     "bootstrap_ci",
     "choose_threshold",
@@ -65,6 +64,7 @@ def check_labels_scores(y_true: ArrayLike, scores: ArrayLike) -> tuple[np.ndarra
 
 
 def check_threshold(threshold: float) -> float:
+    """``threshold`` as a float; ValueError when it is NaN."""
     threshold = float(threshold)
     if math.isnan(threshold):
         raise ValueError("threshold is NaN")
@@ -111,31 +111,17 @@ def _score_metrics(y: np.ndarray, s: np.ndarray, weight: np.ndarray | None = Non
 def binary_metrics(y_true: ArrayLike, scores: ArrayLike, threshold: float) -> dict[str, float]:
     """Accuracy, sensitivity, specificity, PPV, NPV, F1 and the two AUCs of one model.
 
-    Parameters
-    ----------
-    y_true : array-like of shape (n_samples,)
-        True labels: 0 = NORMAL, 1 = PNEUMONIA (the positive class).
-    scores : array-like of shape (n_samples,)
-        Finite scores, higher = more likely PNEUMONIA (e.g. probabilities).
-    threshold : float
-        An image is predicted PNEUMONIA when ``score >= threshold``.
+    ``y_true`` (shape ``(n,)``) holds 0 = NORMAL, 1 = PNEUMONIA (the positive class); an image
+    is predicted PNEUMONIA when its finite score is ``>= threshold``.
 
-    Returns
-    -------
-    dict
-        Every key of :data:`METRICS` (floats between 0 and 1): ``sensitivity`` is the
-        recall of PNEUMONIA, ``specificity`` tn / (tn + fp), ``ppv`` the precision,
-        ``npv`` tn / (tn + fn), ``roc_auc`` :func:`sklearn.metrics.roc_auc_score` and
-        ``pr_auc`` :func:`sklearn.metrics.average_precision_score` of the scores. A
-        ratio with a zero denominator is NaN, and so are both AUCs when ``y_true``
-        holds one class only. Also ``threshold`` (float) and the counts ``n``,
-        ``n_positive``, ``n_negative``, ``tp``, ``fp``, ``tn``, ``fn`` (ints).
-
-    Raises
-    ------
-    ValueError
-        If ``y_true`` and ``scores`` differ in length or are empty, if ``y_true``
-        holds anything but 0 and 1, if a score is not finite or the threshold is NaN.
+    Returns every key of :data:`METRICS` (floats between 0 and 1): ``sensitivity`` is the
+    recall of PNEUMONIA, ``specificity`` tn / (tn + fp), ``ppv`` the precision, ``npv``
+    tn / (tn + fn), ``roc_auc`` :func:`sklearn.metrics.roc_auc_score` and ``pr_auc``
+    :func:`sklearn.metrics.average_precision_score` of the scores; a ratio with a zero
+    denominator is NaN, and so are both AUCs when ``y_true`` holds one class only. Also
+    ``threshold`` (float) and the counts ``n``, ``n_positive``, ``n_negative``, ``tp``, ``fp``,
+    ``tn``, ``fn`` (ints). Raises ValueError if ``y_true`` and ``scores`` differ in length or
+    are empty, if ``y_true`` holds anything but 0 and 1, a score is not finite or the threshold NaN.
     """
     y, s = check_labels_scores(y_true, scores)
     threshold = check_threshold(threshold)
@@ -172,30 +158,17 @@ def _group_codes(groups: ArrayLike | None, n: int) -> np.ndarray:
 
 
 def _resample_weights(rng: np.random.Generator, size: int, codes: np.ndarray) -> np.ndarray:
-    """How many times each image is drawn in ``size`` bootstrap resamples of whole groups.
-
-    Returns
-    -------
-    numpy.ndarray of shape (size, n_images)
-        Integer counts; each row draws ``n_groups`` groups with replacement.
-    """
+    """Times each image is drawn in ``size`` resamples of all groups, with replacement: ints ``(size, n_images)``."""
     n_groups = int(codes.max()) + 1
     group_counts = rng.multinomial(n_groups, np.full(n_groups, 1.0 / n_groups), size=size)
     return group_counts[:, codes]
 
 
 def _replicates(y: np.ndarray, s: np.ndarray, threshold: float, weights: np.ndarray) -> np.ndarray:
-    """The metrics of :data:`METRICS` on resamples given as weights.
+    """The metrics of :data:`METRICS` on resamples, ``weights`` ``(n_resamples, n_images)`` times each image.
 
-    Parameters
-    ----------
-    weights : numpy.ndarray of shape (n_resamples, n_images)
-        How many times each image appears in each resample.
-
-    Returns
-    -------
-    numpy.ndarray of shape (n_resamples, len(METRICS))
-        Row ``b`` equals :func:`binary_metrics` on the images repeated ``weights[b]`` times.
+    Returns shape ``(n_resamples, len(METRICS))``: row ``b`` is :func:`binary_metrics` on the
+    images repeated ``weights[b]`` times.
     """
     positive, predicted = y == 1, s >= threshold
     w = weights.astype(np.float64)
@@ -222,40 +195,18 @@ def bootstrap_ci(
 ) -> pd.DataFrame:
     """Percentile bootstrap confidence intervals of every metric of :data:`METRICS`.
 
-    Each resample draws as many images as there are, with replacement; with
-    ``groups``, it draws as many groups (e.g. patients) as there are, with
-    replacement, and takes all the images of each group drawn, so that images of
-    one patient are never treated as independent. A resample where a metric is
-    undefined (e.g. only one class, for the AUCs) is left out for that metric.
+    ``y_true``, ``scores`` and ``threshold`` are as in :func:`binary_metrics`. Each of the
+    ``n_boot`` resamples draws as many images as there are, with replacement; with ``groups``
+    (an id per image, e.g. patient ids, none missing) as many groups, taking all the images of
+    each group drawn, so that images of one patient are never treated as independent. A
+    resample where a metric is undefined (one class, for the AUCs) is left out for that metric.
+    ``confidence`` 0.95 takes the 2.5th and 97.5th percentiles; the same ``seed`` gives the same frame.
 
-    Parameters
-    ----------
-    y_true, scores, threshold
-        As in :func:`binary_metrics`.
-    n_boot : int
-        Number of resamples (at least 1).
-    confidence : float
-        Coverage of the interval, strictly between 0 and 1: 0.95 takes the 2.5th
-        and 97.5th percentiles of the resampled values.
-    seed : int or None
-        Seed of :func:`numpy.random.default_rng`; the same seed gives the same frame.
-    groups : array-like of shape (n_samples,), optional
-        A group id per image (e.g. patient ids); no id may be missing. One group
-        per image gives the same result as no groups.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Index: :data:`METRICS` (named ``metric``). Columns ``value`` (the metric on
-        all the data, from :func:`binary_metrics`), ``ci_low`` and ``ci_high`` (NaN
-        when the metric is undefined in every resample).
-
-    Raises
-    ------
-    ValueError
-        For the inputs :func:`binary_metrics` refuses, ``n_boot < 1``, a
-        ``confidence`` outside (0, 1), or ``groups`` of the wrong length or with a
-        missing id.
+    Returns a DataFrame indexed by :data:`METRICS` (named ``metric``) with the columns ``value``
+    (:func:`binary_metrics` on all the data), ``ci_low`` and ``ci_high`` (NaN when the metric is
+    undefined in every resample). Raises ValueError for the inputs :func:`binary_metrics`
+    refuses, ``n_boot < 1``, a ``confidence`` outside (0, 1), or ``groups`` of the wrong length
+    or with a missing id.
     """
     y, s = check_labels_scores(y_true, scores)
     point = binary_metrics(y, s, threshold)

@@ -38,60 +38,32 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["ParsedName", "parse_name", "PATHOGENS"]
-
-PATHOGENS = ("bacteria", "virus", "none")
+__all__ = ["parse_name"]
 
 _PERSON = re.compile(r"(?P<patient>person\d+)_(?P<pathogen>bacteria|virus)_\d+(?:_\d+)?")
 _NORMAL = re.compile(r"(?P<patient>(?:NORMAL2-)?IM-\d+)-\d+(?:-\d+)?")
-_SUFFIXES = (".jpeg", ".jpg", ".png")
+_SUFFIX = re.compile(r"\.(?:jpeg|jpg|png)\Z", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
-class ParsedName:
-    """Patient id and pathogen of one file name.
-
-    ``patient_id`` and ``pathogen`` are ``None`` when the name follows none of the
-    official patterns.
-    """
+class _ParsedName:
+    """Patient id and pathogen of one file name; both ``None`` when it follows no official pattern."""
 
     patient_id: str | None
     pathogen: str | None
 
 
-def parse_name(name: str) -> ParsedName:
-    """Patient id and pathogen from an official file name.
+def parse_name(name: str) -> _ParsedName:
+    """Patient id and pathogen of an official file name, or a path ending in one (the folders are ignored).
 
-    Parameters
-    ----------
-    name : str
-        A file name (``person1_virus_6.jpeg``) or a path ending in one; the folder
-        part is ignored. The suffix may be ``.jpeg``, ``.jpg`` or ``.png``, any case.
-
-    Returns
-    -------
-    ParsedName
-        ``pathogen`` is ``"bacteria"`` or ``"virus"`` for ``person`` names and
-        ``"none"`` for the ``IM-`` names of normal images. Both fields are ``None``
-        for a name that matches no official pattern (nothing is raised).
-
-    Examples
-    --------
-    >>> parse_name("person1_virus_6.jpeg")
-    ParsedName(patient_id='person1', pathogen='virus')
-    >>> parse_name("NORMAL2-IM-0173-0001-0002.jpeg")
-    ParsedName(patient_id='NORMAL2-IM-0173', pathogen='none')
+    The suffix may be ``.jpeg``, ``.jpg`` or ``.png``, any case. ``pathogen`` is ``"bacteria"`` or
+    ``"virus"`` for ``person`` names and ``"none"`` for the ``IM-`` names of normal images; both
+    fields are ``None`` for a name that matches no official pattern (nothing is raised):
+    ``NORMAL2-IM-0173-0001-0002.jpeg`` is patient ``NORMAL2-IM-0173``, pathogen ``"none"``.
     """
-    stem = name.replace("\\", "/").rsplit("/", 1)[-1]
-    lower = stem.lower()
-    for suffix in _SUFFIXES:
-        if lower.endswith(suffix):
-            stem = stem[: -len(suffix)]
-            break
-    match = _PERSON.fullmatch(stem)
-    if match:
-        return ParsedName(match["patient"], match["pathogen"])
-    match = _NORMAL.fullmatch(stem)
-    if match:
-        return ParsedName(match["patient"], "none")
-    return ParsedName(None, None)
+    stem = _SUFFIX.sub("", name.replace("\\", "/").rsplit("/", 1)[-1])
+    if match := _PERSON.fullmatch(stem):
+        return _ParsedName(match["patient"], match["pathogen"])
+    if match := _NORMAL.fullmatch(stem):
+        return _ParsedName(match["patient"], "none")
+    return _ParsedName(None, None)

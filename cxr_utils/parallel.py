@@ -42,33 +42,15 @@ def map_with_progress(
     serial_below: int,
     workers: int | None = None,
     progress: bool = True,
-    unit: str = "img",
 ) -> Iterator[Result]:
-    """``function(item)`` for every item, in order, in worker processes for long lists.
+    """``function(item)`` for every item, yielded in the order of ``items`` as the results arrive.
 
-    Parameters
-    ----------
-    function : callable
-        Picklable (a module-level function, or a :func:`functools.partial` of one).
-    items : sequence
-    desc : str
-        The progress bar's label.
-    serial_below : int
-        Lists shorter than this run in this process (no start-up cost).
-    workers : int, optional
-        Worker processes; default one per core. ``1`` runs in this process.
-    progress : bool
-        Show a progress bar (:mod:`tqdm`).
-    unit : str
-        What the progress bar counts.
-
-    Yields
-    ------
-    The results, in the order of ``items``, as they arrive (a consumer can write each
-    one away at once instead of holding them all).
+    ``function`` must be picklable (a module-level function or a :func:`functools.partial` of
+    one). Lists shorter than ``serial_below``, or ``workers=1``, run in this process; longer
+    ones in ``workers`` processes (default one per core). ``desc`` labels the progress bar.
     """
     workers = workers or os.cpu_count() or 1
-    bar = {"total": len(items), "desc": desc, "unit": unit, "disable": not progress}
+    bar = {"total": len(items), "desc": desc, "unit": "img", "disable": not progress}
     if workers == 1 or len(items) < serial_below:
         yield from progress_bar(map(function, items), **bar)
         return

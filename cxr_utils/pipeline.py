@@ -31,27 +31,14 @@ __all__ = [
 
 
 class CachedBatches(keras.utils.PyDataset):
-    """Batches of cached images and labels, optionally reshuffled every epoch.
+    """Batches of cached images and labels (shape ``(n,)``: 0 NORMAL, 1 PNEUMONIA).
 
-    Parameters
-    ----------
-    images : numpy.ndarray
-        Shape ``(n, size, size)``, dtype ``uint8`` (e.g. ``ImageCache.images``, a
-        memory map, or a subset of it); or shape ``(n, h, w, c)`` of any dtype (e.g.
-        cached backbone activations), served as float32 unchanged.
-    labels : numpy.ndarray
-        Shape ``(n,)``: 0 NORMAL, 1 PNEUMONIA.
-    batch_size : int
-    shuffle : bool
-        Draw a new order every epoch (training); keep the given order otherwise.
-    seed : int
-        Seed of the shuffling: the same seed gives the same sequence of epochs.
-    channels : {1, 3}
-        For gray images: 3 repeats the gray channel for ImageNet backbones.
-
-    Each item is ``(x, y)``: ``x`` of shape ``(batch, size, size, channels)``,
-    float32 in 0..255 (or ``(batch, h, w, c)`` for 4-D inputs); ``y`` of shape
-    ``(batch,)``, float32.
+    ``images`` are ``(n, size, size)`` ``uint8`` (``ImageCache.images``, a memory map, or a
+    subset of it), or ``(n, h, w, c)`` of any dtype (cached backbone activations), served as
+    float32 unchanged. ``shuffle`` draws a new order every epoch (training), seeded by
+    ``seed``; ``channels=3`` repeats the gray channel for ImageNet backbones. Each item is
+    ``(x, y)``: ``x`` of shape ``(batch, size, size, channels)`` (or ``(batch, h, w, c)``),
+    float32 in 0..255; ``y`` of shape ``(batch,)``, float32.
     """
 
     def __init__(
@@ -124,24 +111,12 @@ def augmentation_layers(
 
 
 def recompress_jpeg(images: np.ndarray, quality: int | np.ndarray) -> np.ndarray:
-    """Encode gray images as JPEG at ``quality`` and decode them again.
+    """Gray ``uint8`` images ``(n, h, w)`` encoded as JPEG at ``quality`` and decoded again: same shape and dtype.
 
-    Chest X-ray collections differ in how hard their files were compressed; in this
-    dataset PNEUMONIA originals carry far fewer bytes per pixel than NORMAL ones
-    (chapter 02), so compression artefacts can become a clue to the label. This
-    simulates other compression levels, for augmentation and for stress tests.
-
-    Parameters
-    ----------
-    images : numpy.ndarray
-        Shape ``(n, h, w)``, uint8.
-    quality : int or numpy.ndarray
-        JPEG quality 1..95 (Pillow's scale), one for all images or one per image.
-
-    Returns
-    -------
-    numpy.ndarray
-        Same shape and dtype.
+    ``quality`` is 1..95 (Pillow's scale), one for all images or one per image. In this dataset
+    PNEUMONIA originals carry far fewer bytes per pixel than NORMAL ones (chapter 02), so
+    compression artefacts can become a clue to the label: this simulates other compression
+    levels, for augmentation and for stress tests.
     """
     images = np.asarray(images)
     if images.ndim != 3 or images.dtype != np.uint8:
@@ -189,16 +164,5 @@ def predict_batches(model: keras.Model, batches: CachedBatches) -> np.ndarray:
 
 
 def predict_scores(model: keras.Model, images: np.ndarray, *, batch_size: int = 64, channels: int = 1) -> np.ndarray:
-    """Probabilities of PNEUMONIA for cached images.
-
-    Parameters
-    ----------
-    images : numpy.ndarray
-        Shape ``(n, size, size)``, uint8.
-
-    Returns
-    -------
-    numpy.ndarray
-        Shape ``(n,)``, float64 in 0..1.
-    """
+    """Probabilities of PNEUMONIA for cached images ``(n, size, size)`` uint8: shape ``(n,)``, float64 in 0..1."""
     return predict_batches(model, CachedBatches(images, np.zeros(len(images)), batch_size, channels=channels))

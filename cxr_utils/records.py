@@ -21,17 +21,9 @@ import pandas as pd
 
 from .dataset import binary_labels
 
-__all__ = [
-    "RecordError",
-    "PREDICTION_COLUMNS",
-    "software_versions",
-    "write_json",
-    "read_json",
-    "save_predictions",
-    "load_predictions",
-]
+__all__ = ["RecordError", "software_versions", "write_json", "read_json", "save_predictions", "load_predictions"]
 
-PREDICTION_COLUMNS = ["path", "split", "label", "patient_id", "pathogen", "y_true", "score"]
+_PREDICTION_COLUMNS = ["path", "split", "label", "patient_id", "pathogen", "y_true", "score"]
 
 
 class RecordError(ValueError):
@@ -73,13 +65,7 @@ def write_json(path: str | os.PathLike, content: dict) -> Path:
 
 
 def read_json(path: str | os.PathLike) -> dict:
-    """Read a JSON file written by :func:`write_json`.
-
-    Raises
-    ------
-    RecordError
-        If the file is empty, truncated or not JSON, naming it.
-    """
+    """A JSON file written by :func:`write_json`; :class:`RecordError` naming it if it is empty, cut or not JSON."""
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
@@ -90,32 +76,21 @@ def read_json(path: str | os.PathLike) -> dict:
 
 
 def save_predictions(path: str | os.PathLike, index: pd.DataFrame, scores: np.ndarray) -> Path:
-    """Write one row per image: its index columns, ``y_true`` (1 = PNEUMONIA) and ``score``.
+    """Write one row per image of ``index``: its index columns, ``y_true`` (1 = PNEUMONIA) and ``score``.
 
-    Parameters
-    ----------
-    index : pandas.DataFrame
-        The rows predicted, in the order of ``scores``.
-    scores : numpy.ndarray
-        Shape ``(n,)`` or ``(n, 1)``: predicted probabilities of PNEUMONIA.
+    ``scores``, shape ``(n,)`` or ``(n, 1)``, are the predicted probabilities of PNEUMONIA, in the rows' order.
     """
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     if len(scores) != len(index):
         raise ValueError(f"{len(scores)} scores for {len(index)} images")
     frame = index.reset_index(drop=True).assign(y_true=binary_labels(index["label"]), score=scores)
-    columns = [c for c in PREDICTION_COLUMNS if c in frame.columns]
+    columns = [c for c in _PREDICTION_COLUMNS if c in frame.columns]
     frame[columns].to_csv(path, index=False)
     return Path(path)
 
 
 def load_predictions(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a predictions file written by :func:`save_predictions`.
-
-    Raises
-    ------
-    RecordError
-        If the file is empty or lacks a column, naming it.
-    """
+    """A predictions file written by :func:`save_predictions`; :class:`RecordError` naming it if empty or incomplete."""
     try:
         # Python's float() reads back exactly the score written, on every pandas (pandas 2's own parser may
         # differ by 1 ulp; its float_precision="round_trip" is deprecated in pandas 3)

@@ -38,24 +38,14 @@ __all__ = [
 
 
 def acquisition_features(images: np.ndarray, *, extra: dict[str, ArrayLike] | None = None) -> pd.DataFrame:
-    """Label-free numbers describing how each image was acquired and stored.
+    """Label-free numbers describing how each image (``(n, size, size)`` uint8, a cache's) was acquired and stored.
 
-    Parameters
-    ----------
-    images : numpy.ndarray
-        Shape ``(n, size, size)``, uint8 gray levels (a cache's images).
-    extra : dict of str to array-like, optional
-        Columns to add as they are, e.g. ``{"original kB": ...}`` (one value per image).
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per image: ``mean``, ``std``, ``p05``, ``p50``, ``p95`` (gray levels),
-        ``dark share`` (pixels below 10), ``border mean`` (a frame 1/16 of the side wide),
-        ``corner marks`` (the brightest of the four corner squares, 1/6 of the side, at its
-        99th percentile: burned-in letters and labels), ``sharpness`` (mean absolute
-        difference between neighbouring pixels: detail and compression), and the
-        ``extra`` columns.
+    Returns one row per image: ``mean``, ``std``, ``p05``, ``p50``, ``p95`` (gray levels),
+    ``dark share`` (pixels below 10), ``border mean`` (a frame 1/16 of the side wide),
+    ``corner marks`` (the brightest of the four corner squares, 1/6 of the side, at its 99th
+    percentile: burned-in letters and labels), ``sharpness`` (mean absolute difference between
+    neighbouring pixels: detail and compression), and the ``extra`` columns as they are (one
+    value per image, e.g. ``{"original kB": ...}``).
     """
     x = np.asarray(images, dtype=np.float32)
     if x.ndim != 3:
@@ -63,10 +53,8 @@ def acquisition_features(images: np.ndarray, *, extra: dict[str, ArrayLike] | No
     n, size = x.shape[0], x.shape[1]
     flat = x.reshape(n, -1)
     frame = max(1, size // 16)
-    border = np.concatenate(
-        [x[:, :frame].reshape(n, -1), x[:, -frame:].reshape(n, -1), x[:, :, :frame].reshape(n, -1)], axis=1
-    )
-    border = np.concatenate([border, x[:, :, -frame:].reshape(n, -1)], axis=1)
+    strips = (x[:, :frame], x[:, -frame:], x[:, :, :frame], x[:, :, -frame:])
+    border = np.concatenate([strip.reshape(n, -1) for strip in strips], axis=1)
     corner = max(2, size // 6)
     corners = [x[:, :corner, :corner], x[:, :corner, -corner:], x[:, -corner:, :corner], x[:, -corner:, -corner:]]
     corner_marks = np.max([np.percentile(c.reshape(n, -1), 99, axis=1) for c in corners], axis=0)
@@ -92,12 +80,9 @@ def acquisition_features(images: np.ndarray, *, extra: dict[str, ArrayLike] | No
 def univariate_shift(features: pd.DataFrame, is_target: ArrayLike) -> pd.DataFrame:
     """How well each feature alone tells target images from source images.
 
-    Returns
-    -------
-    pandas.DataFrame
-        One row per feature, the strongest first: ``auc`` (ROC AUC of the feature as a
-        score for "target"; below 0.5 when the target has lower values), ``separation``
-        (``|auc - 0.5| * 2``, 0 to 1), and the feature's median in the source and target.
+    Returns one row per feature, the strongest first: ``auc`` (ROC AUC of the feature as a score
+    for "target"; below 0.5 when the target has lower values), ``separation`` (``|auc - 0.5| * 2``,
+    0 to 1), and the feature's median in the source and target.
     """
     target = np.asarray(is_target, dtype=bool)
     if target.all() or not target.any():
@@ -117,17 +102,9 @@ def univariate_shift(features: pd.DataFrame, is_target: ArrayLike) -> pd.DataFra
 
 @dataclass
 class DomainTest:
-    """The result of :func:`domain_classifier_test`.
-
-    Attributes
-    ----------
-    auc, ci_low, ci_high : float
-        Cross-validated ROC AUC of target vs source and its 95% interval (patients resampled).
-    scores : numpy.ndarray
-        Shape ``(n,)``: each image's out-of-fold probability of being a target image.
-    fold_aucs : list of float
-        The AUC within each fold.
-    """
+    """The result of :func:`domain_classifier_test`: the cross-validated ROC AUC of target vs source
+    (``auc``) and its 95% interval, patients resampled; ``scores`` ``(n,)``, each image's out-of-fold
+    probability of being a target image; ``fold_aucs`` the AUC within each fold."""
 
     auc: float
     ci_low: float
@@ -153,27 +130,13 @@ def domain_classifier_test(
     never saw it nor any image of its patient (:class:`sklearn.model_selection.StratifiedGroupKFold`).
     The ROC AUC of those out-of-fold scores is 0.5 when the two collections are alike.
 
-    Parameters
-    ----------
-    features : array-like of shape (n, d)
-    is_target : array-like of bool, shape (n,)
-    groups : array-like of shape (n,)
-        Patient ids: all images of a patient fall into one fold.
-    names : array-like of str, shape (n,)
-        File names (:func:`cxr_utils.splits.label_free_order`): the folds are drawn from the
-        sorted patient ids and the classifiers fitted on the images in the order of their
-        names, so the result depends on the images alone, not on the order of the rows or
-        the label folders they were filed in.
-    folds : int
-    seed : int
-        Seeds the folds, the classifier and the bootstrap.
-    n_boot : int
-        Bootstrap resamples of whole patients for the interval.
-
-    Raises
-    ------
-    ValueError
-        For inputs of different lengths or a single collection.
+    ``features`` ``(n, d)``; ``is_target`` ``(n,)`` bool; ``groups`` the patient ids (all images
+    of a patient fall into one fold); ``names`` the file names (:func:`cxr_utils.splits.label_free_order`):
+    the folds are drawn from the sorted patient ids and the classifiers fitted on the images in
+    the order of their names, so the result depends on the images alone, not on the order of
+    the rows or the label folders. ``seed`` seeds the folds, the classifier and the bootstrap
+    of ``n_boot`` resamples of whole patients. Raises ValueError for inputs of different
+    lengths or a single collection.
     """
     x = np.asarray(features, dtype=np.float64)
     target = np.asarray(is_target, dtype=bool)

@@ -21,28 +21,13 @@ __all__ = ["course_splits", "patients_in_two_splits", "class_weights", "label_fr
 
 
 def course_splits(index: pd.DataFrame, *, validation_fraction: float = 0.2, seed: int = 0) -> pd.Series:
-    """Assign each image to ``"train"``, ``"validation"`` or ``"test"``.
+    """Each image's course split, ``"train"``, ``"validation"`` or ``"test"``: a Series aligned with
+    ``index`` (``split``, ``label``, ``patient_id`` columns), named ``course_split``.
 
-    Parameters
-    ----------
-    index : pandas.DataFrame
-        With ``split`` (official), ``label`` and ``patient_id`` columns.
-    validation_fraction : float
-        Roughly the share of the pooled train + val images that go to validation;
-        the exact share depends on patient group sizes.
-    seed : int
-        Same seed, same split.
-
-    Returns
-    -------
-    pandas.Series
-        Aligned with ``index``, named ``course_split``.
-
-    Raises
-    ------
-    ValueError
-        If ``validation_fraction`` is not between 0 and 0.5, or a pooled image has no
-        patient id.
+    Roughly ``validation_fraction`` of the pooled train + val images go to validation (the
+    exact share depends on patient group sizes); the same ``seed`` gives the same split.
+    Raises ValueError if ``validation_fraction`` is not in (0, 0.5], or a pooled image has no
+    patient id.
     """
     if not 0 < validation_fraction <= 0.5:
         raise ValueError(f"validation_fraction must be in (0, 0.5], got {validation_fraction}")
@@ -65,17 +50,9 @@ def patients_in_two_splits(index: pd.DataFrame, splits: pd.Series, between=("tra
 
 
 def class_weights(labels: np.ndarray) -> dict[int, float]:
-    """Balanced class weights ``n / (2 n_c)``: each class contributes equally to the loss.
+    """Balanced class weights ``n / (2 n_c)`` of labels 0 (NORMAL) and 1 (PNEUMONIA), shape ``(n,)``.
 
-    Parameters
-    ----------
-    labels : numpy.ndarray
-        Shape ``(n,)``, 0 (NORMAL) or 1 (PNEUMONIA).
-
-    Returns
-    -------
-    dict
-        ``{0: weight of NORMAL, 1: weight of PNEUMONIA}``.
+    Returns ``{0: weight of NORMAL, 1: weight of PNEUMONIA}``: each class contributes equally to the loss.
     """
     classes = np.array([0, 1])
     weights = compute_class_weight("balanced", classes=classes, y=np.asarray(labels))
@@ -88,12 +65,8 @@ def label_free_order(names: ArrayLike) -> np.ndarray:
     ``names`` are the file names (not the paths, which name the label folder), unique within
     the images ordered. Computations whose floating-point result depends on the order of
     the images (sums over batches, a classifier's fit) run in this order, so the same
-    images give the same numbers however they were filed. Returns shape ``(n,)``.
-
-    Raises
-    ------
-    ValueError
-        If a name occurs twice.
+    images give the same numbers however they were filed. Returns shape ``(n,)``; raises
+    ValueError if a name occurs twice.
     """
     names = np.asarray(names).astype(str)
     order = np.argsort(names, kind="stable")

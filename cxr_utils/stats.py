@@ -19,7 +19,7 @@ import pandas as pd
 
 from .images import load_grayscale, load_rgb
 from .layout import LABELS, SPLITS
-from .verification import OFFICIAL_COUNTS, read_manifest
+from .verification import OFFICIAL_COUNTS, index_manifest
 
 __all__ = [
     "ResolutionCheck",
@@ -40,13 +40,9 @@ def _splits_present(index: pd.DataFrame) -> list[str]:
 def split_class_table(index: pd.DataFrame) -> pd.DataFrame:
     """Images per split and class, with totals and the share of PNEUMONIA.
 
-    Returns
-    -------
-    pandas.DataFrame
-        Index: the splits present (train, val, test order) and ``total``. Columns
-        ``NORMAL``, ``PNEUMONIA``, ``total`` (image counts) and ``pneumonia_share``
-        (PNEUMONIA / total, between 0 and 1: also the accuracy of a classifier that
-        answers PNEUMONIA for every image, the floor any real model must beat).
+    Index: the splits present (train, val, test order) and ``total``. Columns ``NORMAL``,
+    ``PNEUMONIA``, ``total`` (image counts) and ``pneumonia_share`` (PNEUMONIA / total, 0 to 1:
+    also the accuracy of answering PNEUMONIA for every image, the floor any model must beat).
     """
     table = pd.crosstab(index["split"], index["label"]).reindex(index=_splits_present(index), columns=list(LABELS))
     table = table.fillna(0).astype(int)
@@ -60,12 +56,8 @@ def split_class_table(index: pd.DataFrame) -> pd.DataFrame:
 def images_per_patient(index: pd.DataFrame) -> pd.DataFrame:
     """Number of images per patient id, with the patient's class(es) and split(s).
 
-    Returns
-    -------
-    pandas.DataFrame
-        One row per patient id: ``patient_id``, ``label`` (comma-joined if several),
-        ``splits`` (comma-joined, train/val/test order), ``n_images``. Sorted by
-        ``n_images`` descending, then patient id.
+    One row per patient id: ``patient_id``, ``label`` (comma-joined if several), ``splits``
+    (comma-joined, train/val/test order), ``n_images``; by ``n_images`` descending, then id.
     """
     known = index.dropna(subset=["patient_id"])
     order = {split: number for number, split in enumerate(SPLITS)}
@@ -92,23 +84,11 @@ def pathogen_table(index: pd.DataFrame) -> pd.DataFrame:
 
 
 def colour_check(root: str | os.PathLike, paths: list[str], tolerance: int = 2) -> pd.DataFrame:
-    """Whether RGB files hold any colour: the largest difference between channels.
+    """Whether RGB files (``paths`` relative to the dataset ``root``) hold any colour.
 
-    Parameters
-    ----------
-    root : path-like
-        The dataset root the paths are relative to.
-    paths : list of str
-        The files to decode (e.g. the index rows whose ``mode`` is ``"RGB"``).
-    tolerance : int
-        Channel differences up to this many grey levels count as JPEG rounding.
-
-    Returns
-    -------
-    pandas.DataFrame
-        ``path``, ``max_channel_difference`` (0-255, over all pixels of
-        max(R, G, B) - min(R, G, B)), ``coloured_fraction`` (share of pixels above
-        the tolerance) and ``has_colour`` (any pixel above it).
+    Returns one row per file: ``path``, ``max_channel_difference`` (0-255, the largest
+    max(R, G, B) - min(R, G, B) of its pixels), ``coloured_fraction`` (share of pixels above
+    ``tolerance``, the grey levels JPEG rounding may account for) and ``has_colour`` (any).
     """
     rows = []
     for path in paths:
@@ -133,27 +113,12 @@ def sample_per_class(index: pd.DataFrame, n: int, seed: int = 0) -> pd.DataFrame
 
 
 def intensity_histograms(root: str | os.PathLike, sample: pd.DataFrame, bins: int = 64) -> pd.DataFrame:
-    """Grey-level histograms per class, averaged over images.
+    """Grey-level histograms per class of the ``sample``'s images (paths relative to ``root``), averaged.
 
-    Each image is decoded to 8-bit gray (:func:`cxr_utils.images.load_grayscale`)
-    and its histogram normalised to sum to 1, so that large images do not outweigh
-    small ones; the class curve is the mean of its images' histograms.
-
-    Parameters
-    ----------
-    root : path-like
-        The dataset root the sample's paths are relative to.
-    sample : pandas.DataFrame
-        Index rows to decode (``path`` and ``label`` columns), e.g. from
-        :func:`sample_per_class`.
-    bins : int
-        Equal-width bins over 0..255.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns ``label``, ``bin_left``, ``bin_right`` (grey levels), ``share``
-        (mean fraction of pixels in the bin), ``n_images``.
+    Each image's histogram (``bins`` equal bins over 0..255) is normalised to sum to 1, so that
+    large images do not outweigh small ones; a class's curve is the mean of its images'.
+    Returns the columns ``label``, ``bin_left``, ``bin_right`` (grey levels), ``share`` (mean
+    fraction of pixels in the bin) and ``n_images``.
     """
     edges = np.linspace(0, 256, bins + 1)
     rows = []
@@ -174,22 +139,12 @@ _OFFICIAL_TOTAL = sum(OFFICIAL_COUNTS.values())
 
 @dataclass(frozen=True)
 class ResolutionCheck:
-    """Whether a copy holds the original files, or a resized (or re-encoded) copy.
+    """Whether a copy holds the original files, or a resized (or re-encoded) copy: :func:`check_resolution`.
 
-    Made by :func:`check_resolution`; :meth:`note` is the text a chapter shows at its top.
-
-    Attributes
-    ----------
-    n_images : int
-        Images with a known width and height.
-    n_sizes : int
-        Distinct ``(width, height)`` pairs among them.
-    common_size : tuple of int or None
-        The most frequent ``(width, height)``, in pixels (None without images).
-    n_listed : int
-        Files whose class and name the official manifest lists.
-    n_official_bytes : int
-        Of those, files whose byte count equals the official one.
+    ``n_images`` images have a known width and height, in ``n_sizes`` distinct sizes, the
+    most frequent ``common_size`` (``(width, height)`` pixels, None without images);
+    ``n_listed`` files are in the official manifest (same class and name), ``n_official_bytes``
+    of them with the official byte count. :meth:`note` is the text a chapter shows at its top.
     """
 
     n_images: int
@@ -259,30 +214,13 @@ class ResolutionCheck:
 
 
 def check_resolution(index: pd.DataFrame, manifest: pd.DataFrame | str | os.PathLike | None = None) -> ResolutionCheck:
-    """Is this copy the original files, or a resized copy? From sizes and byte counts only.
+    """Is this copy the original files, or a resized copy? From the index's sizes and byte counts only.
 
-    Two signs, both read from the index without opening a file: every image has the
-    same width and height (the originals come at many sizes), or files have another
-    byte count than the official manifest gives for the same class and name.
-
-    Parameters
-    ----------
-    index : pandas.DataFrame
-        From :func:`cxr_utils.dataset.index_dataset` (``label``, ``name``, ``bytes``,
-        ``width``, ``height``).
-    manifest : DataFrame or path, optional
-        ``path``, ``sha256``, ``bytes`` rows (:func:`cxr_utils.verification.read_manifest`);
-        default the official manifest shipped with the package.
-
-    Returns
-    -------
-    ResolutionCheck
+    Two signs, read without opening a file: every image has the same width and height (the
+    originals come at many sizes), or files have another byte count than the ``manifest``
+    (default the official one) gives for the same class and name.
     """
-    official = manifest.copy() if isinstance(manifest, pd.DataFrame) else read_manifest(manifest)
-    parts = official["path"].str.split("/")
-    official = pd.DataFrame(
-        {"label": parts.str[1].str.upper(), "name": parts.str[-1], "official_bytes": official["bytes"]}
-    )
+    official = index_manifest(manifest)[["label", "name", "bytes"]].rename(columns={"bytes": "official_bytes"})
     sized = index.dropna(subset=["width", "height"])
     sizes = list(zip(sized["width"].astype(int), sized["height"].astype(int)))
     common = pd.Series(sizes).value_counts().index[0] if sizes else None

@@ -1,10 +1,5 @@
-"""Results side by side: the paper, the trivial baseline and the course's models.
-
-- :func:`evaluation_table` and :func:`format_table` models beside Kermany et al. and
-  the always-PNEUMONIA floor, with 95% intervals;
-- :func:`versus_paper` is the paper's figure inside our interval?
-- :func:`metrics_to_json` and :func:`table_to_markdown` for run folders and summaries.
-"""
+"""Results side by side: the course's models beside Kermany et al. and the always-PNEUMONIA floor, with 95%
+intervals; as text, JSON and Markdown for run folders and summaries."""
 
 from __future__ import annotations
 
@@ -51,32 +46,18 @@ def evaluation_table(
     include_paper: bool = True,
     baseline: ArrayLike | None = None,
 ) -> pd.DataFrame:
-    """Models side by side, with the always-PNEUMONIA floor and the paper's results.
+    """Models side by side (``results``: name -> :func:`bootstrap_ci` frame), with the floor and the paper.
 
-    Parameters
-    ----------
-    results : mapping of str to pandas.DataFrame
-        Model name to its :func:`bootstrap_ci` frame.
-    include_paper : bool
-        Add the row ``"Kermany et al. 2018"`` with :data:`PAPER` (intervals NaN).
-    baseline : array-like of shape (n_samples,), optional
-        The test set's true labels: adds the row ``"always PNEUMONIA"``, the metrics
-        of a model predicting PNEUMONIA for every image (:func:`binary_metrics` with
-        all scores 1 at threshold 0.5): its accuracy is the share of PNEUMONIA, its
-        sensitivity 1, its specificity 0 and its ROC AUC 0.5. Intervals NaN.
+    ``include_paper`` adds the row ``"Kermany et al. 2018"`` with :data:`PAPER`; ``baseline``,
+    the test set's true labels, adds ``"always PNEUMONIA"``: :func:`binary_metrics` of all
+    scores 1 at threshold 0.5 (accuracy the share of PNEUMONIA, sensitivity 1, specificity 0,
+    ROC AUC 0.5). Both without intervals (NaN).
 
-    Returns
-    -------
-    pandas.DataFrame
-        Index: model names (named ``model``), in the order of ``results``, then the
-        baseline and paper rows. For each of accuracy, sensitivity, specificity and
-        roc_auc: columns ``<metric>``, ``<metric>_ci_low``, ``<metric>_ci_high``
-        (floats). Show it with :func:`format_table`.
-
-    Raises
-    ------
-    ValueError
-        If a frame lacks a metric or column, or a model is named like an added row.
+    Returns a DataFrame indexed by model (named ``model``), in the order of ``results``, then
+    the baseline and paper rows; for each of accuracy, sensitivity, specificity and roc_auc the
+    float columns ``<metric>``, ``<metric>_ci_low``, ``<metric>_ci_high``; show it with
+    :func:`format_table`. Raises ValueError if a frame lacks a metric or column, or a model is
+    named like an added row.
     """
     reserved = {_BASELINE_ROW} if baseline is not None else set()
     reserved |= {_PAPER_ROW} if include_paper else set()
@@ -113,14 +94,10 @@ def format_interval(value: float | None, low: float | None = None, high: float |
 
 
 def format_table(table: pd.DataFrame) -> pd.DataFrame:
-    """The text version of an :func:`evaluation_table` for display.
+    """An :func:`evaluation_table` as text: same index, one column of strings per metric.
 
-    Returns
-    -------
-    pandas.DataFrame
-        Same index; one column of strings per metric: ``"0.912 [0.889, 0.934]"``
-        (value and interval, 3 decimals), ``"0.928"`` when the interval is NaN
-        (paper and baseline rows) and ``"n/a"`` when the value is NaN.
+    ``"0.912 [0.889, 0.934]"`` (value and interval, 3 decimals), ``"0.928"`` when the interval
+    is NaN (paper and baseline rows), ``"n/a"`` when the value is NaN.
     """
     metrics = [c for c in table.columns if not c.endswith(("_ci_low", "_ci_high"))]
     text = pd.DataFrame(index=table.index)
@@ -132,14 +109,8 @@ def format_table(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def metrics_to_json(frame: pd.DataFrame) -> dict[str, dict[str, float | None]]:
-    """A :func:`bootstrap_ci` frame as nested, JSON-ready data.
-
-    Returns
-    -------
-    dict
-        ``{metric: {"value": ..., "ci_low": ..., "ci_high": ...}}`` in the frame's
-        order, with Python floats and ``None`` for NaN (``json.dumps`` takes it).
-    """
+    """A :func:`bootstrap_ci` frame as ``{metric: {"value": ..., "ci_low": ..., "ci_high": ...}}``, in its order,
+    with Python floats and ``None`` for NaN (JSON-ready)."""
 
     def clean(value: float) -> float | None:
         value = float(value)
@@ -154,14 +125,10 @@ def metrics_to_json(frame: pd.DataFrame) -> dict[str, dict[str, float | None]]:
 def versus_paper(frame: pd.DataFrame) -> pd.DataFrame:
     """A :func:`bootstrap_ci` frame against :data:`PAPER`: is the paper's figure inside our interval?
 
-    The paper publishes no per-image predictions, so no paired test is possible; an
-    interval that excludes the paper's figure is the evidence of a difference.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Index: the metrics the paper reports. Columns ``ours``, ``ci_low``, ``ci_high``,
-        ``paper`` and ``verdict`` ("above the paper", "below the paper" or "no difference shown").
+    The paper publishes no per-image predictions, so no paired test is possible; an interval
+    that excludes the paper's figure is the evidence of a difference. Returns one row per metric
+    the paper reports: ``ours``, ``ci_low``, ``ci_high``, ``paper`` and ``verdict`` ("above the
+    paper", "below the paper" or "no difference shown").
     """
     rows = {}
     for metric, paper in PAPER.items():

@@ -1,11 +1,5 @@
-"""Is this copy the official dataset? Counts per split and class, and a manifest of hashes.
-
-- :data:`OFFICIAL_COUNTS` / :data:`MENDELEY_COUNTS` images per split and class;
-- :func:`official_manifest_path`, :func:`read_manifest`, :func:`index_manifest` the
-  official ``path<TAB>sha256<TAB>bytes`` list shipped with the package;
-- :func:`verify_dataset` a :class:`VerificationReport` of a copy (or of an index
-  already built, so nothing is read twice).
-"""
+"""Is this copy the official dataset? Counts per split and class, and the manifest of hashes
+(``path<TAB>sha256<TAB>bytes``) shipped with the package."""
 
 from __future__ import annotations
 
@@ -62,24 +56,11 @@ def official_manifest_path() -> Path:
 
 
 def read_manifest(path: str | os.PathLike | None = None) -> pd.DataFrame:
-    """Read a manifest file: ``relative/path<TAB>sha256<TAB>bytes`` per line, no header.
+    """A manifest (default the official one) as columns ``path``, ``sha256``, ``bytes``.
 
-    UTF-8, with or without a byte-order mark; line ends ``\\n`` or ``\\r\\n``.
-
-    Parameters
-    ----------
-    path : str or path-like, optional
-        The manifest; default the official one (:func:`official_manifest_path`).
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns ``path``, ``sha256``, ``bytes``.
-
-    Raises
-    ------
-    ValueError
-        If a line does not have three tab-separated fields.
+    The file holds ``relative/path<TAB>sha256<TAB>bytes`` per line, no header; UTF-8, with or
+    without a byte-order mark; line ends ``\\n`` or ``\\r\\n``. Raises ValueError naming the
+    line if one does not have three tab-separated fields.
     """
     path = Path(path) if path is not None else official_manifest_path()
     rows = []
@@ -96,14 +77,8 @@ def read_manifest(path: str | os.PathLike | None = None) -> pd.DataFrame:
 
 
 def index_manifest(manifest: pd.DataFrame | str | os.PathLike | None = None) -> pd.DataFrame:
-    """An index built from a manifest's names alone (no image files needed).
-
-    Returns
-    -------
-    pandas.DataFrame
-        The manifest's columns plus ``split``, ``label``, ``name``, ``patient_id``
-        and ``pathogen``, as in :func:`index_dataset`.
-    """
+    """An index from a manifest's names alone (no image files needed): the manifest's columns plus
+    ``split``, ``label``, ``name``, ``patient_id`` and ``pathogen``, as in :func:`index_dataset`."""
     frame = manifest.copy() if isinstance(manifest, pd.DataFrame) else read_manifest(manifest)
     parts = frame["path"].str.split("/")
     frame["split"] = parts.str[0].str.lower()
@@ -119,26 +94,12 @@ def index_manifest(manifest: pd.DataFrame | str | os.PathLike | None = None) -> 
 class VerificationReport:
     """The result of :func:`verify_dataset`; ``str(report)`` is the human-readable form.
 
-    Attributes
-    ----------
-    root : str
-        The dataset root checked.
-    layout : str
-        ``"kaggle"`` or ``"mendeley"``.
-    counts : pandas.DataFrame
-        Per split and class: ``found``, ``expected`` (official), ``difference``.
-    problems : pandas.DataFrame
-        Unreadable, truncated or empty images (see :func:`index_problems`).
-    skipped : dict
-        Reason -> the paths of the files (or folders) skipped for it while indexing.
-    ignored_copies : list of str
-        Duplicate dataset copies found and not counted.
-    manifest : str or None
-        The manifest compared against, if any.
-    missing, extra, altered, misplaced : list of str
-        With a manifest: its files not found; files found that it does not list;
-        files whose bytes differ from it (size or SHA-256); files found under
-        another split or class than it says.
+    ``counts`` has per split and class ``found``, ``expected`` (official) and ``difference``;
+    ``problems`` the unreadable, truncated or empty images (``DatasetIndex.problems``);
+    ``skipped`` reason -> the paths skipped while indexing; ``ignored_copies`` the duplicate
+    copies not counted. With a ``manifest``: ``missing`` its files not found, ``extra`` files
+    it does not list, ``altered`` files whose size or SHA-256 differs, ``misplaced`` files
+    found under another split or class than it says.
     """
 
     root: str
@@ -245,12 +206,8 @@ class VerificationReport:
             lines.append(f"Ignored duplicate copy of the dataset: {copy}")
         if self.manifest is not None:
             lines.append(f"Against manifest {self.manifest}:")
-            for title, paths in (
-                ("missing", self.missing),
-                ("extra", self.extra),
-                ("altered", self.altered),
-                ("misplaced", self.misplaced),
-            ):
+            for title in ("missing", "extra", "altered", "misplaced"):
+                paths = getattr(self, title)
                 shown = ", ".join(paths[:5]) + (", ..." if len(paths) > 5 else "")
                 lines.append(f"  {title:<9} {len(paths):>5}" + (f"  ({shown})" if paths else ""))
         lines.append("")
@@ -267,33 +224,16 @@ def verify_dataset(
 ) -> VerificationReport:
     """Check a dataset copy against the official counts and, optionally, a manifest.
 
-    Parameters
-    ----------
-    dataset : str, path-like or DatasetIndex
-        The dataset root or a folder above it, indexed here with header reads; or
-        an index already built (:func:`cxr_utils.dataset.index_dataset`), so no
-        file is read twice.
-    manifest : path or DataFrame, optional
-        ``path<TAB>sha256<TAB>bytes`` rows with Kaggle-layout paths (like
-        :func:`official_manifest_path`). Given one, every file is hashed (unless the
-        index already holds a ``sha256`` column) and compared. Files are matched by
-        class and name (names are unique in the dataset), so a Mendeley copy, whose
-        train holds Kaggle's val images, is compared correctly.
-    decode : bool
-        When indexing here: decode every image, so that one damaged inside (header and
-        end intact) is a problem too (:func:`cxr_utils.dataset.index_dataset`).
+    ``dataset`` is the dataset root or a folder above it, indexed here with header reads (and
+    with ``decode``, every image decoded), or an index already built, so no file is read twice.
+    Given a ``manifest`` (``path<TAB>sha256<TAB>bytes`` rows with Kaggle-layout paths, like
+    :func:`official_manifest_path`), every file is hashed (unless the index holds a ``sha256``
+    column) and compared, matched by class and name (unique in the dataset), so a Mendeley
+    copy, whose train holds Kaggle's val images, is compared correctly.
 
-    Returns
-    -------
-    VerificationReport
-        Counts per split and class against :data:`OFFICIAL_COUNTS` (Kaggle layout)
-        or :data:`MENDELEY_COUNTS`, unreadable images, skipped files, and the
-        manifest comparison.
-
-    Raises
-    ------
-    FileNotFoundError, DatasetLayoutError
-        As :func:`cxr_utils.layout.find_dataset`.
+    Returns a :class:`VerificationReport`: counts per split and class against
+    :data:`OFFICIAL_COUNTS` (Kaggle layout) or :data:`MENDELEY_COUNTS`, unreadable images,
+    skipped files, the manifest comparison. Raises as :func:`cxr_utils.layout.find_dataset`.
     """
     if not isinstance(dataset, DatasetIndex):
         dataset = index_dataset(

@@ -20,14 +20,7 @@ from pathlib import Path
 
 from . import config
 
-__all__ = [
-    "BACKBONES",
-    "WeightsNotFoundError",
-    "weights_file_name",
-    "find_weights",
-    "build_backbone",
-    "preprocess_function",
-]
+__all__ = ["WeightsNotFoundError", "build_backbone", "preprocess_function"]
 
 #: Architectures the course knows, with the preprocessing module of keras.applications.
 BACKBONES = {
@@ -43,20 +36,10 @@ class WeightsNotFoundError(FileNotFoundError):
     """No local copy of a backbone's ImageNet weights, and downloading is not allowed."""
 
 
-def weights_file_name(architecture: str, alpha: float = 1.0) -> str:
-    """The file name Keras uses for a backbone's ImageNet weights without the top layers.
+def _weights_file_name(architecture: str, alpha: float = 1.0) -> str:
+    """The file name Keras gives a backbone's ImageNet weights without the top layers (``alpha``: MobileNets only).
 
-    Parameters
-    ----------
-    architecture : str
-        One of :data:`BACKBONES`.
-    alpha : float
-        Width multiplier (MobileNet and MobileNetV2 only).
-
-    Raises
-    ------
-    ValueError
-        For an unknown architecture.
+    Raises ValueError for an architecture not in :data:`BACKBONES`.
     """
     if architecture == "MobileNetV2":
         return f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{float(alpha)}_224_no_top.h5"
@@ -76,29 +59,14 @@ def weights_file_name(architecture: str, alpha: float = 1.0) -> str:
 
 
 def _search_folders(weights_dir: str | os.PathLike | None) -> list[Path]:
-    folders = []
-    if weights_dir is not None:
-        folders.append(Path(weights_dir))
-    elif config.weights_dir() is not None:
-        folders.append(config.weights_dir())
+    first = Path(weights_dir) if weights_dir is not None else config.weights_dir()
     keras_home = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras"))
-    folders.append(keras_home / "models")
-    return folders
+    return [folder for folder in (first, keras_home / "models") if folder is not None]
 
 
-def find_weights(architecture: str, alpha: float = 1.0, weights_dir: str | os.PathLike | None = None) -> Path:
-    """The local file holding a backbone's ImageNet weights.
-
-    Returns
-    -------
-    Path
-
-    Raises
-    ------
-    WeightsNotFoundError
-        Naming the file, the folders searched and how to get it.
-    """
-    name = weights_file_name(architecture, alpha)
+def _find_weights(architecture: str, alpha: float = 1.0, weights_dir: str | os.PathLike | None = None) -> Path:
+    """The local file of a backbone's ImageNet weights; else WeightsNotFoundError naming it, the folders, the fix."""
+    name = _weights_file_name(architecture, alpha)
     folders = _search_folders(weights_dir)
     for folder in folders:
         if (folder / name).is_file():
@@ -133,38 +101,22 @@ def build_backbone(
     weights_dir: str | os.PathLike | None = None,
     allow_download: bool = False,
 ):
-    """A ``keras.applications`` backbone without its classifier, with ImageNet weights.
+    """A ``keras.applications`` backbone (one of :data:`BACKBONES`) without its classifier, with ImageNet weights.
 
-    Parameters
-    ----------
-    architecture : str
-        One of :data:`BACKBONES`.
-    input_size : int
-        Side of the square RGB input in pixels.
-    alpha : float
-        Width multiplier for MobileNet / MobileNetV2 (ignored otherwise).
-    weights_dir : path-like, optional
-        Where to look first (default ``$CXR_WEIGHTS_DIR``).
-    allow_download : bool
-        When no local file exists, let Keras download the weights (needs internet).
+    ``alpha`` is the width multiplier of MobileNet / MobileNetV2 (ignored otherwise);
+    ``weights_dir`` where to look first (default ``$CXR_WEIGHTS_DIR``); ``allow_download`` lets
+    Keras download the weights when no local file exists. The model's input is
+    ``(batch, input_size, input_size, 3)`` *already preprocessed* for this architecture (see
+    :func:`preprocess_function`); its output the last feature map.
 
-    Returns
-    -------
-    keras.Model
-        Input ``(batch, input_size, input_size, 3)`` *already preprocessed* for this
-        architecture (see :func:`preprocess_function`); output the last feature map.
-
-    Raises
-    ------
-    WeightsNotFoundError
-        No local weights and ``allow_download`` is False (raised before any network
-        use), or downloading is allowed but Keras's weight server cannot be reached
-        within a few seconds (so an offline machine fails at once instead of hanging).
+    Raises :class:`WeightsNotFoundError` when there are no local weights and ``allow_download``
+    is False (before any network use), or when Keras's weight server cannot be reached within
+    a few seconds (an offline machine fails at once instead of hanging).
     """
     import keras
 
     try:
-        weights = str(find_weights(architecture, alpha, weights_dir))
+        weights = str(_find_weights(architecture, alpha, weights_dir))
     except WeightsNotFoundError as error:
         if not allow_download:
             raise

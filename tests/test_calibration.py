@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from cxr_utils.calibration import (
+    _expected_calibration_error,
     apply_temperature,
     calibration_summary,
-    expected_calibration_error,
     fit_temperature,
     mean_logit,
     reliability_table,
@@ -21,7 +21,7 @@ def test_reliability_table_by_hand():
     np.testing.assert_allclose(table["mean_score"], [(0.05 + 0.15 + 0.15) / 3, 0.975])
     np.testing.assert_allclose(table["observed"], [1 / 3, 1.0])
     ece = (3 * abs(1 / 3 - 0.35 / 3) + 2 * abs(1 - 0.975)) / 5
-    assert expected_calibration_error(y, s, n_bins=2) == pytest.approx(ece)
+    assert _expected_calibration_error(y, s, n_bins=2) == pytest.approx(ece)
     assert reliability_table(y, s, n_bins=10)["count"].sum() == 5  # empty bins kept, nothing lost
     with pytest.raises(ValueError, match=r"0\.\.1"):
         reliability_table([0, 1], [-0.1, 0.5])
@@ -46,7 +46,7 @@ def test_temperature_recovers_overconfidence_and_keeps_the_ranking():
     temperature = fit_temperature(y, overconfident)
     assert temperature == pytest.approx(3.0, rel=0.15)
     fixed = apply_temperature(overconfident, temperature)
-    assert expected_calibration_error(y, fixed) < expected_calibration_error(y, overconfident) / 2
+    assert _expected_calibration_error(y, fixed) < _expected_calibration_error(y, overconfident) / 2
     assert np.all(np.diff(fixed[np.argsort(overconfident)]) >= 0)  # a monotone map: the ranking is kept
     with pytest.raises(ValueError):
         apply_temperature(fixed, 0.0)
@@ -68,5 +68,5 @@ def test_platt_recovers_slope_and_level_and_keeps_the_ranking():
     slope, intercept = fit_platt(y, shifted)
     assert slope == pytest.approx(2.0, rel=0.1) and intercept == pytest.approx(2.0, rel=0.15)
     fixed = apply_platt(shifted, slope, intercept)
-    assert expected_calibration_error(y, fixed) < 0.02 and fixed.mean() == pytest.approx(y.mean(), abs=0.01)
+    assert _expected_calibration_error(y, fixed) < 0.02 and fixed.mean() == pytest.approx(y.mean(), abs=0.01)
     assert np.all(np.diff(fixed[np.argsort(shifted)]) >= 0)

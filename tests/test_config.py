@@ -41,14 +41,14 @@ def test_flags_are_parsed_in_one_place_case_blind(monkeypatch):
     ]:
         monkeypatch.setenv("CXR_NO_DOWNLOAD", value)
         monkeypatch.setenv("CXR_FAST", value)
-        assert config.env_flag("CXR_NO_DOWNLOAD") is on
+        assert config._env_flag("CXR_NO_DOWNLOAD") is on
         assert config.downloads_allowed() is not on and config.fast_mode() is on
 
 
 def test_data_dir_from_environment(monkeypatch, tmp_path):
     monkeypatch.delenv("CXR_DATA_DIR", raising=False)
-    assert config.data_dir_from_environment() is None
+    assert config._path_from_env("CXR_DATA_DIR") is None
     monkeypatch.setenv("CXR_DATA_DIR", "  ")
-    assert config.data_dir_from_environment() is None
+    assert config._path_from_env("CXR_DATA_DIR") is None
     monkeypatch.setenv("CXR_DATA_DIR", str(tmp_path))
-    assert config.data_dir_from_environment() == tmp_path
+    assert config._path_from_env("CXR_DATA_DIR") == tmp_path

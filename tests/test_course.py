@@ -6,7 +6,7 @@ import nbformat
 import pytest
 
 from cxr_utils.tools import course
-from cxr_utils.tools.course import CourseError, execute_notebook, list_notebooks, resolve_dataset
+from cxr_utils.tools.course import CourseError, _resolve_dataset, execute_notebook, list_notebooks
 
 from helpers import make_dataset
 
@@ -21,7 +21,7 @@ FILES = {
 def test_explicit_folder_without_data_fails_without_downloading(tmp_path, monkeypatch):
     monkeypatch.setattr(course, "download_dataset", lambda *a, **k: pytest.fail("must not download"))
     with pytest.raises(CourseError, match="holds no usable dataset"):
-        resolve_dataset(tmp_path)
+        _resolve_dataset(tmp_path)
 
 
 def test_default_folder_without_data_and_no_download(tmp_path, monkeypatch):
@@ -29,7 +29,7 @@ def test_default_folder_without_data_and_no_download(tmp_path, monkeypatch):
     monkeypatch.setattr(course, "KAGGLE_INPUT", tmp_path / "not on Kaggle")
     monkeypatch.setattr(course.config, "data_dir", lambda: tmp_path)
     with pytest.raises(CourseError, match="downloading is switched off"):
-        resolve_dataset(download=False)
+        _resolve_dataset(download=False)
 
 
 def test_default_folder_without_data_downloads(tmp_path, monkeypatch, capsys):
@@ -48,7 +48,7 @@ def test_default_folder_without_data_downloads(tmp_path, monkeypatch, capsys):
         return verify_dataset(folder / "chest_xray", manifest, progress=False)  # as the real download does
 
     monkeypatch.setattr(course, "download_dataset", fake_download)
-    assert resolve_dataset() == tmp_path / "chest_xray"
+    assert _resolve_dataset() == tmp_path / "chest_xray"
     assert calls == [tmp_path]
     assert "downloading ChestXRay2017.zip" in capsys.readouterr().out
 
@@ -64,17 +64,17 @@ def test_a_copy_kaggle_mounted_is_found_before_any_download(tmp_path, monkeypatc
     mounted = kaggle / "chest-xray-pneumonia" / "chest_xray"
     make_dataset(mounted, FILES | {f"chest_xray/{k}": None for k in FILES} | {"__MACOSX/._train": b"\0"})
     monkeypatch.setattr(course, "KAGGLE_INPUT", kaggle)
-    assert resolve_dataset() == mounted
+    assert _resolve_dataset() == mounted
     assert f"using the copy mounted at {mounted}" in capsys.readouterr().out
-    assert resolve_dataset(download=False) == mounted
+    assert _resolve_dataset(download=False) == mounted
     monkeypatch.setattr(course, "KAGGLE_INPUT", tmp_path / "not on Kaggle")
     with pytest.raises(CourseError, match="downloading is switched off"):
-        resolve_dataset(download=False)
+        _resolve_dataset(download=False)
 
 
 def test_existing_copy_is_used(tmp_path):
     make_dataset(tmp_path / "chest_xray", FILES)
-    assert resolve_dataset(tmp_path) == tmp_path / "chest_xray"
+    assert _resolve_dataset(tmp_path) == tmp_path / "chest_xray"
 
 
 def _notebook(tmp_path, *sources):
@@ -107,12 +107,12 @@ def test_failing_cell_is_named(tmp_path):
 
 def test_html_and_summary_quote_the_results_table(tmp_path):
     from cxr_utils.records import write_json
-    from cxr_utils.tools.course import NotebookRun, render_html, write_summary
+    from cxr_utils.tools.course import NotebookRun, _render_html, _write_summary
 
     path = _notebook(tmp_path, "print('hello')")
     executed = tmp_path / "build" / "executed" / "01_demo.ipynb"
     seconds = execute_notebook(path, executed)
-    html = render_html(executed, tmp_path / "build" / "html")
+    html = _render_html(executed, tmp_path / "build" / "html")
     assert html.name == "01_demo.html" and "hello" in html.read_text()
     runs_dir = tmp_path / "runs"
     results = runs_dir / "05_error_analysis_fast"
@@ -120,12 +120,12 @@ def test_html_and_summary_quote_the_results_table(tmp_path):
     (results / "results.md").write_text("| model | accuracy |\n|---|---|\n| A | 0.912 [0.889, 0.934] |\n")
     write_json(results / "results.json", {"results": {"A": {"accuracy": 0.912}}})
     runs = [NotebookRun(path, executed, seconds)]
-    markdown, summary = write_summary(runs, tmp_path / "build", data_dir="/data", fast=True, runs_dir=runs_dir)
+    markdown, summary = _write_summary(runs, tmp_path / "build", data_dir="/data", fast=True, runs_dir=runs_dir)
     text = markdown.read_text()
     assert "| 01_demo.ipynb |" in text and "| A | 0.912 [0.889, 0.934] |" in text and "fast" in text
     content = json.loads(summary.read_text())
     assert content["results"]["results"]["A"]["accuracy"] == 0.912 and content["notebooks"][0]["seconds"] == seconds
-    markdown, _ = write_summary(runs, tmp_path / "build", data_dir="/data", fast=False, runs_dir=runs_dir)
+    markdown, _ = _write_summary(runs, tmp_path / "build", data_dir="/data", fast=False, runs_dir=runs_dir)
     assert "05_error_analysis/results.md is missing" in markdown.read_text()
 
 

@@ -110,7 +110,7 @@ def test_row01_a_half_extracted_download_is_never_taken_for_data_and_is_cleaned_
     monkeypatch.setattr(course.config, "data_dir", lambda: data)
     monkeypatch.setattr(course, "KAGGLE_INPUT", tmp_path / "not on Kaggle")
     with pytest.raises(course.CourseError, match="downloading is switched off"):
-        course.resolve_dataset(download=False)
+        course._resolve_dataset(download=False)
     server, manifest = served
     report = download_dataset(data, server.url, manifest=manifest, progress=False)
     assert report.matches_manifest and sorted(p.name for p in data.iterdir()) == ["chest_xray"]
@@ -143,7 +143,7 @@ def test_row02_a_download_with_an_extra_image_fails_verification(originals, tmp_
             lambda folder: download_dataset(folder, server.url, manifest=manifest, progress=False),
         )
         with pytest.raises(course.CourseError, match="failed verification"):
-            course.resolve_dataset()
+            course._resolve_dataset()
 
 
 # ----------------------------------------------------------------------------- 3. and 4. too many pixels
@@ -166,9 +166,9 @@ def test_row04_a_huge_16_bit_png_is_flagged_and_never_decoded(tmp_path, monkeypa
     from cxr_utils.images import MAX_PIXELS
 
     assert "13000x13000" in problem and f"{MAX_PIXELS / 1e6:.0f} million" in problem
-    real = cache_module.decode_resized
+    real = cache_module._decode_resized
     monkeypatch.setattr(
-        cache_module, "decode_resized", lambda p, *a, **k: real(p, *a, **k) if "0098" not in str(p) else 1 / 0
+        cache_module, "_decode_resized", lambda p, *a, **k: real(p, *a, **k) if "0098" not in str(p) else 1 / 0
     )
     cache = cache_images(dataset, size=16, cache_dir=tmp_path / "cache", workers=1, progress=False)
     assert len(cache.images) == 8
@@ -545,7 +545,7 @@ def test_issue20_row1_concurrent_scorings_into_a_new_ledger_leave_one_header_and
     from cxr_utils import ledger as ledger_module
     from cxr_utils.ledger import LEDGER_FILE, append_scoring, read_ledger
 
-    monkeypatch.setattr(ledger_module, "git_state", lambda: ("0" * 40, False))  # no git subprocesses: more appends
+    monkeypatch.setattr(ledger_module, "_git_state", lambda: ("0" * 40, False))  # no git subprocesses: more appends
 
     def score_many(worker: int, runs: Path) -> None:
         for _ in range(20):
@@ -725,7 +725,7 @@ def _scoring_inputs(index: pd.DataFrame, seed: int = 0):
 
 def test_issue20_row10_the_ledger_counts_scorings_of_the_official_test_split_apart(resized_224, tmp_path, capsys):
     from cxr_utils.ledger import read_ledger
-    from cxr_utils.tools.course import write_summary
+    from cxr_utils.tools.course import _write_summary
 
     runs = tmp_path / "runs"
     runs.mkdir()
@@ -753,7 +753,7 @@ def test_issue20_row10_the_ledger_counts_scorings_of_the_official_test_split_apa
     assert ledger["official_test_paths"].tolist()[1:] == [True, False, False, False]
     assert pd.isna(ledger.loc[0, "official_test_paths"]) and pd.isna(ledger.loc[0, "test_fingerprint"])
     assert ledger.loc[1, "test_fingerprint"] != ledger.loc[2, "test_fingerprint"] == ledger.loc[4, "test_fingerprint"]
-    _, summary = write_summary([], tmp_path / "build", data_dir="d", fast=True, runs_dir=runs)
+    _, summary = _write_summary([], tmp_path / "build", data_dir="d", fast=True, runs_dir=runs)
     counts = __import__("json").loads(summary.read_text())["test_ledger"]
     assert counts["scorings"] == 5 and counts["by_test_images"]["official"] == {"scorings": 1, "configurations": 1}
     assert "the official test split 1 time(s)" in (tmp_path / "build" / "summary.md").read_text()

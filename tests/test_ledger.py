@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from cxr_utils.ledger import LEDGER_COLUMNS, LEDGER_FILE, configuration_hash, git_state, read_ledger, summarise
+from cxr_utils.ledger import LEDGER_COLUMNS, LEDGER_FILE, _configuration_hash, _git_state, read_ledger, summarise
 from cxr_utils.records import read_json
 from cxr_utils.runs import finish_run
 from cxr_utils.tools import cli
@@ -34,15 +34,15 @@ def test_every_scoring_appends_one_row(tmp_path):
     assert ledger.loc[0, "config_hash"] == ledger.loc[1, "config_hash"] != ledger.loc[2, "config_hash"]
     assert ledger.loc[0, "accuracy"] == round(first["test"].loc["accuracy", "value"], 6)
     assert ledger.loc[0, "threshold"] == round(first["threshold"], 6) and ledger.loc[0, "n_test"] == 30
-    commit, dirty = git_state()
+    commit, dirty = _git_state()
     assert ledger.loc[0, "git_commit"] == commit and str(ledger.loc[0, "git_dirty"]) == str(dirty)
     assert read_json(runs / "a" / "config.json")["config_hash"] == ledger.loc[0, "config_hash"]
     assert "3 time(s)" in summarise(ledger) and "2 distinct configuration(s)" in summarise(ledger)
 
 
 def test_the_hash_ignores_the_seed_and_the_measurements(tmp_path):
-    assert configuration_hash({"lr": 1e-3, "seed": 0}) == configuration_hash({"seed": 5, "lr": 1e-3})
-    assert configuration_hash({"lr": 1e-3}) != configuration_hash({"lr": 1e-4})
+    assert _configuration_hash({"lr": 1e-3, "seed": 0}) == _configuration_hash({"seed": 5, "lr": 1e-3})
+    assert _configuration_hash({"lr": 1e-3}) != _configuration_hash({"lr": 1e-4})
     index, splits, validation, test = _fixture()
     for minutes in (1.0, 2.0):
         finish_run(
@@ -70,11 +70,11 @@ def test_cxr_ledger_prints_every_scoring(tmp_path, capsys):
 
 
 def test_the_course_summary_states_the_ledger(tmp_path):
-    from cxr_utils.tools.course import write_summary
+    from cxr_utils.tools.course import _write_summary
 
     index, splits, validation, test = _fixture()
     finish_run(tmp_path / "runs" / "cnn", index, splits, validation, test, n_boot=20, parameters={"seed": 0})
-    markdown, summary_json = write_summary([], tmp_path / "build", data_dir="d", fast=True, runs_dir=tmp_path / "runs")
+    markdown, summary_json = _write_summary([], tmp_path / "build", data_dir="d", fast=True, runs_dir=tmp_path / "runs")
     assert "scored 1 time(s) on this machine, for 1 distinct configuration(s)" in markdown.read_text()
     assert read_json(summary_json)["test_ledger"] == {
         "scorings": 1,

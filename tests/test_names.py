@@ -2,22 +2,22 @@ import collections
 
 import pytest
 
-from cxr_utils.names import ParsedName, parse_name
+from cxr_utils.names import _ParsedName, parse_name
 from cxr_utils.verification import read_manifest
 
 
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
-        ("person1_virus_6.jpeg", ParsedName("person1", "virus")),
-        ("person1000_bacteria_2931.jpeg", ParsedName("person1000", "bacteria")),
-        ("person447_virus_921_1.jpeg", ParsedName("person447", "virus")),
-        ("IM-0001-0001.jpeg", ParsedName("IM-0001", "none")),
-        ("IM-0117-0001-0002.jpeg", ParsedName("IM-0117", "none")),
-        ("NORMAL2-IM-0095-0001.jpeg", ParsedName("NORMAL2-IM-0095", "none")),
-        ("NORMAL2-IM-0173-0001-0002.jpeg", ParsedName("NORMAL2-IM-0173", "none")),
-        ("train/NORMAL/IM-0001-0001.JPEG", ParsedName("IM-0001", "none")),
-        ("person3_bacteria_11.jpg", ParsedName("person3", "bacteria")),
+        ("person1_virus_6.jpeg", _ParsedName("person1", "virus")),
+        ("person1000_bacteria_2931.jpeg", _ParsedName("person1000", "bacteria")),
+        ("person447_virus_921_1.jpeg", _ParsedName("person447", "virus")),
+        ("IM-0001-0001.jpeg", _ParsedName("IM-0001", "none")),
+        ("IM-0117-0001-0002.jpeg", _ParsedName("IM-0117", "none")),
+        ("NORMAL2-IM-0095-0001.jpeg", _ParsedName("NORMAL2-IM-0095", "none")),
+        ("NORMAL2-IM-0173-0001-0002.jpeg", _ParsedName("NORMAL2-IM-0173", "none")),
+        ("train/NORMAL/IM-0001-0001.JPEG", _ParsedName("IM-0001", "none")),
+        ("person3_bacteria_11.jpg", _ParsedName("person3", "bacteria")),
     ],
 )
 def test_official_patterns(name, expected):
@@ -26,7 +26,7 @@ def test_official_patterns(name, expected):
 
 @pytest.mark.parametrize("name", ["scan.jpeg", "person_virus_1.jpeg", "IM-0001.jpeg", "person1_fungus_2.jpeg", ""])
 def test_unknown_names_give_none(name):
-    assert parse_name(name) == ParsedName(None, None)
+    assert parse_name(name) == _ParsedName(None, None)
 
 
 def test_every_official_name_gets_a_patient_id():

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cxr_utils.cache import cache_images, decode_resized
+from cxr_utils.cache import _decode_resized, cache_images
 from cxr_utils.dataset import index_dataset
 from cxr_utils.splits import class_weights, course_splits, patients_in_two_splits
 
@@ -27,7 +27,7 @@ def test_cache_is_built_once_then_reused(originals_copy, tmp_path):
     assert first.images.shape == (416, 32, 32) and first.images.dtype == np.uint8
     assert again.path == first.path and again.index["path"].tolist() == first.index["path"].tolist()
     row = 17
-    expected = decode_resized(originals_copy / first.index.loc[row, "path"], 32, "squash")
+    expected = _decode_resized(originals_copy / first.index.loc[row, "path"], 32, "squash")
     np.testing.assert_array_equal(again.images[row], expected)
     assert first.labels.sum() == (first.index["label"] == "PNEUMONIA").sum() == 293
     paths = first.index["path"].iloc[[5, 0, 17]]

@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from cxr_utils.tools.quiet import silenced_stderr
+from cxr_utils.tools.quiet import _silenced_stderr
 
 NOISE = ("cuInit", "oneDNN", "TF_ENABLE", "E0000", "W0000", "I0000", "absl::InitializeLog")
 
@@ -27,7 +27,7 @@ def test_silenced_stderr_restores_the_descriptor_and_lets_exceptions_through(cap
     import os
 
     try:
-        with silenced_stderr():
+        with _silenced_stderr():
             os.write(2, b"hidden\n")
             raise ValueError("seen")
     except ValueError as error:

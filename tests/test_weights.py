@@ -6,19 +6,19 @@ import h5py
 import numpy as np
 import pytest
 
-from cxr_utils.weights import WeightsNotFoundError, build_backbone, find_weights, weights_file_name
+from cxr_utils.weights import WeightsNotFoundError, _find_weights, _weights_file_name, build_backbone
 
 
 def test_file_names_match_what_keras_downloads(keras_weights):
     names = {
-        weights_file_name("MobileNetV2", 0.5),
-        weights_file_name("MobileNetV2", 0.35),
-        weights_file_name("MobileNet", 0.25),
+        _weights_file_name("MobileNetV2", 0.5),
+        _weights_file_name("MobileNetV2", 0.35),
+        _weights_file_name("MobileNet", 0.25),
     }
     assert names == {p.name for p in keras_weights.glob("*.h5")}
-    assert weights_file_name("EfficientNetB0") == "efficientnetb0_notop.h5"
+    assert _weights_file_name("EfficientNetB0") == "efficientnetb0_notop.h5"
     with pytest.raises(ValueError, match="unknown backbone"):
-        weights_file_name("AlexNet")
+        _weights_file_name("AlexNet")
 
 
 def test_missing_weights_fail_at_once_with_the_fix(tmp_path, monkeypatch):
@@ -49,7 +49,7 @@ def no_network(monkeypatch):
 def test_real_weights_load_without_download(keras_weights, no_network, monkeypatch):
     monkeypatch.setenv("CXR_WEIGHTS_DIR", str(keras_weights))
     backbone = build_backbone("MobileNetV2", input_size=224, alpha=0.5)
-    path = find_weights("MobileNetV2", 0.5)
+    path = _find_weights("MobileNetV2", 0.5)
     with h5py.File(path, "r") as h5:
         stored = h5["Conv1/Conv1/kernel:0"][()]
     loaded = backbone.get_layer("Conv1").get_weights()[0]

@@ -54,16 +54,10 @@ _COURSE_READERS: tuple[tuple[str, str], ...] = (
 def plot_course_flow() -> Figure:
     """The course's data flow as boxes and arrows: files to index to cache ... to the chapters that read runs.
 
-    One box per step of ``_COURSE_FLOW``, top to bottom, each with an arrow to the next; where
-    it happens (a folder or function) is printed under the step's name, what it holds beside
-    the box. The chapters that read the run folders (``_COURSE_READERS``) sit side by side
-    under the last step, each with an arrow from it.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-        One axes without ticks, in data units of inches; each box is a
-        :class:`~matplotlib.patches.FancyBboxPatch` and each arrow an annotation.
+    One box per step of ``_COURSE_FLOW``, top to bottom, with where it happens under its name
+    and what it holds beside it; the chapters that read the run folders (``_COURSE_READERS``)
+    sit side by side under the last step. One axes without ticks, in inches; each box is a
+    :class:`~matplotlib.patches.FancyBboxPatch`, each arrow an annotation.
     """
     steps, readers = _COURSE_FLOW, _COURSE_READERS
     row, box_width, box_height, text_x = 0.82, 2.5, 0.58, 3.0
@@ -115,13 +109,7 @@ def _readable_log_axis(axis: Axis) -> None:
 
 
 def plot_split_counts(table: pd.DataFrame) -> Figure:
-    """Grouped bars: images per split and class, each bar labelled with its count.
-
-    Parameters
-    ----------
-    table : pandas.DataFrame
-        From :func:`cxr_utils.stats.split_class_table` (its ``total`` row is left out).
-    """
+    """Grouped bars: images per split and class of a :func:`cxr_utils.stats.split_class_table`, counts written on."""
     counts = table.drop(index="total", errors="ignore")[list(LABELS)]
     fig = figure(6.5, 3.8)
     ax = fig.subplots()
@@ -140,13 +128,7 @@ def plot_split_counts(table: pd.DataFrame) -> Figure:
 
 
 def plot_images_per_patient(per_patient: pd.DataFrame) -> Figure:
-    """Histogram of the number of images per patient id, one panel per class, each bar labelled with its count.
-
-    Parameters
-    ----------
-    per_patient : pandas.DataFrame
-        From :func:`cxr_utils.stats.images_per_patient`.
-    """
+    """Histogram of :func:`cxr_utils.stats.images_per_patient`, one panel per class, counts written on the bars."""
     fig = figure(8, 3.4)
     axes = fig.subplots(1, len(LABELS), sharey=False)
     for ax, label in zip(axes, LABELS):
@@ -164,14 +146,9 @@ def plot_images_per_patient(per_patient: pd.DataFrame) -> Figure:
 def plot_pathogen_counts(table: pd.DataFrame) -> Figure:
     """Each split's images as shares: bacterial pneumonia, viral pneumonia, NORMAL; counts written on.
 
-    One horizontal bar per split, each as long as 100%, so that a split of 16 images is as
-    readable as one of 5,216; every segment of 5% or more carries its count, and the
-    split's total is written after its bar.
-
-    Parameters
-    ----------
-    table : pandas.DataFrame
-        From :func:`cxr_utils.stats.pathogen_table` (its ``total`` row is left out).
+    One horizontal bar per split of a :func:`cxr_utils.stats.pathogen_table`, each as long as
+    100%, so that a split of 16 images is as readable as one of 5,216; every segment of 5% or
+    more carries its count, and the split's total is written after its bar.
     """
     counts = table.drop(index="total", errors="ignore")[["bacteria", "virus", "none"]]
     totals = counts.sum(axis=1).to_numpy()
@@ -205,14 +182,9 @@ def plot_pathogen_counts(table: pd.DataFrame) -> Figure:
 def plot_sample_grid(root: str | os.PathLike, sample: pd.DataFrame, per_row: int = 4) -> Figure:
     """Real images, one row per class, each titled with its file name, size and mode.
 
-    Parameters
-    ----------
-    root : path-like
-        The dataset root the sample's paths are relative to.
-    sample : pandas.DataFrame
-        Index rows (``path``, ``label``, ``name``; ``width``, ``height``, ``mode`` if
-        present), e.g. from :func:`cxr_utils.stats.sample_per_class`. At most
-        ``per_row`` images per class are shown.
+    ``sample``: index rows (``path`` relative to ``root``, ``label``, ``name``; ``width``,
+    ``height``, ``mode`` if present), e.g. :func:`cxr_utils.stats.sample_per_class`'s; at most
+    ``per_row`` images per class are shown.
     """
     fig = figure(3.0 * per_row, 3.3 * len(LABELS))
     axes = fig.subplots(len(LABELS), per_row, squeeze=False)
@@ -229,17 +201,10 @@ def plot_sample_grid(root: str | os.PathLike, sample: pd.DataFrame, per_row: int
 
 
 def plot_size_histograms(index: pd.DataFrame, column: str, bins: int = 30, log: bool = False) -> Figure:
-    """Histograms of one size column per split, NORMAL and PNEUMONIA overlaid (seaborn).
+    """Histograms of one size ``column`` of an index per split, NORMAL and PNEUMONIA overlaid (seaborn).
 
-    Parameters
-    ----------
-    index : pandas.DataFrame
-        An index with ``split``, ``label`` and ``column`` (e.g. ``width``, ``height``, or
-        the ``aspect_ratio`` and ``megapixels`` a chapter adds to it).
-    column : str
-        The column to histogram; it also labels the x axis.
-    log : bool
-        Logarithmic x axis.
+    ``column`` is ``width``, ``height``, or one a chapter adds (``aspect_ratio``, ``megapixels``);
+    it labels the x axis, logarithmic with ``log``.
     """
     data = index.dropna(subset=[column]).astype({column: "float64"})
     splits = [s for s in SPLITS if s in set(data["split"])]
@@ -300,13 +265,8 @@ def plot_size_scatter(index: pd.DataFrame) -> Figure:
 def plot_file_sizes(index: pd.DataFrame, official: pd.DataFrame) -> Figure:
     """Histograms of file sizes in kB per class, this copy's beside the official files', on logarithmic axes.
 
-    Parameters
-    ----------
-    index : pandas.DataFrame
-        With ``label`` and ``bytes`` (an index of this copy).
-    official : pandas.DataFrame
-        The same columns for the official files: the manifest
-        (:func:`cxr_utils.verification.index_manifest`), whatever copy this is.
+    ``index`` and ``official`` (:func:`cxr_utils.verification.index_manifest`, whatever copy
+    this is) have the columns ``label`` and ``bytes``.
     """
     panels = {
         f"this copy ({len(index):,} files)": index,
@@ -335,13 +295,7 @@ def plot_file_sizes(index: pd.DataFrame, official: pd.DataFrame) -> Figure:
 
 
 def plot_intensity_histograms(histograms: pd.DataFrame) -> Figure:
-    """Mean grey-level histogram per class.
-
-    Parameters
-    ----------
-    histograms : pandas.DataFrame
-        From :func:`cxr_utils.stats.intensity_histograms`.
-    """
+    """Mean grey-level histogram per class, of :func:`cxr_utils.stats.intensity_histograms`."""
     fig = figure(6.5, 3.6)
     ax = fig.subplots()
     for label, group in histograms.groupby("label", sort=True):
@@ -360,15 +314,7 @@ def plot_intensity_histograms(histograms: pd.DataFrame) -> Figure:
 
 
 def plot_resize_policies(images: dict[str, np.ndarray], size: int) -> Figure:
-    """Each image as it is and after each resize policy (squash, pad, crop) at ``size``.
-
-    Parameters
-    ----------
-    images : dict
-        Title (e.g. the file name) -> gray pixels, shape ``(height, width)``.
-    size : int
-        The square side the policies produce.
-    """
+    """Each image (title -> gray pixels ``(height, width)``) as it is and after each resize policy at ``size``."""
     columns = ["original", *RESIZE_POLICIES]
     fig = figure(3.0 * len(columns), 3.1 * len(images))
     axes = fig.subplots(len(images), len(columns), squeeze=False)

@@ -8,10 +8,10 @@ from matplotlib.figure import Figure
 
 from .style import figure
 
-__all__ = ["METRIC_LABELS", "plot_augmented_samples", "plot_history"]
+__all__ = ["plot_augmented_samples", "plot_history"]
 
 #: How the history's metric names are written on the figures.
-METRIC_LABELS = {
+_METRIC_LABELS = {
     "loss": "loss (binary cross-entropy)",
     "auc": "ROC AUC",
     "accuracy": "accuracy (threshold 0.5)",
@@ -20,16 +20,8 @@ METRIC_LABELS = {
 
 
 def plot_augmented_samples(images: np.ndarray, augmentation, variants: int = 4, seed: int = 0) -> Figure:
-    """Each image as cached, then ``variants`` random augmentations of it.
-
-    Parameters
-    ----------
-    images : numpy.ndarray
-        Shape ``(n, size, size)``, uint8 gray images (a few rows of the cache).
-    augmentation : keras.Layer
-        Called with ``training=True`` (see :func:`cxr_utils.pipeline.augmentation_layers`).
-    variants : int
-        Augmented versions per image.
+    """Each image (``(n, size, size)`` uint8, a few rows of the cache) as cached, then ``variants`` random
+    augmentations of it: ``augmentation`` (:func:`cxr_utils.pipeline.augmentation_layers`) with ``training=True``.
     """
     import keras
 
@@ -48,16 +40,11 @@ def plot_augmented_samples(images: np.ndarray, augmentation, variants: int = 4, 
 
 
 def plot_history(history: pd.DataFrame, metrics: tuple[str, ...] = ("loss", "auc")) -> Figure:
-    """Learning curves: each metric per epoch on training and validation data.
+    """Learning curves: each of ``metrics`` per epoch on training and validation data, one panel each.
 
-    Parameters
-    ----------
-    history : pandas.DataFrame
-        One row per epoch with an ``epoch`` column, ``<metric>`` and ``val_<metric>``
-        columns (``cxr_utils.training.fit_with_callbacks`` returns this).
-    metrics : tuple of str
-        History columns, one panel each, labelled readably (:data:`METRIC_LABELS`: ``auc``
-        is "ROC AUC"); a dashed line marks the epoch of the best validation ROC AUC.
+    ``history`` has one row per epoch: ``epoch``, ``<metric>`` and ``val_<metric>`` columns (as
+    ``cxr_utils.training.fit_with_callbacks`` returns it). Panels are labelled readably (``auc``
+    is "ROC AUC"); a dashed line marks the epoch of the best validation ROC AUC.
     """
     fig = figure(4.2 * len(metrics), 3.4)
     axes = fig.subplots(1, len(metrics), squeeze=False)[0]
@@ -66,7 +53,7 @@ def plot_history(history: pd.DataFrame, metrics: tuple[str, ...] = ("loss", "auc
         ax.plot(epochs, history[metric], marker="o", label="training")
         if f"val_{metric}" in history:
             ax.plot(epochs, history[f"val_{metric}"], marker="o", label="validation")
-        label = METRIC_LABELS.get(metric, metric.replace("_", " "))
+        label = _METRIC_LABELS.get(metric, metric.replace("_", " "))
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
         ax.set_title(label)

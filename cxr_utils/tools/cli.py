@@ -23,7 +23,7 @@ import pandas as pd
 
 from .. import config
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main"]
 
 
 def _manifest_argument(value: str | None) -> Path | None:
@@ -174,8 +174,8 @@ def _cmd_ledger(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``cxr`` (exposed for tests and documentation)."""
+def _build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``cxr``."""
     parser = argparse.ArgumentParser(prog="cxr", description="Pediatric chest X-ray course tools.")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -233,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``cxr``; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    args = _build_parser().parse_args(argv)
     if getattr(args, "url", "unset") is None:
         from .download import MENDELEY_URL
 

@@ -26,16 +26,7 @@ from ..layout import DatasetLayoutError, find_dataset
 from ..verification import verify_dataset
 from .download import download_dataset
 
-__all__ = [
-    "CourseError",
-    "NotebookRun",
-    "resolve_dataset",
-    "list_notebooks",
-    "execute_notebook",
-    "render_html",
-    "write_summary",
-    "run_course",
-]
+__all__ = ["CourseError", "NotebookRun", "list_notebooks", "execute_notebook", "run_course"]
 
 #: The run folder whose results table the summary quotes (``_fast`` appended in fast mode).
 RESULTS_RUN = "05_error_analysis"
@@ -59,26 +50,16 @@ class NotebookRun:
     seconds: float
 
 
-def resolve_dataset(data_dir: str | os.PathLike | None = None, *, download: bool = True) -> Path:
-    """The dataset root to use, downloading the dataset into the project's ``data/`` if needed.
+def _resolve_dataset(data_dir: str | os.PathLike | None = None, *, download: bool = True) -> Path:
+    """The dataset root in ``data_dir`` (default :func:`cxr_utils.config.data_dir`), downloaded there if needed.
 
-    Parameters
-    ----------
-    data_dir : path-like, optional
-        Default :func:`cxr_utils.config.data_dir` (``$CXR_DATA_DIR`` or ``<project>/data``).
-    download : bool
-        Download the dataset when the default ``data/`` folder holds none and no copy is
-        mounted under :data:`KAGGLE_INPUT` (a Kaggle notebook with the dataset attached:
-        that copy is used as it is, read-only). A folder named explicitly (argument or
-        ``$CXR_DATA_DIR``) is never downloaded into: a mistyped path should fail, not start
-        a 1.2 GB download.
-
-    Raises
-    ------
-    CourseError
-        If no dataset is found and none may be downloaded.
+    With ``download``, the dataset is downloaded when the default ``data/`` folder holds none
+    and no copy is mounted under :data:`KAGGLE_INPUT` (a Kaggle notebook with the dataset
+    attached: that copy is used as it is, read-only). A folder named explicitly (argument or
+    ``$CXR_DATA_DIR``) is never downloaded into: a mistyped path should fail, not start a
+    1.2 GB download. Raises :class:`CourseError` if no dataset is found and none may be downloaded.
     """
-    explicit = data_dir is not None or config.data_dir_from_environment() is not None
+    explicit = data_dir is not None or config._path_from_env("CXR_DATA_DIR") is not None
     folder = Path(data_dir) if data_dir is not None else config.data_dir()
     try:
         return find_dataset(folder).root
@@ -140,28 +121,15 @@ def execute_notebook(
     parameters: dict | None = None,
     cell_timeout: int | None = None,
 ) -> float:
-    """Execute every cell of a notebook and write the executed copy.
+    """Execute every cell of a notebook and write the executed copy; return the wall time in seconds.
 
-    The kernel runs in the notebook's folder and inherits this process's
-    environment (``CXR_DATA_DIR``, ``CXR_FAST`` ...). The executed copy is written
-    even when a cell fails, so that the error can be read in it.
-
-    ``cell_timeout`` (seconds) stops a cell that runs longer; by default none does, because
-    a chapter's training takes several times longer on a slow or busy machine than on ours.
-
-    ``parameters`` (e.g. ``{"SEED": 1}``) are assigned in a cell inserted after the
-    cell tagged ``parameters`` and tagged ``injected-parameters``, as papermill does; the
-    chapters derive their run names from them in a later cell.
-
-    Returns
-    -------
-    float
-        Wall time in seconds.
-
-    Raises
-    ------
-    CourseError
-        Naming the notebook, the failing cell's number and its error.
+    The kernel runs in the notebook's folder and inherits this process's environment
+    (``CXR_DATA_DIR``, ``CXR_FAST`` ...). The executed copy is written even when a cell fails,
+    so that the error can be read in it. ``cell_timeout`` (seconds) stops a cell that runs
+    longer; by default none does (a chapter trains several times longer on a busy machine).
+    ``parameters`` (e.g. ``{"SEED": 1}``) are assigned in a cell tagged ``injected-parameters``
+    after the cell tagged ``parameters``, as papermill does. Raises :class:`CourseError` naming
+    the notebook, the failing cell's number and its error.
     """
     notebook, executed = Path(notebook), Path(executed)
     nb = nbformat.read(notebook, as_version=4)
@@ -212,32 +180,15 @@ def run_course(
     *,
     download: bool = True,
     fast: bool | None = None,
-    notebooks_dir: str | os.PathLike | None = None,
-    out_dir: str | os.PathLike | None = None,
 ) -> list[NotebookRun]:
     """Find or download the data, verify it, and execute every notebook in order.
 
-    Parameters
-    ----------
-    data_dir : path-like, optional
-        Dataset folder; default ``$CXR_DATA_DIR`` or ``<project>/data``.
-    download : bool
-        Allow downloading into the project's ``data/`` (see :func:`resolve_dataset`).
-    fast : bool, optional
-        Fast mode (``CXR_FAST=1``) for the notebooks; default: the current ``$CXR_FAST``.
-    notebooks_dir, out_dir : path-like, optional
-        Default ``<project>/notebooks`` and ``<project>/build/executed``.
-
-    Returns
-    -------
-    list of NotebookRun
-
-    Raises
-    ------
-    CourseError
-        No data, or a notebook failed (the run stops there).
+    ``data_dir`` and ``download`` are as :func:`_resolve_dataset`'s; ``fast`` sets fast mode
+    (``CXR_FAST=1``) for the notebooks (default: the current ``$CXR_FAST``). The executed copies
+    go to ``<project>/build/executed``. Raises :class:`CourseError` for no data or a failed
+    notebook (the run stops there).
     """
-    root = resolve_dataset(data_dir, download=download)
+    root = _resolve_dataset(data_dir, download=download)
     report = verify_dataset(root)
     print(report, flush=True)
     print(f"The course runs on {root}: {report.verdict}", flush=True)
@@ -252,9 +203,9 @@ def run_course(
         os.environ["CXR_NO_DOWNLOAD"] = "1"  # the notebooks download no weights either
     if fast is not None:
         os.environ["CXR_FAST"] = "1" if fast else "0"
-    out = Path(out_dir) if out_dir is not None else config.build_dir() / "executed"
+    out = config.build_dir() / "executed"
     html_dir = out.parent / "html"
-    notebooks = list_notebooks(notebooks_dir)
+    notebooks = list_notebooks()
     if not notebooks:
         print("No notebooks to execute yet (notebooks/NN_*.ipynb).", flush=True)
     runs = []
@@ -262,17 +213,17 @@ def run_course(
         print(f"[{number}/{len(notebooks)}] executing {notebook.name} ...", flush=True)
         seconds = execute_notebook(notebook, out / notebook.name)
         runs.append(NotebookRun(notebook, out / notebook.name, seconds))
-        html = render_html(out / notebook.name, html_dir)
+        html = _render_html(out / notebook.name, html_dir)
         print(
             f"[{number}/{len(notebooks)}] {notebook.name} done in {seconds:.0f} s -> {out / notebook.name}, {html}",
             flush=True,
         )
-    summary_md, _ = write_summary(runs, out.parent, data_dir=root, fast=config.fast_mode(), verdict=report.verdict)
+    summary_md, _ = _write_summary(runs, out.parent, data_dir=root, fast=config.fast_mode(), verdict=report.verdict)
     print(f"Summary: {summary_md}", flush=True)
     return runs
 
 
-def render_html(executed: str | os.PathLike, html_dir: str | os.PathLike) -> Path:
+def _render_html(executed: str | os.PathLike, html_dir: str | os.PathLike) -> Path:
     """Render an executed notebook to ``<html_dir>/<name>.html`` with nbconvert (figures embedded)."""
     from nbconvert import HTMLExporter
 
@@ -284,7 +235,7 @@ def render_html(executed: str | os.PathLike, html_dir: str | os.PathLike) -> Pat
     return target
 
 
-def write_summary(
+def _write_summary(
     runs: list[NotebookRun],
     build_dir: str | os.PathLike,
     *,
@@ -293,19 +244,13 @@ def write_summary(
     verdict: str | None = None,
     runs_dir: str | os.PathLike | None = None,
 ) -> tuple[Path, Path]:
-    """Write ``summary.md`` and ``summary.json`` into ``build_dir``.
+    """Write ``summary.md`` and ``summary.json`` into ``build_dir``; return both paths.
 
-    They hold the data folder, the mode, each notebook's wall time, how often the test
-    ledger says a test split was scored (and for how many configurations), the official test
-    split apart from other test images (:func:`cxr_utils.ledger.scoring_counts`), and the results
-    table notebook 05 saved in ``<runs>/05_error_analysis[_fast]/results.{md,json}``
-    (copied unchanged, so the summary shows the notebook's own numbers), or a line
-    saying it is missing.
-
-    Returns
-    -------
-    tuple of pathlib.Path
-        The Markdown and the JSON file.
+    They hold the data folder, the mode, each notebook's wall time, how often the test ledger
+    says a test split was scored, for how many configurations, the official test split apart
+    (:func:`cxr_utils.ledger.scoring_counts`), and the results table notebook 05 saved in
+    ``<runs>/05_error_analysis[_fast]/results.{md,json}``, copied unchanged (or a line saying
+    it is missing).
     """
     from ..ledger import read_ledger, scoring_counts, summarise
     from ..records import software_versions, write_json

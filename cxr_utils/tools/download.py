@@ -20,7 +20,7 @@ import sys
 import tempfile
 import zipfile
 import zlib
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import pandas as pd
 import pooch
@@ -28,27 +28,18 @@ import requests
 
 from .. import config
 from ..images import file_sha256
-from ..layout import DatasetLayoutError, find_dataset
+from ..layout import DatasetLayoutError, _is_macos_metadata, find_dataset
 from ..parallel import progress_bar
 from ..verification import VerificationReport, official_manifest_path, verify_dataset
 
-__all__ = [
-    "MENDELEY_URL",
-    "ARCHIVE_NAME",
-    "EXTRACTED_NAME",
-    "DownloadError",
-    "ArchiveError",
-    "download_archive",
-    "extract_archive",
-    "download_dataset",
-]
+__all__ = ["MENDELEY_URL", "DownloadError", "ArchiveError", "extract_archive", "download_dataset"]
 
 MENDELEY_URL = (
     "https://data.mendeley.com/public-files/datasets/rscbjbr9sj/files/"
     "f12eaf6d-6023-432f-acc9-80c9d7393433/file_downloaded"
 )
 ARCHIVE_NAME = "ChestXRay2017.zip"
-EXTRACTED_NAME = "chest_xray"
+_EXTRACTED_NAME = "chest_xray"
 
 #: Where an archive is downloaded before it is complete; whatever is left there by a killed
 #: download is removed by the next one.
@@ -61,6 +52,8 @@ PARTIAL_PREFIX = ".chest_xray-partial-"
 #: an archive of more than MAX_EXTRACTED_BYTES in all, is refused before anything is written.
 MAX_EXTRACTED_BYTES = 4_000_000_000
 MAX_RATIO = 100
+#: Seconds to wait for the server to connect or to send more bytes.
+_TIMEOUT_S = 60.0
 
 
 class DownloadError(RuntimeError):
@@ -71,42 +64,15 @@ class ArchiveError(RuntimeError):
     """The downloaded archive is corrupt or does not hold the dataset."""
 
 
-def download_archive(
-    dest_dir: str | os.PathLike,
-    url: str = MENDELEY_URL,
-    *,
-    sha256: str | None = None,
-    progress: bool = True,
-    timeout: float = 60.0,
+def _download_archive(
+    dest_dir: str | os.PathLike, url: str = MENDELEY_URL, *, sha256: str | None = None, progress: bool = True
 ) -> Path:
-    """Download the dataset archive to ``dest_dir/ChestXRay2017.zip``.
+    """Download the dataset archive from ``url`` to ``dest_dir/ChestXRay2017.zip`` (created if needed); return it.
 
-    An existing complete archive there is reused (checked against ``sha256`` when
-    given). The download is atomic: on any failure no file named
-    ``ChestXRay2017.zip`` is left behind.
-
-    Parameters
-    ----------
-    dest_dir : path-like
-        Folder for the archive (created if needed).
-    url : str
-        Where to fetch it; default Mendeley Data's public file.
-    sha256 : str, optional
-        Expected SHA-256 (64 hex digits) of the archive.
-    progress : bool
-        Show a progress bar (bytes).
-    timeout : float
-        Seconds to wait for the server to connect or to send more bytes.
-
-    Returns
-    -------
-    Path
-        The archive.
-
-    Raises
-    ------
-    DownloadError
-        On a network error, an incomplete transfer, or a hash mismatch.
+    An existing complete archive there is reused (checked against ``sha256``, 64 hex digits,
+    when given). The download is atomic: on any failure no file named ``ChestXRay2017.zip`` is
+    left behind. Raises :class:`DownloadError` on a network error, an incomplete transfer, or a
+    hash mismatch.
     """
     dest_dir = Path(dest_dir)
     dest_dir.mkdir(parents=True, exist_ok=True)
@@ -116,7 +82,7 @@ def download_archive(
     target.unlink(missing_ok=True)
     staging = dest_dir / DOWNLOAD_FOLDER
     shutil.rmtree(staging, ignore_errors=True)  # whatever a killed download left
-    downloader = pooch.HTTPDownloader(progressbar=progress, timeout=timeout)
+    downloader = pooch.HTTPDownloader(progressbar=progress, timeout=_TIMEOUT_S)
     known_hash = f"sha256:{sha256.lower()}" if sha256 else None
     if progress:
         print(f"Downloading {url}\n  -> {target}", file=sys.stderr, flush=True)
@@ -139,10 +105,6 @@ def download_archive(
     return target
 
 
-def _is_macos_member(name: str) -> bool:
-    return any(part == "__MACOSX" or part.startswith("._") for part in PurePosixPath(name).parts)
-
-
 def _check_members(members: list[zipfile.ZipInfo]) -> None:
     """Refuse, before writing anything, an archive that repeats a name or would expand beyond the limits."""
     names = [m.filename for m in members]
@@ -163,28 +125,17 @@ def _check_members(members: list[zipfile.ZipInfo]) -> None:
 
 
 def extract_archive(archive: str | os.PathLike, dest_dir: str | os.PathLike, *, progress: bool = True) -> Path:
-    """Extract the dataset from a zip into ``dest_dir/chest_xray``.
+    """Extract the dataset from a zip into ``dest_dir/chest_xray``, the dataset root returned.
 
-    ``__MACOSX/`` entries are left out, and when the zip holds two copies (Kaggle's
-    nested ``chest_xray/chest_xray``) only the shallower one is kept. Members are
-    CRC-checked as they are read. Extraction happens in a temporary folder renamed
-    into place at the end, so ``dest_dir/chest_xray`` appears complete or not at all.
-
-    Returns
-    -------
-    Path
-        ``dest_dir/chest_xray``, the dataset root.
-
-    Raises
-    ------
-    FileExistsError
-        If ``dest_dir/chest_xray`` already exists.
-    ArchiveError
-        If the zip is corrupt or holds no dataset; the archive is then deleted so
-        that a rerun downloads it again.
+    ``__MACOSX/`` entries are left out, and of two copies (Kaggle's nested
+    ``chest_xray/chest_xray``) only the shallower one is kept. Members are CRC-checked as they
+    are read, into a temporary folder renamed into place at the end, so ``dest_dir/chest_xray``
+    appears complete or not at all. Raises FileExistsError if it exists already, and
+    :class:`ArchiveError` if the zip is corrupt or holds no dataset (the archive is then
+    deleted, so that a rerun downloads it again).
     """
     archive, dest_dir = Path(archive), Path(dest_dir)
-    target = dest_dir / EXTRACTED_NAME
+    target = dest_dir / _EXTRACTED_NAME
     if target.exists():
         raise FileExistsError(f"{target} already exists; remove it to extract again")
     dest_dir.mkdir(parents=True, exist_ok=True)
@@ -193,7 +144,7 @@ def extract_archive(archive: str | os.PathLike, dest_dir: str | os.PathLike, *, 
     partial = Path(tempfile.mkdtemp(prefix=PARTIAL_PREFIX, dir=dest_dir))
     try:
         with zipfile.ZipFile(archive) as bundle:
-            members = [m for m in bundle.infolist() if not m.is_dir() and not _is_macos_member(m.filename)]
+            members = [m for m in bundle.infolist() if not (m.is_dir() or _is_macos_metadata(m.filename.split("/")))]
             _check_members(members)
             for member in progress_bar(members, desc="Extracting", unit="file", disable=not progress):
                 bundle.extract(member, partial)
@@ -219,38 +170,21 @@ def download_dataset(
     keep_archive: bool = False,
     progress: bool = True,
 ) -> VerificationReport:
-    """Download, extract and verify the dataset into ``data_dir/chest_xray``.
+    """Download, extract and verify the dataset into ``data_dir/chest_xray``; return the verification report.
 
-    When ``data_dir/chest_xray`` already exists (a finished earlier run), nothing is
-    downloaded and that copy is verified.
-
-    Parameters
-    ----------
-    data_dir : path-like, optional
-        Where the data goes; default :func:`cxr_utils.config.data_dir`.
-    url, sha256 :
-        As :func:`download_archive`.
-    manifest : path or DataFrame, optional
-        What to verify the extracted files against; default the official manifest.
-    keep_archive : bool
-        Keep ``ChestXRay2017.zip`` after a successful extraction (default: delete it).
-
-    Returns
-    -------
-    VerificationReport
-        From :func:`cxr_utils.verification.verify_dataset` on the extracted copy.
-
-    Raises
-    ------
-    DownloadError, ArchiveError
-        As :func:`download_archive` and :func:`extract_archive`.
+    ``data_dir`` defaults to :func:`cxr_utils.config.data_dir`. When ``chest_xray`` exists there
+    already (a finished earlier run), nothing is downloaded and it is verified. ``url`` and
+    ``sha256`` are as :func:`_download_archive`'s; ``manifest`` (default the official one) is
+    what the files are verified against; ``keep_archive`` keeps ``ChestXRay2017.zip`` after a
+    successful extraction. Raises :class:`DownloadError` and :class:`ArchiveError` as the
+    download and the extraction do.
     """
     data_dir = Path(data_dir) if data_dir is not None else config.data_dir()
-    root = data_dir / EXTRACTED_NAME
+    root = data_dir / _EXTRACTED_NAME
     if root.exists():  # extraction is atomic: an existing folder is a finished one
         print(f"{root} already exists: verifying it instead of downloading again.", file=sys.stderr, flush=True)
     else:
-        archive = download_archive(data_dir, url, sha256=sha256, progress=progress)
+        archive = _download_archive(data_dir, url, sha256=sha256, progress=progress)
         extract_archive(archive, data_dir, progress=progress)
         if not keep_archive:
             archive.unlink()

@@ -15,14 +15,14 @@ import os
 import sys
 from contextlib import contextmanager
 
-__all__ = ["start_keras", "silenced_stderr"]
+__all__ = ["start_keras"]
 
 #: TensorFlow's C++ log level: 2 keeps errors, drops its INFO and WARNING lines.
 TF_LOG_LEVEL = "2"
 
 
 @contextmanager
-def silenced_stderr():
+def _silenced_stderr():
     """Point file descriptor 2 (C and C++ writes included) at ``os.devnull`` inside the block."""
     sys.stderr.flush()
     saved = os.dup(2)
@@ -39,19 +39,13 @@ def silenced_stderr():
 def start_keras() -> str:
     """Import Keras and its backend quietly; return a line naming the backend and device.
 
-    Call it before anything imports TensorFlow (the chapters' first code cell). If
-    TensorFlow was imported already, its log has been printed and nothing is hidden.
-    ``TF_CPP_MIN_LOG_LEVEL`` is set to ``"2"`` unless already set, so later C++ errors
-    still show.
-
-    Returns
-    -------
-    str
-        For example ``"Keras 3.15.1 on tensorflow 2.21.0: no GPU, running on the CPU"``,
-        or ``"... GPU: NVIDIA H100 80GB HBM3"`` when there is one.
+    Call it before anything imports TensorFlow (the chapters' first code cell): if TensorFlow
+    was imported already, its log has been printed. ``TF_CPP_MIN_LOG_LEVEL`` is set to ``"2"``
+    unless already set, so later C++ errors still show. Returns e.g. ``"Keras 3.15.1 on
+    tensorflow 2.21.0: no GPU, running on the CPU"``, or ``"... GPU: NVIDIA H100 80GB HBM3"``.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", TF_LOG_LEVEL)
-    with silenced_stderr():
+    with _silenced_stderr():
         import keras
 
         backend = keras.backend.backend()

@@ -29,19 +29,10 @@ import nbformat
 from .. import config
 from .course import list_notebooks
 
-__all__ = [
-    "SiteError",
-    "MAKE_COPIES",
-    "stale_copies",
-    "chapter_table",
-    "execution_note",
-    "stage_site",
-    "build_site",
-    "main",
-]
+__all__ = ["SiteError", "stale_copies", "chapter_table", "execution_note", "stage_site", "main"]
 
 #: What to run to get executed copies of every chapter, as the errors say it.
-MAKE_COPIES = "run `make course` (the full course) or `make fast` (every chapter in fast mode, a few minutes) first"
+_MAKE_COPIES = "run `make course` (the full course) or `make fast` (every chapter in fast mode, a few minutes) first"
 _WIDGET = "application/vnd.jupyter.widget-view+json"
 
 
@@ -59,20 +50,15 @@ def _cells(nb) -> list[tuple[str, str]]:
 
 
 def stale_copies(notebooks: list[Path], executed_dir: str | os.PathLike) -> list[str]:
-    """Names of the chapters whose executed copy holds other cells than the notebook.
+    """Names of the chapters whose executed copy's cell types or sources differ from the committed notebook's.
 
-    A copy is stale when its cells' types or sources differ from the committed notebook's
-    (the cell injected with parameters is ignored); outputs are not compared.
-
-    Raises
-    ------
-    SiteError
-        If a chapter has no executed copy in ``executed_dir``.
+    The cell injected with parameters is ignored, outputs are not compared. Raises
+    :class:`SiteError` if a chapter has no executed copy in ``executed_dir``.
     """
     executed_dir = Path(executed_dir)
     missing = [p.name for p in notebooks if not (executed_dir / p.name).is_file()]
     if missing:
-        raise SiteError(f"no executed copy of {', '.join(missing)} in {executed_dir}: {MAKE_COPIES}.")
+        raise SiteError(f"no executed copy of {', '.join(missing)} in {executed_dir}: {_MAKE_COPIES}.")
     return [
         p.name
         for p in notebooks
@@ -83,22 +69,8 @@ def stale_copies(notebooks: list[Path], executed_dir: str | os.PathLike) -> list
 def chapter_table(readme: str, chapters: list[str]) -> str:
     """The README's table of chapters (``## The chapters``), each notebook's name linked to its page.
 
-    Parameters
-    ----------
-    readme : str
-        The README's Markdown.
-    chapters : list of str
-        The notebooks' file names (``01_dataset_exploration.ipynb`` ...).
-
-    Returns
-    -------
-    str
-        The Markdown table; rows naming a notebook not in ``chapters`` are dropped.
-
-    Raises
-    ------
-    SiteError
-        If the README has no such table.
+    ``chapters`` are the notebooks' file names; rows naming another notebook are dropped.
+    Raises :class:`SiteError` if the README's Markdown has no such table.
     """
     lines = readme.splitlines()
     try:
@@ -175,11 +147,10 @@ def stage_site(
     stage_dir: str | os.PathLike,
     *,
     notebooks: list[Path] | None = None,
-    site_dir: str | os.PathLike | None = None,
 ) -> Path:
     """Lay out the book's sources in ``stage_dir`` (emptied first) and return it.
 
-    It holds ``_config.yml`` and ``index.md`` from ``site_dir`` (default ``<project>/site``),
+    It holds ``_config.yml`` and ``index.md`` from ``<project>/site``,
     the landing page's placeholders ``{{ execution_note }}`` and ``{{ chapter_table }}`` filled
     in, each chapter's executed copy (see :func:`_for_the_site`), ``data.md`` (the project's
     ``data/README.md``) and ``_toc.yml``: the landing page, the chapters in order, the data page.
@@ -187,7 +158,7 @@ def stage_site(
     root = config.project_root()
     notebooks = list_notebooks() if notebooks is None else notebooks
     executed_dir, stage_dir = Path(executed_dir), Path(stage_dir)
-    site_dir = Path(site_dir) if site_dir is not None else root / "site"
+    site_dir = root / "site"
     if stage_dir.exists():
         shutil.rmtree(stage_dir)
     stage_dir.mkdir(parents=True)
@@ -206,38 +177,20 @@ def stage_site(
     return stage_dir
 
 
-def build_site(
+def _build_site(
     executed_dir: str | os.PathLike | None = None,
     out_dir: str | os.PathLike | None = None,
     *,
     allow_stale: bool = False,
     quiet: bool = True,
 ) -> Path:
-    """Build the course's website from the executed notebooks, without executing them.
+    """Build the website from the executed notebooks, without executing them; return its ``index.html``.
 
-    Parameters
-    ----------
-    executed_dir : path-like, optional
-        The executed copies; default ``<build>/executed``.
-    out_dir : path-like, optional
-        The HTML site, emptied first; default ``<build>/site``. The sources are staged beside
-        it, in ``<out_dir>-src``.
-    allow_stale : bool
-        Build even when an executed copy's cells differ from the committed notebook's (the
-        page then shows the cells that ran), with a warning instead of an error.
-    quiet : bool
-        Hide Sphinx's progress lines (its warnings are always shown).
-
-    Returns
-    -------
-    pathlib.Path
-        ``<out_dir>/index.html``, the landing page.
-
-    Raises
-    ------
-    SiteError
-        If Jupyter Book is not installed, a chapter has no executed copy, a copy is stale
-        (unless ``allow_stale``) or Sphinx fails.
+    ``executed_dir`` defaults to ``<build>/executed``; ``out_dir`` (emptied first) to
+    ``<build>/site``, its sources staged in ``<out_dir>-src``. ``allow_stale`` builds even when a
+    copy's cells differ from the committed notebook's, with a warning; ``quiet`` hides Sphinx's
+    progress lines. Raises :class:`SiteError` if Jupyter Book is not installed, a chapter has no
+    executed copy, a copy is stale (unless ``allow_stale``) or Sphinx fails.
     """
     try:
         from jupyter_book.sphinx import build_sphinx
@@ -255,7 +208,7 @@ def build_site(
         message = f"the executed copies of {', '.join(stale)} in {executed_dir} were made from other cells than the "
         message += "committed notebooks"
         if not allow_stale:
-            raise SiteError(f"{message}: {MAKE_COPIES} (or pass --allow-stale to publish them as they are).")
+            raise SiteError(f"{message}: {_MAKE_COPIES} (or pass --allow-stale to publish them as they are).")
         print(f"Warning: {message}; publishing them as they are.", file=sys.stderr, flush=True)
     stage = stage_site(executed_dir, out_dir.with_name(out_dir.name + "-src"), notebooks=notebooks)
     html = stage / "_build" / "html"  # myst-nb writes its copies of the outputs beside it, in the stage
@@ -286,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     start = time.perf_counter()
     try:
-        index = build_site(args.executed, args.out, allow_stale=args.allow_stale)
+        index = _build_site(args.executed, args.out, allow_stale=args.allow_stale)
     except SiteError as error:
         print(f"make site: {error}", file=sys.stderr)
         return 2

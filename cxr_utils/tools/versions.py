@@ -20,29 +20,13 @@ __all__ = ["check_versions"]
 
 
 def check_versions(packages: list[str] | None = None, *, show: bool = True) -> pd.DataFrame:
-    """Compare installed versions with the ranges the project requires.
+    """Compare installed versions with the ranges the project requires (metadata only: nothing is imported).
 
-    Parameters
-    ----------
-    packages : list of str, optional
-        Distribution names to check (``"pandas"``, ``"tensorflow"``); default all
-        of the project's runtime dependencies. Checking reads metadata only: no
-        package is imported.
-    show : bool
-        Print one line, ``Versions: python 3.11.7, numpy 2.4.6, ...``, so that an
-        executed notebook records what it ran with.
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per package, plus ``python`` first: ``package``, ``required``,
-        ``installed``, ``ok``.
-
-    Raises
-    ------
-    RuntimeError
-        If a package is missing or outside its range; the message says what to
-        run (``make env``) to fix it.
+    ``packages`` are distribution names (default: every runtime dependency); ``show`` prints
+    one line, ``Versions: python 3.11.7, numpy 2.4.6, ...``, so that an executed notebook
+    records what it ran with. Returns one row per package, ``python`` first: ``package``,
+    ``required``, ``installed``, ``ok``. Raises RuntimeError if a package is missing or outside
+    its range, saying what to run (``make env``) to fix it.
     """
     wanted = {}
     for spec in requires("cxr-utils") or []:
