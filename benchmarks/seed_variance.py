@@ -35,7 +35,7 @@ from pathlib import Path
 import pandas as pd
 
 from cxr_utils import config
-from cxr_utils.ledger import git_state
+from cxr_utils.ledger import _git_state as git_state
 from cxr_utils.model_card import SEED_RECORD
 from cxr_utils.records import write_json
 from cxr_utils.runs import load_run, run_name

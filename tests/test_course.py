@@ -48,7 +48,7 @@ def test_default_folder_without_data_downloads(tmp_path, monkeypatch, capsys):
         return verify_dataset(folder / "chest_xray", manifest, progress=False)  # as the real download does
 
     monkeypatch.setattr(course, "download_dataset", fake_download)
-    assert _resolve_dataset() == tmp_path / "chest_xray"
+    assert _resolve_dataset().root == tmp_path / "chest_xray"
     assert calls == [tmp_path]
     assert "downloading ChestXRay2017.zip" in capsys.readouterr().out
 
@@ -64,17 +64,27 @@ def test_a_copy_kaggle_mounted_is_found_before_any_download(tmp_path, monkeypatc
     mounted = kaggle / "chest-xray-pneumonia" / "chest_xray"
     make_dataset(mounted, FILES | {f"chest_xray/{k}": None for k in FILES} | {"__MACOSX/._train": b"\0"})
     monkeypatch.setattr(course, "KAGGLE_INPUT", kaggle)
-    assert _resolve_dataset() == mounted
+    assert _resolve_dataset().root == mounted
     assert f"using the copy mounted at {mounted}" in capsys.readouterr().out
-    assert _resolve_dataset(download=False) == mounted
+    assert _resolve_dataset(download=False).root == mounted
     monkeypatch.setattr(course, "KAGGLE_INPUT", tmp_path / "not on Kaggle")
     with pytest.raises(CourseError, match="downloading is switched off"):
         _resolve_dataset(download=False)
 
 
-def test_existing_copy_is_used(tmp_path):
+def test_existing_copy_is_used_and_walked_once(tmp_path, monkeypatch):
+    """The course finds, indexes and verifies the copy with one walk of its folders."""
+    from cxr_utils import dataset
+    from cxr_utils.verification import verify_dataset
+
     make_dataset(tmp_path / "chest_xray", FILES)
-    assert _resolve_dataset(tmp_path) == tmp_path / "chest_xray"
+    walks = []
+    walk = dataset.find_dataset
+    monkeypatch.setattr(dataset, "find_dataset", lambda path: walks.append(path) or walk(path))
+    index = _resolve_dataset(tmp_path)
+    report = verify_dataset(index, progress=False)  # what run_course does next
+    assert index.root == tmp_path / "chest_xray" and len(walks) == 1
+    assert sum(report.counts["found"]) == len(FILES)
 
 
 def _notebook(tmp_path, *sources):

@@ -22,7 +22,8 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 from .. import config
-from ..layout import DatasetLayoutError, find_dataset
+from ..dataset import DatasetIndex, index_dataset
+from ..layout import DatasetLayoutError
 from ..verification import verify_dataset
 from .download import download_dataset
 
@@ -50,8 +51,9 @@ class NotebookRun:
     seconds: float
 
 
-def _resolve_dataset(data_dir: str | os.PathLike | None = None, *, download: bool = True) -> Path:
-    """The dataset root in ``data_dir`` (default :func:`cxr_utils.config.data_dir`), downloaded there if needed.
+def _resolve_dataset(data_dir: str | os.PathLike | None = None, *, download: bool = True) -> DatasetIndex:
+    """The index (with header reads) of the dataset in ``data_dir`` (default :func:`cxr_utils.config.data_dir`),
+    downloaded there if needed: the folder is walked once, and the index is what verification reads.
 
     With ``download``, the dataset is downloaded when the default ``data/`` folder holds none
     and no copy is mounted under :data:`KAGGLE_INPUT` (a Kaggle notebook with the dataset
@@ -62,7 +64,7 @@ def _resolve_dataset(data_dir: str | os.PathLike | None = None, *, download: boo
     explicit = data_dir is not None or config._path_from_env("CXR_DATA_DIR") is not None
     folder = Path(data_dir) if data_dir is not None else config.data_dir()
     try:
-        return find_dataset(folder).root
+        return index_dataset(folder, read_headers=True)
     except (FileNotFoundError, DatasetLayoutError) as error:
         if explicit:
             raise CourseError(
@@ -70,7 +72,10 @@ def _resolve_dataset(data_dir: str | os.PathLike | None = None, *, download: boo
             ) from error
         mounted = _kaggle_copy()
         if mounted is not None:
-            print(f"No dataset in {folder}: using the copy mounted at {mounted} (read-only; nothing is written there).")
+            print(
+                f"No dataset in {folder}: using the copy mounted at {mounted.root} "
+                "(read-only; nothing is written there)."
+            )
             return mounted
         if not download:
             raise CourseError(
@@ -91,18 +96,18 @@ def _resolve_dataset(data_dir: str | os.PathLike | None = None, *, download: boo
             f"{len(report.extra)} extra, {len(report.altered)} altered, {len(report.misplaced)} misplaced files, "
             f"{len(report.problems)} unreadable images. Remove {report.root} and run the course again."
         )
-    return Path(report.root)
+    return index_dataset(report.root, read_headers=True)
 
 
-def _kaggle_copy() -> Path | None:
-    """The dataset root of a copy under :data:`KAGGLE_INPUT` (the course's dataset searched first), or ``None``."""
+def _kaggle_copy() -> DatasetIndex | None:
+    """The index of a copy under :data:`KAGGLE_INPUT` (the course's dataset searched first), or ``None``."""
     try:
         attached = sorted(p for p in KAGGLE_INPUT.iterdir() if p.is_dir())
     except OSError:  # not on Kaggle
         return None
     for folder in sorted(attached, key=lambda p: p.name != _KAGGLE_DATASET):
         try:
-            return find_dataset(folder).root
+            return index_dataset(folder, read_headers=True)
         except (OSError, DatasetLayoutError):
             continue
     return None
@@ -188,8 +193,9 @@ def run_course(
     go to ``<project>/build/executed``. Raises :class:`CourseError` for no data or a failed
     notebook (the run stops there).
     """
-    root = _resolve_dataset(data_dir, download=download)
-    report = verify_dataset(root)
+    dataset = _resolve_dataset(data_dir, download=download)
+    report = verify_dataset(dataset)  # reads the index: no file is read twice
+    root = dataset.root
     print(report, flush=True)
     print(f"The course runs on {root}: {report.verdict}", flush=True)
     if not report.counts_official:
