@@ -14,6 +14,7 @@ says where its cut-off lies for its own work.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -54,6 +55,9 @@ def map_with_progress(
     if workers == 1 or len(items) < serial_below:
         yield from progress_bar(map(function, items), **bar)
         return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    # Workers start from a fresh server process, not as forks of this one: forking a process that
+    # runs threads (TensorFlow's, a Jupyter kernel's) can deadlock, and Python 3.12+ warns of it.
+    start = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else None
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(start)) as pool:
         chunksize = max(1, min(64, len(items) // (8 * workers)))
         yield from progress_bar(pool.map(function, items, chunksize=chunksize), **bar)
