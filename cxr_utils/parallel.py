@@ -55,9 +55,22 @@ def map_with_progress(
     if workers == 1 or len(items) < serial_below:
         yield from progress_bar(map(function, items), **bar)
         return
-    # Workers start from a fresh server process, not as forks of this one: forking a process that
-    # runs threads (TensorFlow's, a Jupyter kernel's) can deadlock, and Python 3.12+ warns of it.
-    start = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else None
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(start)) as pool:
+    context = multiprocessing.get_context(_start_method())
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         chunksize = max(1, min(64, len(items) // (8 * workers)))
         yield from progress_bar(pool.map(function, items, chunksize=chunksize), **bar)
+
+
+def _start_method() -> str | None:
+    """How worker processes start: from a fork server where that is safe, else as forks.
+
+    Forking a process that runs threads (TensorFlow's, a Jupyter kernel's) can deadlock, and
+    Python 3.12+ warns of it, so workers start from a fork server where one is available. A
+    fork server's workers re-import the main *script*, though, which runs a script's top level
+    again unless it is guarded by ``if __name__ == "__main__"``; for scripts the workers are
+    forks of this process, as with Python's default start method on Linux through 3.13.
+    """
+    main_script = getattr(sys.modules.get("__main__"), "__file__", None)
+    if main_script is None and "forkserver" in multiprocessing.get_all_start_methods():
+        return "forkserver"  # a Jupyter kernel, `python -c`, an interactive session
+    return "fork" if "fork" in multiprocessing.get_all_start_methods() else None

@@ -1,5 +1,8 @@
 """Finding and indexing dataset copies: synthetic layouts, then the real data."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -159,3 +162,29 @@ def test_originals_header_sizes_equal_decoded_sizes(originals):
         with Image.open(originals / row.path) as image:
             image.load()
             assert (image.width, image.height, image.mode) == (row.width, row.height, row.mode)
+
+
+UNGUARDED_SCRIPT = """
+import sys
+from cxr_utils.parallel import map_with_progress
+print(sum(map_with_progress(abs, range(-200, 0), desc="abs", serial_below=1, workers=2, progress=False)))
+"""
+
+
+def test_a_script_without_a_main_guard_can_map_in_worker_processes(tmp_path):
+    # A fork server's workers would re-import the script and run its top level again.
+    script = tmp_path / "script.py"
+    script.write_text(UNGUARDED_SCRIPT)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == str(sum(range(1, 201)))
+
+
+def test_a_session_with_threads_maps_without_forking_them(tmp_path):
+    # As in a Jupyter kernel: no main script, threads running; forking them would warn (3.12+).
+    code = "import threading, time; threading.Thread(target=time.sleep, args=(5,), daemon=True).start()\n"
+    code += UNGUARDED_SCRIPT
+    command = [sys.executable, "-W", "error::DeprecationWarning", "-c", code]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == str(sum(range(1, 201))) and "Warning" not in done.stderr
