@@ -1,9 +1,11 @@
 """How much do the course's test metrics move with the seed? Chapters 03, 04 and 06 run with several seeds.
 
-Usage:  python benchmarks/seed_variance.py [--seeds 0 1 2] [--data DIR] [--skip-existing] [--record]
+Usage:  python benchmarks/seed_variance.py [--seeds 0 1 2] [--chapters 03 04 06] [--data DIR] [--skip-existing]
+        [--record]
 
-For each seed, the notebooks are executed as they are, with ``SEED`` injected after their
-``parameters`` cell (tools.course.execute_notebook): chapter 03 trains the CNN, chapter 04
+For each seed, the notebooks are executed as they are up to their exercises (which score
+nothing on test), with ``SEED`` injected after their ``parameters`` cell
+(tools.course.execute_notebook): chapter 03 trains the CNN, chapter 04
 the transfer candidates and chooses one on validation, chapter 06 adapts them to the test
 hospital. The seed changes the validation split, the initial weights, dropout, augmentation
 and the order of batches. Every test scoring goes through ``finish_run``, so it is in the
@@ -32,6 +34,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import nbformat
 import pandas as pd
 
 from cxr_utils import config
@@ -57,10 +60,12 @@ TRANSFER_ADAPTED = "chosen transfer candidate, adapted by the recommended method
 METRICS = ("accuracy", "sensitivity", "specificity", "roc_auc", "ppv", "npv", "pr_auc")
 
 
-def run_names(seed: int) -> dict[str, str]:
-    """Label -> run folder name of every model one seed produced."""
+def run_names(seed: int, chapters: tuple[str, ...] = ("03", "04", "06")) -> dict[str, str]:
+    """Label -> run folder name of every model one seed produced in ``chapters``."""
     fast = config.fast_mode()
-    names = {label: run_name(base, fast=fast, seed=seed) for label, base in MODELS.items()}
+    names = {label: run_name(base, fast=fast, seed=seed) for label, base in MODELS.items() if base[:2] in chapters}
+    if "06" not in chapters:
+        return names
     for folder in sorted(config.runs_dir().glob("06_domain_shift_transfer_*")):
         same_seed = folder.name.endswith(f"_seed{seed}") if seed else "_seed" not in folder.name
         if same_seed and ("_fast" in folder.name) == fast:
@@ -68,24 +73,34 @@ def run_names(seed: int) -> dict[str, str]:
     return names
 
 
-def run_seed(seed: int, out: Path, skip_existing: bool) -> float:
+def without_exercises(notebook: Path, folder: Path) -> Path:
+    """A copy of ``notebook`` in ``folder`` that stops before its ``## Exercises``: they score nothing on test."""
+    nb = nbformat.read(notebook, as_version=4)
+    end = next(i for i, cell in enumerate(nb.cells) if cell.cell_type == "markdown" and "## Exercises" in cell.source)
+    nb.cells = nb.cells[:end]
+    folder.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, folder / notebook.name)
+    return folder / notebook.name
+
+
+def run_seed(seed: int, out: Path, skip_existing: bool, chapters: tuple[str, ...]) -> float:
     """Execute the notebooks for one seed (unless its runs exist and may be reused); return the minutes."""
-    names = run_names(seed)  # chapter 04's adapted model exists only when chapter 04 chose an ensemble with the CNN
+    names = run_names(seed, chapters)  # 04's adapted model exists only when 04 chose an ensemble with the CNN
     if skip_existing and all((config.runs_dir() / n).exists() for n in names.values()):
         print(f"seed {seed}: run folders exist, read as they are", flush=True)
         return 0.0
     start = time.perf_counter()
-    for notebook in NOTEBOOKS:
-        path = config.project_root() / "notebooks" / f"{notebook}.ipynb"
+    for notebook in (n for n in NOTEBOOKS if n[:2] in chapters):
+        path = without_exercises(config.project_root() / "notebooks" / f"{notebook}.ipynb", out / "notebooks")
         seconds = execute_notebook(path, out / f"seed{seed}" / path.name, parameters={"SEED": seed})
         print(f"seed {seed}: {notebook} in {seconds / 60:.1f} min", flush=True)
     return (time.perf_counter() - start) / 60
 
 
-def collect(seeds: list[int]) -> pd.DataFrame:
+def collect(seeds: list[int], chapters: tuple[str, ...]) -> pd.DataFrame:
     """One row per (model, seed): the test metrics and their bootstrap intervals, from the run folders."""
     rows = []
-    names = {seed: run_names(seed) for seed in seeds}
+    names = {seed: run_names(seed, chapters) for seed in seeds}
     for label in [*MODELS, TRANSFER_ADAPTED]:
         for seed in seeds:
             if label not in names[seed]:
@@ -120,6 +135,7 @@ def summarise(per_seed: pd.DataFrame) -> pd.DataFrame:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--chapters", nargs="+", default=["03", "04", "06"], choices=["03", "04", "06"])
     parser.add_argument("--data", type=Path, default=None, help="dataset (default: $CXR_DATA_DIR)")
     parser.add_argument("--skip-existing", action="store_true")
     parser.add_argument("--record", action="store_true", help=f"also write the committed record, {SEED_RECORD}")
@@ -128,8 +144,9 @@ def main() -> None:
         os.environ["CXR_DATA_DIR"] = str(args.data.resolve())
     os.environ.setdefault("CXR_NO_DOWNLOAD", "1")
     out = config.build_dir() / "seed_variance"
-    minutes = {seed: run_seed(seed, out, args.skip_existing) for seed in args.seeds}
-    per_seed = collect(args.seeds)
+    chapters = tuple(args.chapters)
+    minutes = {seed: run_seed(seed, out, args.skip_existing, chapters) for seed in args.seeds}
+    per_seed = collect(args.seeds, chapters)
     summary = summarise(per_seed)
     folder = config.runs_dir() / "seed_variance"
     folder.mkdir(parents=True, exist_ok=True)

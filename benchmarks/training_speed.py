@@ -7,11 +7,13 @@ cache, augmentation inside the model, weight averaging, class weights, batch 32)
 04's fine-tuned top (MobileNetV2's top and a new head on cached bottom activations, batch 64).
 For each setting, in a fresh process (a process has one Keras backend and one precision
 policy): training images per second (the mean of ``--epochs`` epochs after one warm-up epoch,
-which compiles), and prediction images per second (after a warm-up call). The settings: the
-backend (TensorFlow; JAX and PyTorch where installed), the precision (float32, or
-``mixed_bfloat16``: on a CPU without bfloat16 instructions it is emulated), XLA
-(``jit_compile``), the batch size and the number of threads. All of them run in one
-invocation, one after the other, on the same images.
+which compiles), and prediction images per second (the median of three passes after a warm-up
+call). The settings: the backend (TensorFlow; JAX and PyTorch where installed), the precision
+(float32, or ``mixed_bfloat16`` where the CPU has bfloat16 instructions, AVX-512 BF16 or AMX;
+elsewhere it would be emulated and is skipped, unless ``--emulated``), XLA (``jit_compile``),
+the batch size and TensorFlow's threads. All of them run in one invocation, one after the other,
+on the same images; the first setting runs again at the end, so that the table shows how much
+the machine's own speed drifted meanwhile.
 
 The share of the machine's peak: the model's floating-point operations per image (two per
 multiply-add, counted layer by layer by ``cxr_utils.models.multiply_adds``; training counted as
@@ -44,19 +46,22 @@ from cxr_utils.tables import table_to_markdown
 
 #: Each setting: a name and what it changes from the course's (TensorFlow, float32, no XLA, the chapters' batches).
 SETTINGS = {
-    "TensorFlow, float32 (the course today)": {},
+    "TensorFlow, float32, its default threads": {},
     "TensorFlow, XLA (jit_compile)": {"jit": True},
     "TensorFlow, mixed_bfloat16": {"precision": "mixed_bfloat16"},
     "TensorFlow, mixed_bfloat16 + XLA": {"precision": "mixed_bfloat16", "jit": True},
     "TensorFlow, batch x2": {"batch_factor": 2},
-    "TensorFlow, 1 thread": {"threads": 1},
-    "TensorFlow, intra-op 2 / inter-op 1 threads": {"threads": 2, "inter_threads": 1},
+    "TensorFlow, 1 thread": {"threads": 1, "inter_threads": 1},
+    "TensorFlow, one inter-op thread (the course's setting)": {"inter_threads": 1},
     "JAX (always XLA), float32": {"backend": "jax"},
     "JAX, mixed_bfloat16": {"backend": "jax", "precision": "mixed_bfloat16"},
     "PyTorch, float32": {"backend": "torch"},
     "PyTorch, mixed_bfloat16": {"backend": "torch", "precision": "mixed_bfloat16"},
+    "TensorFlow, float32, its default threads (again, last: the noise)": {},
 }
 DEFAULTS = {"backend": "tensorflow", "precision": "float32", "jit": False, "batch_factor": 1, "threads": 0}
+INTER_THREADS = 0  # TensorFlow's default
+EMULATED = False  # measure bfloat16 on a CPU without bfloat16 instructions too (--emulated)
 BATCHES = {"cnn": 32, "top": 64}  # the chapters' batch sizes
 
 
@@ -88,11 +93,11 @@ def measure(model_name: str, setting: dict, images: int, epochs: int) -> dict:
     cxr.start_keras()
     import keras
 
-    if setting["threads"] and keras.backend.backend() == "tensorflow":
+    if keras.backend.backend() == "tensorflow":  # start_keras set one inter-op thread: set both explicitly
         import tensorflow as tf
 
         tf.config.threading.set_intra_op_parallelism_threads(setting["threads"])
-        tf.config.threading.set_inter_op_parallelism_threads(setting.get("inter_threads", setting["threads"]))
+        tf.config.threading.set_inter_op_parallelism_threads(setting.get("inter_threads", INTER_THREADS))
     if setting["threads"] and keras.backend.backend() == "torch":
         import torch
 
@@ -121,9 +126,12 @@ def measure(model_name: str, setting: dict, images: int, epochs: int) -> dict:
     train = epochs * len(x) / (time.perf_counter() - start)
     inputs = x[..., None].astype("float32") if x.ndim == 3 else x.astype("float32")
     model.predict(inputs[:128], batch_size=64, verbose=0)  # compiles
-    start = time.perf_counter()
-    scores = model.predict(inputs, batch_size=64, verbose=0)
-    predict = len(x) / (time.perf_counter() - start)
+    seconds = []
+    for _ in range(3):  # the median of three passes
+        start = time.perf_counter()
+        scores = model.predict(inputs, batch_size=64, verbose=0)
+        seconds.append(time.perf_counter() - start)
+    predict = len(x) / sorted(seconds)[1]
     assert np.isfinite(scores).all(), "the model predicted NaN"
     return {"train images/s": train, "predict images/s": predict, "forward multiply-adds": forward}
 
@@ -133,6 +141,8 @@ def run_setting(name: str, model_name: str, images: int, epochs: int) -> dict:
     setting = {**DEFAULTS, **SETTINGS[name]}
     if find_spec(setting["backend"]) is None:
         return {"error": f"{setting['backend']} is not installed"}
+    if setting["precision"] == "mixed_bfloat16" and not machine()["bfloat16 instructions"] and not EMULATED:
+        return {"error": "skipped: this CPU has no bfloat16 instructions, so bfloat16 would be emulated (--emulated)"}
     env = dict(os.environ, KERAS_BACKEND=setting["backend"], CXR_NO_DOWNLOAD="1")
     if setting["threads"]:
         env.update(OMP_NUM_THREADS=str(setting["threads"]), XLA_FLAGS="--xla_cpu_multi_thread_eigen=false")
@@ -160,8 +170,11 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=1024, help="training images (or activations) per model")
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs after the warm-up epoch")
     parser.add_argument("--only", nargs="+", choices=list(SETTINGS), help="run these settings only")
+    parser.add_argument("--emulated", action="store_true", help="also measure bfloat16 where the CPU emulates it")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one setting in this process
     args = parser.parse_args()
+    global EMULATED
+    EMULATED = args.emulated
     if args.one:
         print(json.dumps(measure(*json.loads(args.one))))
         return
@@ -178,7 +191,7 @@ def main() -> None:
             rows.append(row)
     table = pd.DataFrame(rows).set_index(["setting", "model"])
     for column in ("train images/s", "predict images/s"):
-        baseline = table[column].xs(next(iter(SETTINGS)), level="setting")
+        baseline = table[column].xs(next(iter(SETTINGS)), level="setting")  # the first setting
         table[f"{column.split()[0]} speed-up"] = (
             table[column] / baseline.reindex(table.index.get_level_values("model")).to_numpy()
         )

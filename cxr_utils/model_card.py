@@ -94,7 +94,7 @@ def seed_spread(models: tuple[str, ...] = ("CNN (03)", "chosen transfer candidat
         Index ``(model, metric)`` for ``models`` (the benchmark's labels); columns ``mean``,
         ``sd``, ``min``, ``max``, ``seeds``. ``attrs["record"]`` says how it was measured
         (command, commit, machine, date). Empty, with ``attrs["record"]`` naming the command
-        that makes it, where the project has no record (``tests/test_seed_record.py`` fails then).
+        that makes it, where the project has no record (``tests/test_seed_record.py`` skips then, saying so).
     """
     path = config.project_root() / SEED_RECORD
     if not path.exists():

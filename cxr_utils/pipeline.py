@@ -24,7 +24,6 @@ __all__ = [
     "CachedBatches",
     "augmentation_layers",
     "recompress_jpeg",
-    "random_jpeg_recompression",
     "predict_batches",
     "predict_scores",
 ]
@@ -131,18 +130,6 @@ def recompress_jpeg(images: np.ndarray, quality: int | np.ndarray) -> np.ndarray
         buffer.seek(0)
         out[number] = np.asarray(Image.open(buffer).convert("L"))
     return out
-
-
-def random_jpeg_recompression(
-    images: np.ndarray, quality_range: tuple[int, int] = (10, 95), *, seed: int = 0
-) -> np.ndarray:
-    """Each image re-encoded at a JPEG quality drawn uniformly from ``quality_range`` (seeded).
-
-    See :func:`recompress_jpeg`; same shape and dtype as ``images``.
-    """
-    low, high = quality_range
-    qualities = np.random.default_rng(seed).integers(low, high + 1, len(images))
-    return recompress_jpeg(images, qualities)
 
 
 def predict_batches(model: keras.Model, batches: CachedBatches) -> np.ndarray:

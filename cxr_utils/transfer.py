@@ -29,7 +29,7 @@ import pandas as pd
 
 from .models import BackbonePreprocessing, compile_binary
 from .parallel import progress_bar
-from .pipeline import CachedBatches, augmentation_layers, predict_batches, random_jpeg_recompression
+from .pipeline import CachedBatches, augmentation_layers, predict_batches
 from .splits import class_weights
 from .training import fit_with_callbacks
 from .weights import build_backbone, preprocess_function
@@ -55,8 +55,6 @@ CANDIDATES = {
     "B": "B: fine-tuned top",
     "C": "C: CNN from scratch (chapter 03)",
     "D": "D: ensemble of B and C",
-    "E": "E: fine-tuned top, JPEG re-compression",
-    "F": "F: ensemble of E and C",
 }
 
 #: Where each architecture is cut by default: the fine-tuned top is what follows.
@@ -118,7 +116,6 @@ def bottom_activations(
     *,
     view_seed: int | None = None,
     augmentation_options: dict | None = None,
-    jpeg_quality: tuple[int, int] | None = None,
     batch_size: int = 64,
     progress: bool = True,
     desc: str = "Bottom activations",
@@ -135,10 +132,6 @@ def bottom_activations(
         the same seed gives the same view).
     augmentation_options : dict, optional
         Keyword arguments for :func:`cxr_utils.pipeline.augmentation_layers`.
-    jpeg_quality : (int, int), optional
-        For an augmented view: first re-encode each image as JPEG at a quality drawn
-        from this range (:func:`cxr_utils.pipeline.random_jpeg_recompression`, seeded
-        with ``view_seed``), so that compression artefacts stop telling the class.
 
     Returns
     -------
@@ -150,10 +143,6 @@ def bottom_activations(
     augmentation = None
     if view_seed is not None:
         augmentation = augmentation_layers(seed=view_seed, **(augmentation_options or {}))
-        if jpeg_quality is not None:
-            images = random_jpeg_recompression(images, jpeg_quality, seed=view_seed)
-    elif jpeg_quality is not None:
-        raise ValueError("jpeg_quality is an augmentation: give a view_seed too")
     batches = CachedBatches(images, np.zeros(len(images)), batch_size, channels=3)
     chunks = []
     for number in progress_bar(range(len(batches)), desc=desc, unit="batch", disable=not progress):

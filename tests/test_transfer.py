@@ -73,14 +73,6 @@ def test_fine_tune_top_and_scores(split, images, tmp_path):
     assert scores.shape == (6,) and np.all((scores >= 0) & (scores <= 1))
 
 
-def test_jpeg_augmented_view_needs_a_seed_and_changes_the_view(split, images):
-    plain_view = bottom_activations(split, images, view_seed=5, progress=False)
-    jpeg_view = bottom_activations(split, images, view_seed=5, jpeg_quality=(10, 30), progress=False)
-    assert jpeg_view.shape == plain_view.shape and not np.array_equal(jpeg_view, plain_view)
-    with pytest.raises(ValueError, match="view_seed"):
-        bottom_activations(split, images, jpeg_quality=(10, 30), progress=False)
-
-
 def test_logistic_head_picks_c_on_validation():
     from cxr_utils.transfer import fit_logistic_head
 

@@ -1,12 +1,18 @@
-"""Start Keras without TensorFlow's start-up log.
+"""Start Keras without TensorFlow's start-up log, with the fastest setting measured for this machine.
 
 Importing TensorFlow prints, from C++ and straight to the process's standard error, a
 dozen lines a learner cannot act on: CPU instructions it was not compiled for, oneDNN's
 rounding note, and on a machine without a GPU a red ``E0000 ... failed call to cuInit``.
 :func:`start_keras` imports Keras (and so its backend) with file descriptor 2 pointed at
 ``os.devnull``, probes the devices once in the same silence, and returns one line that
-names what was found. Errors raised as Python exceptions are not hidden: they propagate
-after standard error is restored.
+names what was found and the setting the course trains with. Errors raised as Python
+exceptions are not hidden: they propagate after standard error is restored.
+
+The setting: on a CPU, TensorFlow runs independent operations one at a time (one inter-op
+thread) and spends both cores inside each operation; its default, a thread pool per core for
+each, oversubscribes a small machine. ``benchmarks/training_speed.py`` measured it, beside
+XLA, mixed bfloat16, batch sizes and the other backends (README, "Benchmarks"). It changes the
+order in which independent operations run, not what they compute.
 """
 
 from __future__ import annotations
@@ -50,9 +56,23 @@ def start_keras() -> str:
 
         backend = keras.backend.backend()
         gpus = _gpu_names(backend)
+        setting = _cpu_setting(backend) if not gpus else "float32"
     backend_version = _module_version(backend)
     device = "GPU: " + ", ".join(gpus) if gpus else "no GPU, running on the CPU"
-    return f"Keras {keras.__version__} on {backend} {backend_version}: {device}"
+    return f"Keras {keras.__version__} on {backend} {backend_version}: {device}; {setting}"
+
+
+def _cpu_setting(backend: str) -> str:
+    """Apply the course's CPU setting to the backend, before it runs anything; say what it is."""
+    if backend != "tensorflow":
+        return "float32"
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:  # TensorFlow ran an operation already: its threads are fixed
+        return "float32, TensorFlow's default threads (it had started before start_keras)"
+    return "float32, one inter-op thread (the fastest setting measured on a CPU: README, Benchmarks)"
 
 
 def _gpu_names(backend: str) -> list[str]:
