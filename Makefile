@@ -3,7 +3,8 @@
 #   make test     set up .venv and run the test suite (what CI runs, there on Python 3.13: PYTHON=python3.13)
 #   make lint     ruff: lint and formatting of the package, tests, benchmarks and notebooks (CI runs it too)
 #   make test-lowest  the test suite on the lowest Python (3.10) with the lowest versions pyproject.toml
-#                 allows for every direct dependency, in build/venv-lowest (CI runs it too)
+#                 allows for every direct dependency, in build/venv-lowest (CI runs it too), without the
+#                 tests marked slow (the chapters executed end to end, the site): make test runs those
 #   make site     the course's website in build/site/ from the executed notebooks of build/executed/
 #                 (made by make course or make fast; nothing is executed here)
 # The environment is rebuilt when pyproject.toml changes.
@@ -41,7 +42,7 @@ test-lowest:
 	build/uv/bin/uv pip install --quiet --python $(VENV_LOWEST)/bin/python --resolution lowest-direct -e ".[test]"
 	$(VENV_LOWEST)/bin/python -c 'import platform; print(f"make test-lowest: Python {platform.python_version()}")'
 	$(VENV_LOWEST)/bin/python -c 'from cxr_utils.tools.versions import check_versions; check_versions()'
-	PATH="$(CURDIR)/$(VENV_LOWEST)/bin:$$PATH" $(VENV_LOWEST)/bin/python -m pytest $(PYTEST_ARGS)
+	PATH="$(CURDIR)/$(VENV_LOWEST)/bin:$$PATH" $(VENV_LOWEST)/bin/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
