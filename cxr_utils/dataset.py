@@ -192,7 +192,7 @@ def index_dataset(
     return DatasetIndex(
         root=layout.root,
         layout=layout.layout,
-        table=table.sort_values("path", ignore_index=True),
+        table=_in_label_free_order(table),
         skipped={reason: [_printable(p) for p in paths] for reason, paths in layout.skipped.items()},
         ignored_copies=list(layout.ignored_copies),
     )
@@ -208,3 +208,14 @@ def _none_usable(dataset: DatasetIndex) -> str | None:
     else:
         why = f"every one has a problem (the first: {dataset.table['path'].iloc[0]}: {problems.iloc[0]})"
     return f"none of the {len(problems)} images in {dataset.root} can be read: {why}"
+
+
+def _in_label_free_order(table: pd.DataFrame) -> pd.DataFrame:
+    """Rows sorted by path, except that the test rows are sorted by file name among themselves.
+
+    A test image's row, and so its place in every batch a model scores it in, then does not depend
+    on the label folder it was filed under (float32 results can depend on an image's position in
+    its batch); training and validation rows keep their path order and their positions.
+    """
+    key = table["path"].where(table["split"] != "test", table["path"].str.split("/").str[0] + "/" + table["name"])
+    return table.assign(_key=key).sort_values("_key", kind="stable", ignore_index=True).drop(columns="_key")
