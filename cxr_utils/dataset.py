@@ -55,7 +55,7 @@ class DatasetIndex:
 
     ``root`` holds the split folders (every ``path`` of ``table`` is relative to it);
     ``layout`` is ``"kaggle"`` (train/val/test) or ``"mendeley"`` (train/test); ``table`` has
-    one row per image (columns: see :func:`index_dataset`), sorted by path; ``skipped`` maps a
+    one row per image (columns: see :func:`index_dataset`), in the order of :func:`index_dataset`; ``skipped`` maps a
     reason to the paths (relative to the folder searched) of the files and folders not indexed
     for it; ``ignored_copies`` are other dataset roots found (the nested ``chest_xray/chest_xray``).
     """
@@ -143,7 +143,9 @@ def index_dataset(
     dataset root, ``/``-separated), ``split``, ``label``, ``name``, ``patient_id``,
     ``pathogen`` (bacteria, virus, none), ``bytes``, ``problem`` (None, or why the image is
     unusable), with ``read_headers`` ``width``, ``height`` (pixels), ``mode``, ``format``,
-    ``exif_orientation``, and with ``sha256`` a ``sha256`` column; rows sorted by path. A file
+    ``exif_orientation``, and with ``sha256`` a ``sha256`` column. Rows are sorted by path, except
+    that test rows are sorted by file name: a test image's place in the table (and so in every
+    batch it is scored in) does not depend on the label folder it was filed under. A file
     whose name is not valid UTF-8 (``unzip`` of an archive made with another encoding) is a
     problem: its ``path`` and ``name`` show the odd bytes as ``\\xNN``, and it is never opened.
 

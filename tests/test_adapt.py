@@ -111,7 +111,7 @@ def test_batchnorm_can_write_into_a_reused_copy():
 
 
 def _filed(files: dict[str, str]) -> dict[str, np.ndarray]:
-    """Rows as a dataset index lists them (sorted by path, so by label folder): names and patient ids."""
+    """Rows sorted by path, so by label folder (the order an older index gave): names and patient ids."""
     from cxr_utils.names import parse_name
 
     paths = sorted(f"test/{label}/{name}" for name, label in files.items())

@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from PIL import ImageFile
+from PIL import Image, ImageFile
 
 from cxr_utils.dataset import binary_labels, index_dataset
 from cxr_utils.images import file_sha256
@@ -162,6 +162,54 @@ def test_originals_header_sizes_equal_decoded_sizes(originals):
         with Image.open(originals / row.path) as image:
             image.load()
             assert (image.width, image.height, image.mode) == (row.width, row.height, row.mode)
+
+
+@pytest.mark.real_data
+def test_test_rows_are_in_the_same_places_however_they_are_filed(resized_224, tmp_path):
+    """Issue 21: a test image's row, so its batch and its position there, never depends on its label folder.
+
+    The same real images are copied twice, the second time with a random half of the test files
+    moved to the other label folder (names unchanged); a model scores the test rows in batches of 8
+    in index order, as the chapters do. Each image must keep its row, and its score bit for bit.
+    """
+    import shutil
+
+    import keras
+
+    from cxr_utils.models import build_cnn
+    from cxr_utils.pipeline import predict_scores
+
+    chosen = [
+        path
+        for split, count in (("train", 4), ("val", 2), ("test", 12))
+        for label in ("NORMAL", "PNEUMONIA")
+        for path in sorted((resized_224 / split / label).glob("*.jpeg"))[:count]
+    ]
+    other = {"NORMAL": "PNEUMONIA", "PNEUMONIA": "NORMAL"}
+    moved = np.random.default_rng(0).random(len(chosen)) < 0.5
+    keras.utils.set_random_seed(0)
+    model = build_cnn(32, filters=(4,))
+    tables, scores = [], []
+    for copy, refile in (("as_filed", False), ("refiled", True)):
+        for path, move in zip(chosen, moved):
+            split, label = path.parent.parent.name, path.parent.name
+            folder = tmp_path / copy / split / (other[label] if refile and move and split == "test" else label)
+            folder.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, folder / path.name)
+        table = index_dataset(tmp_path / copy, progress=False).table
+        test = table[table["split"] == "test"]
+        files = [tmp_path / copy / path for path in test["path"]]
+        images = np.stack([np.asarray(Image.open(file).convert("L").resize((32, 32))) for file in files])
+        tables.append(table)
+        scores.append(predict_scores(model, images, batch_size=8))
+
+    labels = [table.set_index("name")["label"] for table in tables]
+    assert (labels[0] != labels[1][labels[0].index]).sum() > 5  # test images filed under the other label
+    pd.testing.assert_series_equal(tables[0]["name"], tables[1]["name"])
+    pd.testing.assert_series_equal(tables[0]["split"], tables[1]["split"])
+    training = tables[0]["split"] != "test"
+    pd.testing.assert_frame_equal(tables[0][training], tables[1][training])
+    np.testing.assert_array_equal(scores[0], scores[1])
 
 
 UNGUARDED_SCRIPT = """
