@@ -91,24 +91,24 @@ def seed_spread(models: tuple[str, ...] = ("CNN (03)", "chosen transfer candidat
     Returns
     -------
     pandas.DataFrame
-        Index ``(model, metric)`` for ``models`` (the benchmark's labels); columns ``mean``,
-        ``sd``, ``min``, ``max``, ``seeds``. ``attrs["record"]`` says how it was measured
-        (command, commit, machine, date). Empty, with ``attrs["record"]`` naming the command
-        that makes it, where the project has no record (``tests/test_seed_record.py`` skips then, saying so).
+        Index ``(model, metric)`` for those of ``models`` (the benchmark's labels) that the
+        record measured; columns ``mean``, ``sd``, ``min``, ``max``, ``seeds``.
+        ``attrs["record"]`` says how it was measured (command, commit, machine, date), or,
+        where the project has no record, names the command that makes it (the table is then
+        empty, and ``tests/test_seed_record.py`` skips, saying so).
     """
     path = config.project_root() / SEED_RECORD
-    if not path.exists():
-        no_rows = pd.MultiIndex.from_tuples([], names=["model", "metric"])
-        empty = pd.DataFrame(columns=["mean", "sd", "min", "max", "seeds"], index=no_rows, dtype=float)
-        empty.attrs["record"] = f"no record: `python benchmarks/seed_variance.py --record` writes {SEED_RECORD}"
-        return empty
-    record = json.loads(path.read_text(encoding="utf-8"))
-    rows = {tuple(key.split(" | ")): row for key, row in record["summary"].items() if key.split(" | ")[0] in models}
-    table = pd.DataFrame(rows).T[["mean", "sd", "min", "max", "seeds"]].astype(float)
-    table.index.names = ["model", "metric"]
-    table.attrs["record"] = (
-        f"a record: `{record['command']}` at commit {record['commit'][:10]} on {record['machine']}, {record['date']}"
-    )
+    rows: dict[tuple[str, str], dict] = {}
+    if path.exists():
+        record = json.loads(path.read_text(encoding="utf-8"))
+        rows = {tuple(key.split(" | ")): row for key, row in record["summary"].items() if key.split(" | ")[0] in models}
+        measured = f"at commit {record['commit'][:10]} on {record['machine']}, {record['date']}"
+        how = f"a record: `{record['command']}` {measured}"
+    else:
+        how = f"no record: `python benchmarks/seed_variance.py --record` writes {SEED_RECORD}"
+    index = pd.MultiIndex.from_tuples(list(rows), names=["model", "metric"])
+    table = pd.DataFrame(list(rows.values()), index=index, columns=["mean", "sd", "min", "max", "seeds"], dtype=float)
+    table.attrs["record"] = how
     return table
 
 

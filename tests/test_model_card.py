@@ -86,6 +86,11 @@ def test_the_spread_over_seeds_comes_from_the_committed_record(tmp_path, monkeyp
     assert "| accuracy | 0.9000 | 0.0120 | 0.8800 | 0.9100 | 3 |" in card and "0.5000" not in card
     assert "a record: `python benchmarks/seed_variance.py --record` at commit 0123456789 on m, 2026-11-29" in card
     assert seed_spread(("CNN (03)",)).loc[("CNN (03)", "accuracy"), "sd"] == 0.012
+    # a model the record did not measure: said so, not a KeyError
+    unmeasured = "chosen transfer candidate (04)"
+    assert seed_spread((unmeasured,)).empty and seed_spread(()).empty
+    card = model_card(folder, index=index, splits=splits, seed_variance_model=unmeasured, **CARD)
+    assert "Spread over seeds\n\nNot measured for this model (a record: `python benchmarks/seed_variance.py" in card
 
 
 def test_write_puts_the_card_beside_the_model_and_names_the_load_call(tmp_path):
