@@ -18,7 +18,8 @@ bootstrap intervals. Executed copies go to ``build/seed_variance/seed<N>/``. Wit
 ``--skip-existing``, a seed whose run folders exist (from an earlier run of this script or of
 ``make course``) is read, not trained again. With ``--record``, the same summary is also written
 to ``benchmarks/records/seed_variance.json``, labelled as a record (the command, the commit, the
-machine, the date, and the configuration hash of every model it measured): that committed record
+machine, the date, the configuration hash of every model it measured, and the commit at which
+each seed's run was scored, from the ledger): that committed record
 is what chapters 05 and 06 and the model cards show (``cxr_utils.model_card.seed_spread``), and
 ``tests/test_seed_record.py`` refuses it once the chapters' configurations no longer match it.
 """
@@ -39,6 +40,7 @@ import pandas as pd
 
 from cxr_utils import config
 from cxr_utils.ledger import _git_state as git_state
+from cxr_utils.ledger import read_ledger
 from cxr_utils.model_card import SEED_RECORD
 from cxr_utils.records import write_json
 from cxr_utils.runs import load_run, run_name
@@ -83,12 +85,12 @@ def without_exercises(notebook: Path, folder: Path) -> Path:
     return folder / notebook.name
 
 
-def run_seed(seed: int, out: Path, skip_existing: bool, chapters: tuple[str, ...]) -> float:
-    """Execute the notebooks for one seed (unless its runs exist and may be reused); return the minutes."""
+def run_seed(seed: int, out: Path, skip_existing: bool, chapters: tuple[str, ...]) -> float | None:
+    """Execute the notebooks for one seed and return the minutes; None where its runs exist and are reused."""
     names = run_names(seed, chapters)  # 04's adapted model exists only when 04 chose an ensemble with the CNN
     if skip_existing and all((config.runs_dir() / n).exists() for n in names.values()):
-        print(f"seed {seed}: run folders exist, read as they are", flush=True)
-        return 0.0
+        print(f"seed {seed}: run folders exist, read as they are (not timed here)", flush=True)
+        return None
     start = time.perf_counter()
     for notebook in (n for n in NOTEBOOKS if n[:2] in chapters):
         path = without_exercises(config.project_root() / "notebooks" / f"{notebook}.ipynb", out / "notebooks")
@@ -101,6 +103,7 @@ def collect(seeds: list[int], chapters: tuple[str, ...]) -> pd.DataFrame:
     """One row per (model, seed): the test metrics and their bootstrap intervals, from the run folders."""
     rows = []
     names = {seed: run_names(seed, chapters) for seed in seeds}
+    scored_at = read_ledger().groupby("run")["git_commit"].last()  # the commit of each run's last test scoring
     for label in [*MODELS, TRANSFER_ADAPTED]:
         for seed in seeds:
             if label not in names[seed]:
@@ -108,6 +111,7 @@ def collect(seeds: list[int], chapters: tuple[str, ...]) -> pd.DataFrame:
             run = load_run(names[seed][label], f"the notebooks with SEED = {seed}")
             metrics = run.test_metrics
             row = {"model": label, "seed": seed, "threshold": run.threshold, "config_hash": run.config["config_hash"]}
+            row["scored_at_commit"] = str(scored_at.get(run.name, "not in the ledger"))
             for metric in METRICS:
                 row[metric] = metrics.loc[metric, "value"]
                 row[f"{metric}_ci_low"], row[f"{metric}_ci_high"] = metrics.loc[metric, ["ci_low", "ci_high"]]
@@ -195,6 +199,11 @@ def write_record(args: argparse.Namespace, per_seed: pd.DataFrame, summary: pd.D
         "seeds": args.seeds,
         "minutes_per_seed": minutes,
         "config_hashes": {model: h[0] for model, h in hashes.items()},
+        # each run's commit, from its ledger row: a run reused by --skip-existing may predate `commit`
+        "scored_at_commits": {
+            model: dict(zip(frame["seed"].astype(str), frame["scored_at_commit"]))
+            for model, frame in per_seed.groupby("model", sort=False)
+        },
         "summary": {f"{model} | {metric}": row for (model, metric), row in summary.to_dict(orient="index").items()},
     }
     path = config.project_root() / SEED_RECORD
