@@ -18,7 +18,7 @@ bootstrap intervals. Executed copies go to ``build/seed_variance/seed<N>/``. Wit
 ``--skip-existing``, a seed whose run folders exist (from an earlier run of this script or of
 ``make course``) is read, not trained again. With ``--record``, the same summary is also written
 to ``benchmarks/records/seed_variance.json``, labelled as a record (the command, the commit, the
-machine, the date, the configuration hash of every model it measured, and the commit at which
+dataset copy and mode, the machine, the date, the configuration hash of every model it measured, and the commit at which
 each seed's run was scored, from the ledger): that committed record
 is what chapters 05 and 06 and the model cards show (``cxr_utils.model_card.seed_spread``), and
 ``tests/test_seed_record.py`` refuses it once the chapters' configurations no longer match it.
@@ -178,6 +178,7 @@ def main() -> None:
 def write_record(args: argparse.Namespace, per_seed: pd.DataFrame, summary: pd.DataFrame, minutes: dict) -> None:
     """The committed record of this measurement: what was measured, how, where and when."""
     commit, dirty = git_state()
+    mode = "fast mode (CXR_FAST=1)" if config.fast_mode() else "full mode"
     hashes = per_seed.groupby("model")["config_hash"].unique()
     if any(len(h) > 1 for h in hashes):
         raise SystemExit(f"the seeds of one model ran with different configurations: {hashes.to_dict()}")
@@ -194,6 +195,7 @@ def write_record(args: argparse.Namespace, per_seed: pd.DataFrame, summary: pd.D
         "command": "python benchmarks/seed_variance.py " + " ".join(sys.argv[1:]),
         "commit": commit,
         "uncommitted_changes": dirty,
+        "data": f"{Path(os.environ.get('CXR_DATA_DIR', config.data_dir())).name}, {mode}",
         "machine": f"{cpu}, {os.cpu_count()} cores",
         "date": datetime.now(timezone.utc).date().isoformat(),
         "seeds": args.seeds,

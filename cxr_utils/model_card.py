@@ -93,16 +93,16 @@ def seed_spread(models: tuple[str, ...] = ("CNN (03)", "chosen transfer candidat
     pandas.DataFrame
         Index ``(model, metric)`` for those of ``models`` (the benchmark's labels) that the
         record measured; columns ``mean``, ``sd``, ``min``, ``max``, ``seeds``.
-        ``attrs["record"]`` says how it was measured (command, commit, machine, date), or,
-        where the project has no record, names the command that makes it (the table is then
-        empty, and ``tests/test_seed_record.py`` skips, saying so).
+        ``attrs["record"]`` says how it was measured (command, dataset copy and mode, commit,
+        machine, date), or, where the project has no record, names the command that makes it
+        (the table is then empty, and ``tests/test_seed_record.py`` skips, saying so).
     """
     path = config.project_root() / SEED_RECORD
     rows: dict[tuple[str, str], dict] = {}
     if path.exists():
         record = json.loads(path.read_text(encoding="utf-8"))
         rows = {tuple(key.split(" | ")): row for key, row in record["summary"].items() if key.split(" | ")[0] in models}
-        measured = f"at commit {record['commit'][:10]} on {record['machine']}, {record['date']}"
+        measured = f"on {record['data']}, at commit {record['commit'][:10]} on {record['machine']}, {record['date']}"
         how = f"a record: `{record['command']}` {measured}"
     else:
         how = f"no record: `python benchmarks/seed_variance.py --record` writes {SEED_RECORD}"

@@ -76,6 +76,7 @@ def test_the_spread_over_seeds_comes_from_the_committed_record(tmp_path, monkeyp
     record = {
         "command": "python benchmarks/seed_variance.py --record",
         "commit": "0123456789abcdef",
+        "data": "chest_xray_224, full mode",
         "machine": "m",
         "date": "2026-11-29",
         "summary": summary,
@@ -84,7 +85,8 @@ def test_the_spread_over_seeds_comes_from_the_committed_record(tmp_path, monkeyp
     (tmp_path / SEED_RECORD).write_text(json.dumps(record))
     card = model_card(folder, index=index, splits=splits, seed_variance_model="CNN (03)", **CARD)
     assert "| accuracy | 0.9000 | 0.0120 | 0.8800 | 0.9100 | 3 |" in card and "0.5000" not in card
-    assert "a record: `python benchmarks/seed_variance.py --record` at commit 0123456789 on m, 2026-11-29" in card
+    how = "on chest_xray_224, full mode, at commit 0123456789 on m, 2026-11-29"
+    assert f"a record: `python benchmarks/seed_variance.py --record` {how}" in card
     assert seed_spread(("CNN (03)",)).loc[("CNN (03)", "accuracy"), "sd"] == 0.012
     # a model the record did not measure: said so, not a KeyError
     unmeasured = "chosen transfer candidate (04)"

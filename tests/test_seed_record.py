@@ -57,6 +57,7 @@ def test_the_record_says_how_it_was_measured():
     record = json.loads(RECORD.read_text())
     assert record["command"].startswith("python benchmarks/seed_variance.py")
     assert len(record["commit"]) == 40 and record["machine"] and record["date"]
+    assert record["data"].endswith("full mode"), "a spread of fast-mode runs says nothing about the chapters' results"
     assert len(record["seeds"]) >= 3, "a spread needs at least three seeds"
     spread = seed_spread()
     assert not spread.empty and spread.attrs["record"].startswith("a record: `python benchmarks/seed_variance.py")
