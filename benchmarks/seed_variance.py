@@ -18,9 +18,9 @@ bootstrap intervals. Executed copies go to ``build/seed_variance/seed<N>/``. Wit
 ``--skip-existing``, a seed whose run folders exist (from an earlier run of this script or of
 ``make course``) is read, not trained again. With ``--record``, the same summary is also written
 to ``benchmarks/records/seed_variance.json``, labelled as a record (the command, the commit, the
-dataset copy and mode, the machine, the date, the configuration hash of every model it measured, and the commit at which
-each seed's run was scored, from the ledger): that committed record
-is what chapters 05 and 06 and the model cards show (``cxr_utils.model_card.seed_spread``), and
+dataset copy and mode, the machine, the date, the configuration hash of every model it measured,
+and the commit at which each seed's run was scored, from the ledger): that committed record is
+what chapters 05 and 06 and the model cards show (``cxr_utils.model_card.seed_spread``), and
 ``tests/test_seed_record.py`` refuses it once the chapters' configurations no longer match it.
 """
 
@@ -159,7 +159,7 @@ def main() -> None:
         {
             "seeds": args.seeds,
             "minutes_per_seed": minutes,
-            "data_dir": os.environ.get("CXR_DATA_DIR", str(config.data_dir())),
+            "data_dir": str(config.data_dir()),
             "per_seed": per_seed.to_dict(orient="records"),
             "summary": {f"{model} | {metric}": row for (model, metric), row in summary.to_dict(orient="index").items()},
         },
@@ -195,7 +195,7 @@ def write_record(args: argparse.Namespace, per_seed: pd.DataFrame, summary: pd.D
         "command": "python benchmarks/seed_variance.py " + " ".join(sys.argv[1:]),
         "commit": commit,
         "uncommitted_changes": dirty,
-        "data": f"{Path(os.environ.get('CXR_DATA_DIR', config.data_dir())).name}, {mode}",
+        "data": f"{config.data_dir().name}, {mode}",
         "machine": f"{cpu}, {os.cpu_count()} cores",
         "date": datetime.now(timezone.utc).date().isoformat(),
         "seeds": args.seeds,
