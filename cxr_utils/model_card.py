@@ -96,26 +96,37 @@ def seed_spread(models: tuple[str, ...] = ("CNN (03)", "chosen transfer candidat
         ``attrs["record"]`` says how it was measured (command, dataset copy and mode, commit,
         machine, date), or, where the project has no record, names the command that makes it
         (the table is then empty, and ``tests/test_seed_record.py`` skips, saying so).
+        ``attrs["config_hashes"]`` maps each measured model to the configuration hash of its
+        runs (empty without a record).
     """
     path = config.project_root() / SEED_RECORD
     rows: dict[tuple[str, str], dict] = {}
+    hashes: dict[str, str] = {}
     if path.exists():
         record = json.loads(path.read_text(encoding="utf-8"))
         rows = {tuple(key.split(" | ")): row for key, row in record["summary"].items() if key.split(" | ")[0] in models}
         measured = f"on {record['data']}, at commit {record['commit'][:10]} on {record['machine']}, {record['date']}"
         how = f"a record: `{record['command']}` {measured}"
+        hashes = {model: digest for model, digest in record.get("config_hashes", {}).items() if model in models}
     else:
         how = f"no record: `python benchmarks/seed_variance.py --record` writes {SEED_RECORD}"
     index = pd.MultiIndex.from_tuples(list(rows), names=["model", "metric"])
     table = pd.DataFrame(list(rows.values()), index=index, columns=["mean", "sd", "min", "max", "seeds"], dtype=float)
     table.attrs["record"] = how
+    table.attrs["config_hashes"] = hashes
     return table
 
 
-def _seed_section(seed_model: str | None) -> str:
+def _seed_section(seed_model: str | None, config_hash: str | None) -> str:
     spread = seed_spread((seed_model,)) if seed_model else seed_spread(())
     if spread.empty:
         return f"Not measured for this model ({spread.attrs['record']})."
+    measured = spread.attrs["config_hashes"].get(seed_model)
+    if measured is not None and measured != config_hash:  # a fast run, or other settings than the record's runs
+        return (
+            f"Not measured for this configuration: the record measured `{measured}`, this run is `{config_hash}` "
+            f"({spread.attrs['record']})."
+        )
     lines = ["| metric | mean | standard deviation | min | max | seeds |", "| --- | --- | --- | --- | --- | --- |"]
     for (_, metric), row in spread.iterrows():
         values = " | ".join(f"{row[column]:.4f}" for column in ("mean", "sd", "min", "max"))
@@ -151,8 +162,9 @@ def model_card(
         (:func:`cxr_utils.splits.course_splits`): the card counts images per split and class.
     seed_variance_model : str, optional
         This model's label in the seed benchmark's record (:func:`seed_spread`: ``"CNN (03)"``,
-        ``"chosen transfer candidate (04)"``); without it, or without a record, the card says
-        the spread over seeds was not measured.
+        ``"chosen transfer candidate (04)"``); without it, without a record, or when the record
+        measured another configuration hash than this run's (a fast run, other settings), the
+        card says the spread over seeds was not measured.
 
     Raises
     ------
@@ -197,7 +209,7 @@ def model_card(
         f"95% bootstrap intervals over the {metrics.get('n_test', '?')} test images "
         f"({metrics.get('bootstrap_resamples', '?')} resamples).\n\n"
         "| metric | value [95% interval] |\n| --- | --- |\n" + "\n".join(metric_rows),
-        "## Spread over seeds\n\n" + _seed_section(seed_variance_model),
+        "## Spread over seeds\n\n" + _seed_section(seed_variance_model, run_config.get("config_hash")),
         f"## Threshold\n\n{threshold['threshold']:.4f}, chosen by the {rule} rule on "
         f"{threshold.get('chosen_on', 'validation')}; never on test.",
         "## Known failure modes\n\n" + "\n".join(f"- {line}" for line in _failure_modes(metrics["test"])),

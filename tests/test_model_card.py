@@ -95,6 +95,36 @@ def test_the_spread_over_seeds_comes_from_the_committed_record(tmp_path, monkeyp
     assert "Spread over seeds\n\nNot measured for this model (a record: `python benchmarks/seed_variance.py" in card
 
 
+def test_a_run_of_another_configuration_is_not_given_the_records_spread(tmp_path, monkeypatch):
+    """A fast run (or changed settings) has another configuration hash than the runs the record measured."""
+    from cxr_utils import config
+    from cxr_utils.model_card import SEED_RECORD
+
+    folder = tmp_path / "runs" / "demo"
+    index, splits = _finished_run(folder)
+    own_hash = json.loads((folder / "config.json").read_text())["config_hash"]
+    monkeypatch.setattr(config, "project_root", lambda: tmp_path)
+    row = {"mean": 0.9, "sd": 0.012, "min": 0.88, "max": 0.91, "seeds": 3}
+    record = {
+        "command": "python benchmarks/seed_variance.py --record",
+        "commit": "0123456789abcdef",
+        "data": "chest_xray_224, full mode",
+        "machine": "m",
+        "date": "2026-11-29",
+        "config_hashes": {"CNN (03)": "f00f00f00f00"},
+        "summary": {"CNN (03) | accuracy": row},
+    }
+    (tmp_path / SEED_RECORD).parent.mkdir(parents=True)
+    (tmp_path / SEED_RECORD).write_text(json.dumps(record))
+    card = model_card(folder, index=index, splits=splits, seed_variance_model="CNN (03)", **CARD)
+    assert "0.0120" not in card
+    assert f"Not measured for this configuration: the record measured `f00f00f00f00`, this run is `{own_hash}`" in card
+    record["config_hashes"]["CNN (03)"] = own_hash
+    (tmp_path / SEED_RECORD).write_text(json.dumps(record))
+    card = model_card(folder, index=index, splits=splits, seed_variance_model="CNN (03)", **CARD)
+    assert "| accuracy | 0.9000 | 0.0120 | 0.8800 | 0.9100 | 3 |" in card
+
+
 def test_write_puts_the_card_beside_the_model_and_names_the_load_call(tmp_path):
     folder = tmp_path / "runs" / "demo"
     index, splits = _finished_run(folder)
