@@ -178,8 +178,7 @@ def build_top_classifier(split: SplitBackbone, *, dropout: float = 0.3, trainabl
     normalization stays in inference mode.
     """
     top = keras.models.clone_model(split.top)  # each classifier trains its own copy of the ImageNet top
-    for copy, original in zip(top.weights, split.top.weights):
-        copy.assign(original)
+    top.set_weights(split.top.get_weights())  # as NumPy arrays: the copy shares no buffer with the original
     top.trainable = trainable_top
     for layer in top.layers:
         if isinstance(layer, keras.layers.BatchNormalization):

@@ -1,8 +1,10 @@
 """The chapter 03 and 04 code runs on Keras's other backends (JAX, PyTorch) where installed.
 
 Each backend runs tests/scripts/backend_portability.py in a subprocess (a process
-has one Keras backend). Its frozen-bottom activations must equal TensorFlow's, and
-training the fine-tuned top and the scratch CNN must give finite probabilities.
+has one Keras backend). Its frozen-bottom activations must equal TensorFlow's, training
+the fine-tuned top and the scratch CNN must give finite probabilities, and training a
+copy of the top must leave the ImageNet top intact (under JAX, a copy that shared the
+original's arrays lost them to the training step's buffer donation).
 Skipped, with the reason, for a backend that is not installed (``pip install "jax[cpu]"``
 or ``torch`` to run them). Grad-CAM (cxr_utils.explain) needs TensorFlow and is not run here.
 """
@@ -17,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cxr_utils.transfer import bottom_activations, split_backbone
+from cxr_utils.transfer import bottom_activations, pooled_features, split_backbone
 
 SCRIPT = Path(__file__).parent / "scripts" / "backend_portability.py"
 
@@ -41,3 +43,5 @@ def test_transfer_and_scratch_code_on_another_backend(backend, keras_weights, tm
     expected = bottom_activations(split, images, progress=False).astype(np.float32)
     got = np.load(tmp_path / "activations.npy").astype(np.float32)
     np.testing.assert_allclose(got, expected, atol=0.05)  # float16 storage
+    pooled = np.load(tmp_path / "pooled.npy")
+    np.testing.assert_allclose(pooled, pooled_features(split, expected.astype(np.float16)), atol=0.05)

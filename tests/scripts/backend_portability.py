@@ -4,10 +4,11 @@ Usage: KERAS_BACKEND=jax python tests/scripts/backend_portability.py OUT_DIR
 
 Builds the split MobileNetV2 (alpha 0.35, 96 px) from the offline weights in
 $CXR_WEIGHTS_DIR, computes bottom activations (plain and one augmented view with
-stretching), fine-tunes the top for one epoch with cxr_utils.training.fit_with_callbacks, and trains
-the scratch CNN with its augmentation layers for one epoch. Writes the plain
-activations to OUT_DIR/activations.npy and a JSON line with the backend, the
-predictions' range and the timings, for tests/test_backends.py to compare.
+stretching), fine-tunes the top for one epoch with cxr_utils.training.fit_with_callbacks, then
+pools the features of the untouched ImageNet top (as chapter 04's candidate A does after B has
+trained), and trains the scratch CNN with its augmentation layers for one epoch. Writes the plain
+activations and the pooled features to OUT_DIR/activations.npy and OUT_DIR/pooled.npy, and a JSON
+line with the backend, the predictions' range and the timings, for tests/test_backends.py to compare.
 """
 
 import json
@@ -23,7 +24,7 @@ from cxr_utils.models import build_cnn, compile_binary
 from cxr_utils.pipeline import CachedBatches, augmentation_layers
 from cxr_utils.splits import class_weights
 from cxr_utils.training import fit_with_callbacks
-from cxr_utils.transfer import bottom_activations, build_top_classifier, split_backbone
+from cxr_utils.transfer import bottom_activations, build_top_classifier, pooled_features, split_backbone
 
 out = Path(sys.argv[1])
 out.mkdir(parents=True, exist_ok=True)
@@ -45,6 +46,7 @@ fit_with_callbacks(
     verbose=0,
 )
 top_scores = np.asarray(classifier.predict(CachedBatches(activations, labels, 8), verbose=0)).reshape(-1)
+pooled = pooled_features(split, activations)  # the ImageNet top, after a copy of it was trained
 transfer_seconds = time.perf_counter() - start
 
 start = time.perf_counter()
@@ -60,6 +62,7 @@ fit_with_callbacks(
 )
 cnn_scores = np.asarray(cnn.predict(CachedBatches(small, labels, 8), verbose=0)).reshape(-1)
 np.save(out / "activations.npy", activations)
+np.save(out / "pooled.npy", pooled)
 print(
     json.dumps(
         {
