@@ -63,26 +63,32 @@ def test_the_card_reads_its_numbers_from_the_run(tmp_path):
     assert "This run saved no model file." in card  # finish_run was given no model
 
 
-def test_the_spread_over_seeds_comes_from_the_committed_record(tmp_path, monkeypatch):
-    from cxr_utils import config
-    from cxr_utils.model_card import SEED_RECORD, seed_spread
+def _write_record(root, **fields):
+    """A seed record under ``root`` (a project folder), measured at a made-up commit on machine ``m``."""
+    from cxr_utils.model_card import SEED_RECORD
 
-    folder = tmp_path / "runs" / "demo"
-    index, splits = _finished_run(folder)
-    monkeypatch.setattr(config, "project_root", lambda: tmp_path)
-    assert seed_spread().empty and "--record" in seed_spread().attrs["record"]
-    row = {"mean": 0.9, "sd": 0.012, "min": 0.88, "max": 0.91, "mean ci_low": 0.8, "mean ci_high": 0.95, "seeds": 3}
-    summary = {"CNN (03) | accuracy": row, "other | accuracy": {**row, "sd": 0.5}}
     record = {
         "command": "python benchmarks/seed_variance.py --record",
         "commit": "0123456789abcdef",
         "data": "chest_xray_224, full mode",
         "machine": "m",
         "date": "2026-11-29",
-        "summary": summary,
+        **fields,
     }
-    (tmp_path / SEED_RECORD).parent.mkdir(parents=True)
-    (tmp_path / SEED_RECORD).write_text(json.dumps(record))
+    (root / SEED_RECORD).parent.mkdir(parents=True, exist_ok=True)
+    (root / SEED_RECORD).write_text(json.dumps(record))
+
+
+def test_the_spread_over_seeds_comes_from_the_committed_record(tmp_path, monkeypatch):
+    from cxr_utils import config
+    from cxr_utils.model_card import seed_spread
+
+    folder = tmp_path / "runs" / "demo"
+    index, splits = _finished_run(folder)
+    monkeypatch.setattr(config, "project_root", lambda: tmp_path)
+    assert seed_spread().empty and "--record" in seed_spread().attrs["record"]
+    row = {"mean": 0.9, "sd": 0.012, "min": 0.88, "max": 0.91, "mean ci_low": 0.8, "mean ci_high": 0.95, "seeds": 3}
+    _write_record(tmp_path, summary={"CNN (03) | accuracy": row, "other | accuracy": {**row, "sd": 0.5}})
     card = model_card(folder, index=index, splits=splits, seed_variance_model="CNN (03)", **CARD)
     assert "| accuracy | 0.9000 | 0.0120 | 0.8800 | 0.9100 | 3 |" in card and "0.5000" not in card
     how = "on chest_xray_224, full mode, at commit 0123456789 on m, 2026-11-29"
@@ -98,29 +104,18 @@ def test_the_spread_over_seeds_comes_from_the_committed_record(tmp_path, monkeyp
 def test_a_run_of_another_configuration_is_not_given_the_records_spread(tmp_path, monkeypatch):
     """A fast run (or changed settings) has another configuration hash than the runs the record measured."""
     from cxr_utils import config
-    from cxr_utils.model_card import SEED_RECORD
 
     folder = tmp_path / "runs" / "demo"
     index, splits = _finished_run(folder)
     own_hash = json.loads((folder / "config.json").read_text())["config_hash"]
     monkeypatch.setattr(config, "project_root", lambda: tmp_path)
     row = {"mean": 0.9, "sd": 0.012, "min": 0.88, "max": 0.91, "seeds": 3}
-    record = {
-        "command": "python benchmarks/seed_variance.py --record",
-        "commit": "0123456789abcdef",
-        "data": "chest_xray_224, full mode",
-        "machine": "m",
-        "date": "2026-11-29",
-        "config_hashes": {"CNN (03)": "f00f00f00f00"},
-        "summary": {"CNN (03) | accuracy": row},
-    }
-    (tmp_path / SEED_RECORD).parent.mkdir(parents=True)
-    (tmp_path / SEED_RECORD).write_text(json.dumps(record))
+    summary = {"CNN (03) | accuracy": row}
+    _write_record(tmp_path, summary=summary, config_hashes={"CNN (03)": "f00f00f00f00"})
     card = model_card(folder, index=index, splits=splits, seed_variance_model="CNN (03)", **CARD)
     assert "0.0120" not in card
     assert f"Not measured for this configuration: the record measured `f00f00f00f00`, this run is `{own_hash}`" in card
-    record["config_hashes"]["CNN (03)"] = own_hash
-    (tmp_path / SEED_RECORD).write_text(json.dumps(record))
+    _write_record(tmp_path, summary=summary, config_hashes={"CNN (03)": own_hash})
     card = model_card(folder, index=index, splits=splits, seed_variance_model="CNN (03)", **CARD)
     assert "| accuracy | 0.9000 | 0.0120 | 0.8800 | 0.9100 | 3 |" in card
 
