@@ -114,6 +114,19 @@ def _images_fingerprint(validation: pd.Series, test: pd.Series) -> str:
     return hashlib.sha256("\n".join(["validation", *validation, "test", *test]).encode()).hexdigest()[:12]
 
 
+def _with_backend(parameters: dict) -> dict:
+    """``parameters`` with ``keras_backend`` added when Keras runs on a backend other than TensorFlow.
+
+    The same settings give other numbers on another backend, so its runs are another
+    configuration in the ledger. TensorFlow, the course's backend, stays implicit: its runs keep
+    the configuration hashes they had before backends were told apart.
+    """
+    import keras
+
+    backend = keras.backend.backend()
+    return parameters if backend == "tensorflow" else {**parameters, "keras_backend": backend}
+
+
 def _one_finish_at_a_time(finish):
     """``finish_run`` holding ``<runs>/.<name>.finishing.lock``: a second finish of a run waits for the first."""
 
@@ -186,7 +199,8 @@ def finish_run(
         Bootstrap resamples for the intervals (validation resamples whole patients).
     parameters : dict, optional
         The run's configuration (hyperparameters, seed, choices fixed beforehand), written
-        to ``config.json`` with the software versions; the ledger hashes it.
+        to ``config.json`` with the software versions; the ledger hashes it. On a Keras
+        backend other than TensorFlow, ``keras_backend`` joins it (:func:`_with_backend`).
     measurements : dict, optional
         What the run measured or chose on validation (epochs trained, minutes, the chosen
         candidate), written to ``config.json`` but not hashed.
@@ -219,8 +233,9 @@ def finish_run(
         y_validation, validation_scores, threshold, n_boot=n_boot, seed=seed, groups=validation_rows["patient_id"]
     )
     test = bootstrap_ci(y_test, test_scores, threshold, n_boot=n_boot, seed=seed)
+    parameters = _with_backend(parameters or {})
     ledger_row = append_scoring(
-        run_dir.parent, run_dir.name, parameters or {}, test, threshold=threshold, test_paths=test_rows["path"]
+        run_dir.parent, run_dir.name, parameters, test, threshold=threshold, test_paths=test_rows["path"]
     )
 
     staging = run_dir / _STAGING
@@ -230,7 +245,7 @@ def finish_run(
     save_predictions(staging / TEST_PREDICTIONS_FILE, test_rows, test_scores)
     rule = {"method": threshold_method, "target_sensitivity": target_sensitivity, "chosen_on": threshold_note}
     write_json(staging / THRESHOLD_FILE, {"threshold": threshold, **rule})
-    hashed = {"parameters": parameters or {}, "config_hash": ledger_row["config_hash"]}
+    hashed = {"parameters": parameters, "config_hash": ledger_row["config_hash"]}
     write_json(staging / CONFIG_FILE, {**hashed, "measurements": measurements or {}, "software": software_versions()})
     if model is not None:
         model.save(staging / MODEL_FILE)

@@ -59,6 +59,19 @@ def test_the_hash_ignores_the_seed_and_the_measurements(tmp_path):
     assert read_json(tmp_path / "r" / "config.json")["measurements"] == {"min": 2.0}
 
 
+def test_another_keras_backend_is_another_configuration(tmp_path, monkeypatch):
+    import keras
+
+    index, splits, validation, test = _fixture()
+    finish_run(tmp_path / "tf", index, splits, validation, test, n_boot=20, parameters={"lr": 1, "seed": 0})
+    monkeypatch.setattr(keras.backend, "backend", lambda: "torch")
+    finish_run(tmp_path / "torch", index, splits, validation, test, n_boot=20, parameters={"lr": 1, "seed": 0})
+    tensorflow, torch = read_ledger(tmp_path)["config_hash"]
+    assert tensorflow == _configuration_hash({"lr": 1})  # TensorFlow's runs keep their hashes
+    assert torch != tensorflow
+    assert read_json(tmp_path / "torch" / "config.json")["parameters"] == {"lr": 1, "seed": 0, "keras_backend": "torch"}
+
+
 def test_cxr_ledger_prints_every_scoring(tmp_path, capsys):
     assert cli.main(["ledger", "--runs", str(tmp_path)]) == 0
     assert "has not been scored" in capsys.readouterr().out
