@@ -106,7 +106,7 @@ def _cache_key(root: Path, index: pd.DataFrame, header: dict, progress: bool) ->
         serial_below=_PARALLEL_MIN_IMAGES,
         progress=progress,
     )
-    for path, content in zip(index["path"], contents):
+    for path, content in zip(index["path"], contents, strict=True):
         digest.update(f"{path}\t{content}\n".encode())
     return digest.hexdigest()[:20]
 
@@ -249,7 +249,7 @@ def _build(
             workers=workers,
             progress=progress,
         )
-        for number, (path, pixels) in enumerate(zip(index["path"], decoded)):
+        for number, (path, pixels) in enumerate(zip(index["path"], decoded, strict=True)):
             if isinstance(pixels, str):
                 left_out[path] = pixels
             else:

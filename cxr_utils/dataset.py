@@ -185,7 +185,7 @@ def index_dataset(
         workers=workers,
         progress=progress,
     )
-    table = pd.DataFrame([{**row, **extra} for row, extra in zip(rows, details)])
+    table = pd.DataFrame([{**row, **extra} for row, extra in zip(rows, details, strict=True)])
     renamed = table["path"] != [image.relative_to(layout.root).as_posix() for image in layout.images]
     table.loc[renamed, "problem"] = _NOT_UTF8
     if read_headers:

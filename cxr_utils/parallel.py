@@ -49,6 +49,8 @@ def map_with_progress(
     ``function`` must be picklable (a module-level function or a :func:`functools.partial` of
     one). Lists shorter than ``serial_below``, or ``workers=1``, run in this process; longer
     ones in ``workers`` processes (default one per core). ``desc`` labels the progress bar.
+    Read the results to their end (``zip(items, results, strict=True)``, not a plain ``zip``):
+    the bar counts an item once the next is asked for, and closes, with the workers, at the end.
     """
     workers = workers or os.cpu_count() or 1
     bar = {"total": len(items), "desc": desc, "unit": "img", "disable": not progress}

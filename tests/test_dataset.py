@@ -1,5 +1,6 @@
 """Finding and indexing dataset copies: synthetic layouts, then the real data."""
 
+import re
 import subprocess
 import sys
 
@@ -8,6 +9,7 @@ import pandas as pd
 import pytest
 from PIL import Image, ImageFile
 
+from cxr_utils.cache import cache_images
 from cxr_utils.dataset import binary_labels, index_dataset
 from cxr_utils.images import file_sha256
 from cxr_utils.layout import SKIP_COPY, SKIP_MACOS, SKIP_NOT_IMAGE, SKIP_OUTSIDE, DatasetLayoutError, find_dataset
@@ -103,6 +105,17 @@ def test_index_without_headers_reads_names_only(tmp_path):
     index = index_dataset(tmp_path, read_headers=False, progress=False).table
     assert "width" not in index and "mode" not in index
     assert set(index["pathogen"]) == {"none", "virus", "bacteria"}
+
+
+def test_progress_bars_end_at_their_totals(tmp_path, capsys):
+    # a bar left at "7/8" reads as one image skipped: each bar's last state must count every file
+    make_dataset(tmp_path / "data", KAGGLE_FILES)
+    cache_images(tmp_path / "data", size=16, cache_dir=tmp_path / "cache", workers=1, progress=True)
+    bars = {}
+    for desc, done, total in re.findall(r"([A-Z][\w ()x]+): +\d+%\|[^|]*\| (\d+)/(\d+)", capsys.readouterr().err):
+        bars[desc] = (done, total)
+    assert {"Indexing images", "Checking files", "Decoding to 16x16 (squash)"} <= set(bars)
+    assert all(done == total == str(len(KAGGLE_FILES)) for done, total in bars.values()), bars
 
 
 def test_bad_files_are_listed_as_problems_not_dropped(tmp_path):
