@@ -23,7 +23,8 @@ x SIMD lanes (16 with AVX-512, 8 with AVX2) x 2 FMA units per core (current Xeon
 cores have two). The clock is the one ``/proc/cpuinfo`` reports (not the turbo), so the share
 is an estimate.
 
-Writes ``build/benchmarks/training_speed.json`` and ``.md`` (with the machine's name, flags and
+Speed-ups are against the first setting measured (the first of ``--only``). Writes
+``build/benchmarks/training_speed.json`` and ``.md`` (with the machine's name, flags and
 software versions) and prints the table. Not part of the test suite: it measures, it does not check.
 """
 
@@ -180,7 +181,8 @@ def main() -> None:
         return
     cpu = machine()
     rows = []
-    for name in args.only or SETTINGS:
+    settings = args.only or list(SETTINGS)
+    for name in settings:
         for model_name in BATCHES:
             print(f"{name}: {model_name} ...", flush=True)
             row = {"setting": name, "model": model_name, **run_setting(name, model_name, args.images, args.epochs)}
@@ -188,10 +190,11 @@ def main() -> None:
                 flops = 2 * row.pop("forward multiply-adds")
                 row["train % of peak"] = 100 * 3 * flops * row["train images/s"] / (cpu["peak float32 GFLOP/s"] * 1e9)
                 row["predict % of peak"] = 100 * flops * row["predict images/s"] / (cpu["peak float32 GFLOP/s"] * 1e9)
+            print(f"  {row}", flush=True)  # a setting's numbers are kept even if a later one fails
             rows.append(row)
     table = pd.DataFrame(rows).set_index(["setting", "model"])
     for column in ("train images/s", "predict images/s"):
-        baseline = table[column].xs(next(iter(SETTINGS)), level="setting")  # the first setting
+        baseline = table[column].xs(settings[0], level="setting")  # the first setting measured
         table[f"{column.split()[0]} speed-up"] = (
             table[column] / baseline.reindex(table.index.get_level_values("model")).to_numpy()
         )
