@@ -23,7 +23,8 @@ x SIMD lanes (16 with AVX-512, 8 with AVX2) x 2 FMA units per core (current Xeon
 cores have two). The clock is the one ``/proc/cpuinfo`` reports (not the turbo), so the share
 is an estimate.
 
-Speed-ups are against the first setting measured (the first of ``--only``). Writes
+Speed-ups are against the first setting measured (the first of ``--only``, which may repeat a
+setting to see the noise). Writes
 ``build/benchmarks/training_speed.json`` and ``.md`` (with the machine's name, flags and
 software versions) and prints the table. Not part of the test suite: it measures, it does not check.
 """
@@ -182,10 +183,12 @@ def main() -> None:
     cpu = machine()
     rows = []
     settings = args.only or list(SETTINGS)
-    for name in settings:
+    for number, name in enumerate(settings):
+        repeat = settings[:number].count(name)  # --only A B A B measures the noise: "A", "B", "A (2)", "B (2)"
+        label = f"{name} ({repeat + 1})" if repeat else name
         for model_name in BATCHES:
-            print(f"{name}: {model_name} ...", flush=True)
-            row = {"setting": name, "model": model_name, **run_setting(name, model_name, args.images, args.epochs)}
+            print(f"{label}: {model_name} ...", flush=True)
+            row = {"setting": label, "model": model_name, **run_setting(name, model_name, args.images, args.epochs)}
             if "error" not in row:
                 flops = 2 * row.pop("forward multiply-adds")
                 row["train % of peak"] = 100 * 3 * flops * row["train images/s"] / (cpu["peak float32 GFLOP/s"] * 1e9)
