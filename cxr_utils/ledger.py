@@ -77,6 +77,19 @@ def _configuration_hash(parameters: dict) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
+def _with_backend(parameters: dict) -> dict:
+    """``parameters`` with ``keras_backend`` added when Keras runs on a backend other than TensorFlow.
+
+    The same settings give other numbers on another backend, so its runs are another
+    configuration in the ledger. TensorFlow, the course's backend, stays implicit: its runs keep
+    the configuration hashes they had before backends were told apart.
+    """
+    import keras
+
+    backend = keras.backend.backend()
+    return parameters if backend == "tensorflow" else {**parameters, "keras_backend": backend}
+
+
 def _git_state() -> tuple[str, bool | None]:
     """``(commit, dirty)`` of the project's git checkout, ``("unknown", None)`` outside one or without git.
 

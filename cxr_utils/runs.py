@@ -39,16 +39,9 @@ from filelock import FileLock, Timeout
 from . import config
 from .dataset import binary_labels
 from .images import file_sha256
-from .ledger import append_scoring
+from .ledger import _with_backend, append_scoring
 from .metrics import bootstrap_ci, choose_threshold
-from .records import (
-    RecordError,
-    load_predictions,
-    read_json,
-    save_predictions,
-    software_versions,
-    write_json,
-)
+from .records import RecordError, load_predictions, read_json, save_predictions, software_versions, write_json
 from .tables import metrics_to_json
 
 if TYPE_CHECKING:  # keras loads only when a model is saved or loaded
@@ -112,19 +105,6 @@ def run_folder(name: str, root: str | os.PathLike | None = None, *, replace: boo
 def _images_fingerprint(validation: pd.Series, test: pd.Series) -> str:
     """12 hex digits identifying the validation and test images by their paths (which copy, which split)."""
     return hashlib.sha256("\n".join(["validation", *validation, "test", *test]).encode()).hexdigest()[:12]
-
-
-def _with_backend(parameters: dict) -> dict:
-    """``parameters`` with ``keras_backend`` added when Keras runs on a backend other than TensorFlow.
-
-    The same settings give other numbers on another backend, so its runs are another
-    configuration in the ledger. TensorFlow, the course's backend, stays implicit: its runs keep
-    the configuration hashes they had before backends were told apart.
-    """
-    import keras
-
-    backend = keras.backend.backend()
-    return parameters if backend == "tensorflow" else {**parameters, "keras_backend": backend}
 
 
 def _one_finish_at_a_time(finish):
@@ -200,7 +180,7 @@ def finish_run(
     parameters : dict, optional
         The run's configuration (hyperparameters, seed, choices fixed beforehand), written
         to ``config.json`` with the software versions; the ledger hashes it. On a Keras
-        backend other than TensorFlow, ``keras_backend`` joins it (:func:`_with_backend`).
+        backend other than TensorFlow, ``keras_backend`` joins it (:func:`cxr_utils.ledger._with_backend`).
     measurements : dict, optional
         What the run measured or chose on validation (epochs trained, minutes, the chosen
         candidate), written to ``config.json`` but not hashed.

@@ -111,8 +111,9 @@ def test_progress_bars_end_at_their_totals(tmp_path, capsys):
     # a bar left at "7/8" reads as one image skipped: each bar's last state must count every file
     make_dataset(tmp_path / "data", KAGGLE_FILES)
     cache_images(tmp_path / "data", size=16, cache_dir=tmp_path / "cache", workers=1, progress=True)
+    printed = capsys.readouterr()  # the bars go to standard output once ipykernel is imported (as in a chapter)
     bars = {}
-    for desc, done, total in re.findall(r"([A-Z][\w ()x]+): +\d+%\|[^|]*\| (\d+)/(\d+)", capsys.readouterr().err):
+    for desc, done, total in re.findall(r"([A-Z][\w ()x]+): +\d+%\|[^|]*\| (\d+)/(\d+)", printed.out + printed.err):
         bars[desc] = (done, total)
     assert {"Indexing images", "Checking files", "Decoding to 16x16 (squash)"} <= set(bars)
     assert all(done == total == str(len(KAGGLE_FILES)) for done, total in bars.values()), bars
