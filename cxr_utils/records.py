@@ -11,6 +11,7 @@ import json
 import math
 import os
 import platform
+import sys
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -38,7 +39,8 @@ def software_versions() -> dict[str, str]:
             info[package] = version(package)
         except PackageNotFoundError:
             continue
-    info["keras_backend"] = os.environ.get("KERAS_BACKEND", "tensorflow")
+    keras = sys.modules.get("keras")  # the backend Keras runs on (also set by keras.json), as the ledger hashes it
+    info["keras_backend"] = keras.backend.backend() if keras else os.environ.get("KERAS_BACKEND", "tensorflow")
     info["time_utc"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     return info
 

@@ -70,6 +70,7 @@ def test_another_keras_backend_is_another_configuration(tmp_path, monkeypatch):
     assert tensorflow == _configuration_hash({"lr": 1})  # TensorFlow's runs keep their hashes
     assert torch != tensorflow
     assert read_json(tmp_path / "torch" / "config.json")["parameters"] == {"lr": 1, "seed": 0, "keras_backend": "torch"}
+    assert read_json(tmp_path / "torch" / "config.json")["software"]["keras_backend"] == "torch"  # one answer
 
 
 def test_cxr_ledger_prints_every_scoring(tmp_path, capsys):
