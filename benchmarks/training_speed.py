@@ -11,9 +11,10 @@ which compiles), and prediction images per second (the median of three passes af
 call). The settings: the backend (TensorFlow; JAX and PyTorch where installed), the precision
 (float32, or ``mixed_bfloat16`` where the CPU has bfloat16 instructions, AVX-512 BF16 or AMX;
 elsewhere it would be emulated and is skipped, unless ``--emulated``), XLA (``jit_compile``),
-the batch size and TensorFlow's threads. All of them run in one invocation, one after the other,
-on the same images; the first setting runs again at the end, so that the table shows how much
-the machine's own speed drifted meanwhile.
+the batch size, TensorFlow's threads and its oneDNN kernels (``TF_ENABLE_ONEDNN_OPTS=1``;
+TensorFlow turns them on by itself only on CPUs with AVX-512 VNNI, bfloat16 or AMX). All of
+them run in one invocation, one after the other, on the same images; the first setting runs
+again at the end, so that the table shows how much the machine's own speed drifted meanwhile.
 
 The share of the machine's peak: the model's floating-point operations per image (two per
 multiply-add, counted layer by layer by ``cxr_utils.models.multiply_adds``; training counted as
@@ -55,13 +56,21 @@ SETTINGS = {
     "TensorFlow, batch x2": {"batch_factor": 2},
     "TensorFlow, 1 thread": {"threads": 1, "inter_threads": 1},
     "TensorFlow, one inter-op thread (the course's setting)": {"inter_threads": 1},
+    "TensorFlow, one inter-op thread, oneDNN on": {"inter_threads": 1, "onednn": True},
     "JAX (always XLA), float32": {"backend": "jax"},
     "JAX, mixed_bfloat16": {"backend": "jax", "precision": "mixed_bfloat16"},
     "PyTorch, float32": {"backend": "torch"},
     "PyTorch, mixed_bfloat16": {"backend": "torch", "precision": "mixed_bfloat16"},
     "TensorFlow, float32, its default threads (again, last: the noise)": {},
 }
-DEFAULTS = {"backend": "tensorflow", "precision": "float32", "jit": False, "batch_factor": 1, "threads": 0}
+DEFAULTS = {
+    "backend": "tensorflow",
+    "precision": "float32",
+    "jit": False,
+    "batch_factor": 1,
+    "threads": 0,
+    "onednn": False,
+}
 INTER_THREADS = 0  # TensorFlow's default
 EMULATED = False  # measure bfloat16 on a CPU without bfloat16 instructions too (--emulated)
 BATCHES = {"cnn": 32, "top": 64}  # the chapters' batch sizes
@@ -146,6 +155,8 @@ def run_setting(name: str, model_name: str, images: int, epochs: int) -> dict:
     if setting["precision"] == "mixed_bfloat16" and not machine()["bfloat16 instructions"] and not EMULATED:
         return {"error": "skipped: this CPU has no bfloat16 instructions, so bfloat16 would be emulated (--emulated)"}
     env = dict(os.environ, KERAS_BACKEND=setting["backend"], CXR_NO_DOWNLOAD="1")
+    if setting["onednn"]:  # TensorFlow's oneDNN kernels, on by default only on CPUs with AVX-512 VNNI, bfloat16 or AMX
+        env.update(TF_ENABLE_ONEDNN_OPTS="1")
     if setting["threads"]:
         env.update(OMP_NUM_THREADS=str(setting["threads"]), XLA_FLAGS="--xla_cpu_multi_thread_eigen=false")
     command = [sys.executable, __file__, "--one", json.dumps([model_name, setting, images, epochs])]

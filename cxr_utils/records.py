@@ -22,7 +22,15 @@ import pandas as pd
 
 from .dataset import binary_labels
 
-__all__ = ["RecordError", "software_versions", "write_json", "read_json", "save_predictions", "load_predictions"]
+__all__ = [
+    "RecordError",
+    "software_versions",
+    "tensorflow_onednn",
+    "write_json",
+    "read_json",
+    "save_predictions",
+    "load_predictions",
+]
 
 _PREDICTION_COLUMNS = ["path", "split", "label", "patient_id", "pathogen", "y_true", "score"]
 
@@ -41,8 +49,24 @@ def software_versions() -> dict[str, str]:
             continue
     keras = sys.modules.get("keras")  # the backend Keras runs on (also set by keras.json), as the ledger hashes it
     info["keras_backend"] = keras.backend.backend() if keras else os.environ.get("KERAS_BACKEND", "tensorflow")
+    if (onednn := tensorflow_onednn()) is not None:
+        info["tensorflow_onednn"] = str(onednn)
     info["time_utc"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     return info
+
+
+def tensorflow_onednn() -> bool | None:
+    """Whether TensorFlow runs its oneDNN kernels in this process; None when TensorFlow is not loaded.
+
+    TensorFlow decides once, at import: ``TF_ENABLE_ONEDNN_OPTS`` (``1`` or ``0``), and where it is
+    unset, on only on CPUs with AVX-512 VNNI, bfloat16 or AMX instructions. Its rounding differs
+    from TensorFlow's own kernels, so runs with and without them give slightly different numbers.
+    """
+    if "tensorflow" not in sys.modules:
+        return None
+    from tensorflow.python.util import _pywrap_util_port  # TensorFlow's own test of the setting
+
+    return bool(_pywrap_util_port.IsMklEnabled())
 
 
 def _jsonable(value: Any) -> Any:

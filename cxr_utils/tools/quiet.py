@@ -8,11 +8,15 @@ rounding note, and on a machine without a GPU a red ``E0000 ... failed call to c
 names what was found and the setting the course trains with. Errors raised as Python
 exceptions are not hidden: they propagate after standard error is restored.
 
-The setting: on a CPU, TensorFlow runs independent operations one at a time (one inter-op
-thread) and spends both cores inside each operation; its default, a thread pool per core for
-each, oversubscribes a small machine. ``benchmarks/training_speed.py`` measured it, beside
-XLA, mixed bfloat16, batch sizes and the other backends (README, "Benchmarks"). It changes the
-order in which independent operations run, not what they compute.
+The setting: on a CPU, TensorFlow runs its oneDNN kernels (``TF_ENABLE_ONEDNN_OPTS=1``, unless
+set otherwise; TensorFlow turns them on by itself only on CPUs with AVX-512 VNNI, bfloat16 or
+AMX, and on an AVX2 CPU they trained chapter 03's CNN about twice as fast), and it runs
+independent operations one at a time (one inter-op thread), spending both cores inside each
+operation; its default, a thread pool per core for each, oversubscribes a small machine.
+``benchmarks/training_speed.py`` measured both, beside XLA, mixed bfloat16, batch sizes and the
+other backends (README, "Benchmarks"). One inter-op thread changes the order in which
+independent operations run, not what they compute; oneDNN's kernels round differently, so
+the chapters' numbers differ slightly from runs without them (``config.json`` records which).
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from __future__ import annotations
 import os
 import sys
 from contextlib import contextmanager
+
+from ..records import tensorflow_onednn
 
 __all__ = ["start_keras"]
 
@@ -51,6 +57,7 @@ def start_keras() -> str:
     tensorflow 2.21.0: no GPU, running on the CPU"``, or ``"... GPU: NVIDIA H100 80GB HBM3"``.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", TF_LOG_LEVEL)
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # read once, when TensorFlow is imported
     with _silenced_stderr():
         import keras
 
@@ -68,11 +75,14 @@ def _cpu_setting(backend: str) -> str:
         return "float32"
     import tensorflow as tf
 
+    onednn = tensorflow_onednn()
+    kernels = "oneDNN kernels" if onednn else "TensorFlow's own kernels (oneDNN's are off)"
     try:
         tf.config.threading.set_inter_op_parallelism_threads(1)
     except RuntimeError:  # TensorFlow ran an operation already: its threads are fixed
-        return "float32, TensorFlow's default threads (it had started before start_keras)"
-    return "float32, one inter-op thread (the fastest setting measured on a CPU: README, Benchmarks)"
+        return f"float32, {kernels}, TensorFlow's default threads (it had started before start_keras)"
+    fastest = " (the fastest setting measured on a CPU: README, Benchmarks)" if onednn else ""
+    return f"float32, {kernels}, one inter-op thread{fastest}"
 
 
 def _gpu_names(backend: str) -> list[str]:
