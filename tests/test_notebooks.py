@@ -40,7 +40,7 @@ def test_committed_without_outputs_and_shaped_like_a_chapter(path):
     assert "## Summary" in markdown and "## Exercises" in markdown
 
 
-TENSORFLOW_NOISE = re.compile(r"cuInit|oneDNN|TF_ENABLE|E0000|W0000")
+TENSORFLOW_NOISE = re.compile(r"cuInit|oneDNN custom operations|TF_ENABLE_ONEDNN_OPTS|E0000|W0000")
 
 
 def _output_lines(nb) -> list[str]:
