@@ -27,7 +27,7 @@ def test_start_keras_prints_one_line_and_no_tensorflow_log():
 
 
 def test_start_keras_turns_onednn_on_unless_told_otherwise_and_says_which():
-    """oneDNN's kernels trained chapter 03's CNN about twice as fast on an AVX2 CPU, where TensorFlow leaves
+    """oneDNN's kernels trained chapter 03's CNN 1.9-3.3 times as fast on an AVX2 CPU, where TensorFlow leaves
     them off; a learner's TF_ENABLE_ONEDNN_OPTS=0 is kept, and both the first line and config.json say which."""
     code = (
         "from cxr_utils.tools.quiet import start_keras; from cxr_utils.records import software_versions;"
