@@ -11,8 +11,9 @@ which compiles), and prediction images per second (the median of three passes af
 call). The settings: the backend (TensorFlow; JAX and PyTorch where installed), the precision
 (float32, or ``mixed_bfloat16`` where the CPU has bfloat16 instructions, AVX-512 BF16 or AMX;
 elsewhere it would be emulated and is skipped, unless ``--emulated``), XLA (``jit_compile``),
-the batch size, TensorFlow's threads and its oneDNN kernels (``TF_ENABLE_ONEDNN_OPTS=1``;
-TensorFlow turns them on by itself only on CPUs with AVX-512 VNNI, bfloat16 or AMX). All of
+the batch size, TensorFlow's threads and its kernels (``TF_ENABLE_ONEDNN_OPTS``: ``1`` for oneDNN's
+where a setting says so, ``0``, TensorFlow's own, everywhere else, set explicitly, since
+``start_keras`` turns oneDNN on where it is unset). All of
 them run in one invocation, one after the other, on the same images; the first setting runs
 again at the end, so that the table shows how much the machine's own speed drifted meanwhile.
 
@@ -55,8 +56,8 @@ SETTINGS = {
     "TensorFlow, mixed_bfloat16 + XLA": {"precision": "mixed_bfloat16", "jit": True},
     "TensorFlow, batch x2": {"batch_factor": 2},
     "TensorFlow, 1 thread": {"threads": 1, "inter_threads": 1},
-    "TensorFlow, one inter-op thread (the course's setting)": {"inter_threads": 1},
-    "TensorFlow, one inter-op thread, oneDNN on": {"inter_threads": 1, "onednn": True},
+    "TensorFlow, one inter-op thread, its own kernels (the course's setting until oneDNN)": {"inter_threads": 1},
+    "TensorFlow, one inter-op thread, oneDNN (the course's setting)": {"inter_threads": 1, "onednn": True},
     "JAX (always XLA), float32": {"backend": "jax"},
     "JAX, mixed_bfloat16": {"backend": "jax", "precision": "mixed_bfloat16"},
     "PyTorch, float32": {"backend": "torch"},
@@ -144,7 +145,10 @@ def measure(model_name: str, setting: dict, images: int, epochs: int) -> dict:
         seconds.append(time.perf_counter() - start)
     predict = len(x) / sorted(seconds)[1]
     assert np.isfinite(scores).all(), "the model predicted NaN"
-    return {"train images/s": train, "predict images/s": predict, "forward multiply-adds": forward}
+    from cxr_utils.records import tensorflow_onednn
+
+    kernels = {True: "oneDNN", False: "TensorFlow's own", None: "-"}[tensorflow_onednn()]  # as it ran
+    return {"kernels": kernels, "train images/s": train, "predict images/s": predict, "forward multiply-adds": forward}
 
 
 def run_setting(name: str, model_name: str, images: int, epochs: int) -> dict:
@@ -155,8 +159,8 @@ def run_setting(name: str, model_name: str, images: int, epochs: int) -> dict:
     if setting["precision"] == "mixed_bfloat16" and not machine()["bfloat16 instructions"] and not EMULATED:
         return {"error": "skipped: this CPU has no bfloat16 instructions, so bfloat16 would be emulated (--emulated)"}
     env = dict(os.environ, KERAS_BACKEND=setting["backend"], CXR_NO_DOWNLOAD="1")
-    if setting["onednn"]:  # TensorFlow's oneDNN kernels, on by default only on CPUs with AVX-512 VNNI, bfloat16 or AMX
-        env.update(TF_ENABLE_ONEDNN_OPTS="1")
+    # explicit either way: start_keras (which measure() calls) would otherwise turn oneDNN on for every setting
+    env.update(TF_ENABLE_ONEDNN_OPTS="1" if setting["onednn"] else "0")
     if setting["threads"]:
         env.update(OMP_NUM_THREADS=str(setting["threads"]), XLA_FLAGS="--xla_cpu_multi_thread_eigen=false")
     command = [sys.executable, __file__, "--one", json.dumps([model_name, setting, images, epochs])]
