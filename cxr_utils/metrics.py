@@ -19,7 +19,7 @@ import math
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
-from sklearn.metrics import auc, average_precision_score, confusion_matrix, roc_auc_score, roc_curve
+from sklearn.metrics import average_precision_score, confusion_matrix, roc_auc_score, roc_curve
 
 __all__ = [
     "PAPER",
@@ -92,20 +92,11 @@ def _count_metrics(tp: ArrayLike, fp: ArrayLike, tn: ArrayLike, fn: ArrayLike) -
     }
 
 
-def _score_metrics(y: np.ndarray, s: np.ndarray, weight: np.ndarray | None = None) -> tuple[float, float]:
-    """ROC AUC and average precision, NaN when a class has no (weighted) sample."""
-    positive = y == 1
-    w = np.ones(y.shape) if weight is None else weight
-    if not (w[positive].sum() > 0 and w[~positive].sum() > 0):
+def _score_metrics(y: np.ndarray, s: np.ndarray) -> tuple[float, float]:
+    """ROC AUC and average precision, NaN when ``y`` holds one class only."""
+    if np.unique(y).size < 2:
         return math.nan, math.nan
-    if weight is None:
-        return float(roc_auc_score(y, s)), float(average_precision_score(y, s))
-    # Resamples: roc_curve + auc is what roc_auc_score computes for binary labels,
-    # without its label checks (half the time); zero weights are dropped first.
-    keep = weight > 0
-    y, s, weight = y[keep], s[keep], weight[keep]
-    fpr, tpr, _ = roc_curve(y, s, sample_weight=weight)
-    return float(auc(fpr, tpr)), float(average_precision_score(y, s, sample_weight=weight))
+    return float(roc_auc_score(y, s)), float(average_precision_score(y, s))
 
 
 def binary_metrics(y_true: ArrayLike, scores: ArrayLike, threshold: float) -> dict[str, float]:
@@ -178,9 +169,33 @@ def _replicates(y: np.ndarray, s: np.ndarray, threshold: float, weights: np.ndar
     out = np.empty((w.shape[0], len(METRICS)))
     for column, name in enumerate(_THRESHOLD_METRICS):
         out[:, column] = counted[name]
-    for row in range(w.shape[0]):
-        out[row, len(_THRESHOLD_METRICS) :] = _score_metrics(y, s, w[row])
+    out[:, len(_THRESHOLD_METRICS)], out[:, len(_THRESHOLD_METRICS) + 1] = _weighted_aucs(y, s, w)
     return out
+
+
+def _weighted_aucs(y: np.ndarray, s: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """ROC AUC and average precision of every resample at once, ``w`` ``(n_resamples, n_images)``.
+
+    The curves of :func:`sklearn.metrics.roc_curve` and :func:`~sklearn.metrics.precision_recall_curve`
+    with ``sample_weight``: the images sorted once by score, high to low, and the weighted counts of
+    true and false positives summed at each distinct score. ROC AUC is the trapezoids' area (ties
+    count half), average precision the sum of precision times each step in recall. Both are NaN
+    in a resample without both classes. Shapes ``(n_resamples,)``.
+    """
+    order = np.argsort(s, kind="mergesort")[::-1]  # high to low, as scikit-learn sorts
+    last_of_each_score = np.r_[np.flatnonzero(np.diff(s[order])), s.size - 1]
+    is_positive = y[order] == 1
+    tps = np.cumsum(w[:, order] * is_positive, axis=1)[:, last_of_each_score]
+    fps = np.cumsum(w[:, order] * ~is_positive, axis=1)[:, last_of_each_score]
+    new_tps, new_fps = np.diff(tps, axis=1, prepend=0.0), np.diff(fps, axis=1, prepend=0.0)
+    n_positive, n_negative = tps[:, -1], fps[:, -1]
+    area = (new_fps * (2 * tps - new_tps)).sum(axis=1) / 2  # trapezoids: width x (height before + after) / 2
+    called = tps + fps
+    precision = np.divide(tps, called, out=np.zeros_like(tps), where=called > 0)
+    both = (n_positive > 0) & (n_negative > 0)
+    roc_auc = np.where(both, ratio_or_nan(area, n_positive * n_negative), np.nan)
+    pr_auc = np.where(both, ratio_or_nan((new_tps * precision).sum(axis=1), n_positive), np.nan)
+    return roc_auc, pr_auc
 
 
 def bootstrap_ci(

@@ -255,6 +255,25 @@ def test_bootstrap_replicates_equal_binary_metrics_on_resampled_data():
             np.testing.assert_allclose(row, [expected[m] for m in METRICS], rtol=0, atol=1e-12)
 
 
+def test_bootstrap_aucs_equal_scikit_learn_with_ties_and_one_class_resamples():
+    # scores with many ties, and resamples where a class is missing (both AUCs NaN there)
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    rng = np.random.default_rng(7)
+    y = rng.integers(0, 2, 300)
+    s = np.round(rng.random(300) * 0.6 + 0.3 * y, 1)  # 10 distinct scores: ties in both classes
+    weights = rng.poisson(1.0, size=(40, 300))
+    weights[0] = np.where(y == 1, weights[0], 0)  # PNEUMONIA only
+    weights[1] = np.where(y == 0, weights[1], 0)  # NORMAL only
+    replicates = metrics._replicates(y, s, 0.5, weights)
+    roc_auc, pr_auc = replicates[:, METRICS.index("roc_auc")], replicates[:, METRICS.index("pr_auc")]
+    assert np.isnan(roc_auc[:2]).all() and np.isnan(pr_auc[:2]).all()
+    for row, w in enumerate(weights[2:], start=2):
+        keep = w > 0
+        assert roc_auc[row] == pytest.approx(roc_auc_score(y[keep], s[keep], sample_weight=w[keep]), abs=1e-12)
+        assert pr_auc[row] == pytest.approx(average_precision_score(y[keep], s[keep], sample_weight=w[keep]), abs=1e-12)
+
+
 def test_bootstrap_skips_undefined_resamples():
     # perfectly separated: every resample with both classes has AUC 1; one-class ones are skipped
     y, s = np.array([0, 0, 1, 1]), np.array([0.1, 0.2, 0.8, 0.9])
