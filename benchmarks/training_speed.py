@@ -58,6 +58,11 @@ SETTINGS = {
     "TensorFlow, 1 thread": {"threads": 1, "inter_threads": 1},
     "TensorFlow, one inter-op thread, its own kernels (the course's setting until oneDNN)": {"inter_threads": 1},
     "TensorFlow, one inter-op thread, oneDNN (the course's setting)": {"inter_threads": 1, "onednn": True},
+    "TensorFlow, one inter-op thread, oneDNN, mixed_bfloat16": {
+        "inter_threads": 1,
+        "onednn": True,
+        "precision": "mixed_bfloat16",
+    },
     "JAX (always XLA), float32": {"backend": "jax"},
     "JAX, mixed_bfloat16": {"backend": "jax", "precision": "mixed_bfloat16"},
     "PyTorch, float32": {"backend": "torch"},
