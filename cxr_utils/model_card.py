@@ -134,6 +134,15 @@ def _seed_section(seed_model: str | None, config_hash: str | None) -> str:
     return f"Test metrics over seeds ({spread.attrs['record']}):\n\n" + "\n".join(lines)
 
 
+def _ensemble_note(members: list[str], member_files: dict[str, str]) -> str:
+    """For an ensemble (more than one member): whose metrics these are, and where its members are saved."""
+    if len(members) < 2:
+        return ""
+    elsewhere = "".join(f"; {m} is `{member_files[m]}`" for m in members[1:] if m in member_files)
+    ensemble = " + ".join(members)
+    return f" The test metrics are the ensemble's ({ensemble}); `model.keras` is its first member{elsewhere}."
+
+
 def model_card(
     run_dir: str | os.PathLike,
     *,
@@ -144,6 +153,7 @@ def model_card(
     index: pd.DataFrame,
     splits: pd.Series,
     seed_variance_model: str | None = None,
+    member_files: dict[str, str] | None = None,
 ) -> str:
     """The Markdown of a finished run's model card.
 
@@ -165,6 +175,12 @@ def model_card(
         ``"chosen transfer candidate (04)"``); without it, without a record, or when the record
         measured another configuration hash than this run's (a fast run, other settings), the
         card says the spread over seeds was not measured.
+    member_files : dict, optional
+        Where an ensemble's other members are saved, by member name (e.g.
+        ``{"C: CNN from scratch (chapter 03)": "runs/03_cnn_from_scratch/model.keras"}``). When the
+        run's ``measurements`` name more than one member (the run is an ensemble), the card says
+        that its test metrics are the ensemble's, that ``model.keras`` is the first member, and
+        where each other member listed here is.
 
     Raises
     ------
@@ -204,7 +220,8 @@ def model_card(
         "by patient; test is the official test split, scored once.\n\n"
         "| split | NORMAL | PNEUMONIA | images |\n| --- | --- | --- | --- |\n" + "\n".join(split_rows),
         f"## Model\n\n{architecture}: {n_parameters:,} weights. Input: images in 0..255 as the notebook's "
-        "batches serve them; output `(batch, 1)`, the probability of PNEUMONIA.",
+        "batches serve them; output `(batch, 1)`, the probability of PNEUMONIA."
+        + _ensemble_note(run_config.get("measurements", {}).get("members", []), member_files or {}),
         f"## Test metrics (threshold {threshold['threshold']:.3f})\n\n"
         f"95% bootstrap intervals over the {metrics.get('n_test', '?')} test images "
         f"({metrics.get('bootstrap_resamples', '?')} resamples).\n\n"

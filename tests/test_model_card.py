@@ -63,6 +63,23 @@ def test_the_card_reads_its_numbers_from_the_run(tmp_path):
     assert "This run saved no model file." in card  # finish_run was given no model
 
 
+def test_an_ensemble_card_says_whose_metrics_and_where_its_members_are(tmp_path):
+    index, splits = _finished_run(tmp_path / "single")
+    single = model_card(tmp_path / "single", index=index, splits=splits, **CARD)
+    assert "ensemble" not in single  # one member (none recorded): no ensemble sentence
+    folder = tmp_path / "ensemble"
+    _finished_run(folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["measurements"]["members"] = ["B: top", "C: CNN"]
+    (folder / "config.json").write_text(json.dumps(config))
+    files = {"C: CNN": "runs/03_cnn_from_scratch/model.keras"}
+    card = model_card(folder, index=index, splits=splits, member_files=files, **CARD)
+    assert (
+        "The test metrics are the ensemble's (B: top + C: CNN); `model.keras` is its first member; "
+        "C: CNN is `runs/03_cnn_from_scratch/model.keras`." in card
+    )
+
+
 def _write_record(root, **fields):
     """A seed record under ``root`` (a project folder), measured at a made-up commit on machine ``m``."""
     from cxr_utils.model_card import SEED_RECORD
