@@ -192,9 +192,8 @@ def _weighted_aucs(y: np.ndarray, s: np.ndarray, w: np.ndarray) -> tuple[np.ndar
     area = (new_fps * (2 * tps - new_tps)).sum(axis=1) / 2  # trapezoids: width x (height before + after) / 2
     called = tps + fps
     precision = np.divide(tps, called, out=np.zeros_like(tps), where=called > 0)
-    both = (n_positive > 0) & (n_negative > 0)
-    roc_auc = np.where(both, ratio_or_nan(area, n_positive * n_negative), np.nan)
-    pr_auc = np.where(both, ratio_or_nan((new_tps * precision).sum(axis=1), n_positive), np.nan)
+    roc_auc = ratio_or_nan(area, n_positive * n_negative)  # NaN where a class is missing
+    pr_auc = np.where(np.isnan(roc_auc), np.nan, ratio_or_nan((new_tps * precision).sum(axis=1), n_positive))
     return roc_auc, pr_auc
 
 

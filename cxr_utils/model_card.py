@@ -134,11 +134,18 @@ def _seed_section(seed_model: str | None, config_hash: str | None) -> str:
     return f"Test metrics over seeds ({spread.attrs['record']}):\n\n" + "\n".join(lines)
 
 
-def _ensemble_note(members: list[str], member_files: dict[str, str]) -> str:
+def _shown_model_file(runs: Path, run: str) -> str:
+    """``runs/<run>/model.keras``: a run's saved model as the card shows it, relative to the project."""
+    return Path(runs.name, run, MODEL_FILE).as_posix()
+
+
+def _ensemble_note(members: list[str], member_runs: dict[str, str], runs: Path) -> str:
     """For an ensemble (more than one member): whose metrics these are, and where its members are saved."""
     if len(members) < 2:
         return ""
-    elsewhere = "".join(f"; {m} is `{member_files[m]}`" for m in members[1:] if m in member_files)
+    elsewhere = "".join(
+        f"; {m} is `{_shown_model_file(runs, member_runs[m])}`" for m in members[1:] if m in member_runs
+    )
     ensemble = " + ".join(members)
     return f" The test metrics are the ensemble's ({ensemble}); `model.keras` is its first member{elsewhere}."
 
@@ -153,7 +160,7 @@ def model_card(
     index: pd.DataFrame,
     splits: pd.Series,
     seed_variance_model: str | None = None,
-    member_files: dict[str, str] | None = None,
+    member_runs: dict[str, str] | None = None,
 ) -> str:
     """The Markdown of a finished run's model card.
 
@@ -175,12 +182,12 @@ def model_card(
         ``"chosen transfer candidate (04)"``); without it, without a record, or when the record
         measured another configuration hash than this run's (a fast run, other settings), the
         card says the spread over seeds was not measured.
-    member_files : dict, optional
-        Where an ensemble's other members are saved, by member name (e.g.
-        ``{"C: CNN from scratch (chapter 03)": "runs/03_cnn_from_scratch/model.keras"}``). When the
-        run's ``measurements`` name more than one member (the run is an ensemble), the card says
-        that its test metrics are the ensemble's, that ``model.keras`` is the first member, and
-        where each other member listed here is.
+    member_runs : dict, optional
+        The run folders (in the same ``runs`` folder) that saved an ensemble's other members, by
+        member name (e.g. ``{"C: CNN from scratch (chapter 03)": "03_cnn_from_scratch"}``). When
+        the run's ``measurements`` name more than one member (the run is an ensemble), the card
+        says that its test metrics are the ensemble's, that ``model.keras`` is the first member,
+        and where the ``model.keras`` of each other member listed here is.
 
     Raises
     ------
@@ -205,7 +212,7 @@ def model_card(
         f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in parameters.items() if k != "data_dir"
     )
     model_file = folder / MODEL_FILE
-    shown_file = Path(folder.parent.name, folder.name, MODEL_FILE).as_posix()  # runs/<run>/model.keras
+    shown_file = _shown_model_file(folder.parent, folder.name)
     data_dir = run_config.get("measurements", {}).get("data_dir") or parameters.get("data_dir", "a copy not recorded")
     sections = [
         f"# Model card: {title}",
@@ -221,7 +228,7 @@ def model_card(
         "| split | NORMAL | PNEUMONIA | images |\n| --- | --- | --- | --- |\n" + "\n".join(split_rows),
         f"## Model\n\n{architecture}: {n_parameters:,} weights. Input: images in 0..255 as the notebook's "
         "batches serve them; output `(batch, 1)`, the probability of PNEUMONIA."
-        + _ensemble_note(run_config.get("measurements", {}).get("members", []), member_files or {}),
+        + _ensemble_note(run_config.get("measurements", {}).get("members", []), member_runs or {}, folder.parent),
         f"## Test metrics (threshold {threshold['threshold']:.3f})\n\n"
         f"95% bootstrap intervals over the {metrics.get('n_test', '?')} test images "
         f"({metrics.get('bootstrap_resamples', '?')} resamples).\n\n"

@@ -67,13 +67,12 @@ def test_an_ensemble_card_says_whose_metrics_and_where_its_members_are(tmp_path)
     index, splits = _finished_run(tmp_path / "single")
     single = model_card(tmp_path / "single", index=index, splits=splits, **CARD)
     assert "ensemble" not in single  # one member (none recorded): no ensemble sentence
-    folder = tmp_path / "ensemble"
+    folder = tmp_path / "runs" / "ensemble"  # beside its member runs, in a runs folder
     _finished_run(folder)
     config = json.loads((folder / "config.json").read_text())
     config["measurements"]["members"] = ["B: top", "C: CNN"]
     (folder / "config.json").write_text(json.dumps(config))
-    files = {"C: CNN": "runs/03_cnn_from_scratch/model.keras"}
-    card = model_card(folder, index=index, splits=splits, member_files=files, **CARD)
+    card = model_card(folder, index=index, splits=splits, member_runs={"C: CNN": "03_cnn_from_scratch"}, **CARD)
     assert (
         "The test metrics are the ensemble's (B: top + C: CNN); `model.keras` is its first member; "
         "C: CNN is `runs/03_cnn_from_scratch/model.keras`." in card
