@@ -38,8 +38,8 @@ One module per concern, in layers: each module imports only modules listed above
 ``model_card``    a run's model card (``model_card.md``): intended use, data, metrics, limits, how to load
 ``tools``         the ``cxr`` command line, the whole course, the download, the website, versions
 
-Definitions a chapter writes out and the package also needs (the CNN, how it is compiled
-and fitted, the transfer model's head, the Grad-CAM core, the threshold rule) are marked
+Definitions a chapter writes out and the package also needs (the augmentation, the CNN, how
+it is compiled, the callbacks, the transfer model's head, the Grad-CAM core) are marked
 ``# @save`` in the notebook and kept identical here; ``tests/test_saved_definitions.py``
 fails when the two copies drift apart.
 """
@@ -77,7 +77,7 @@ _HELPERS = {
     "weights": "build_backbone",
     "transfer": (
         "CANDIDATES CUT_LAYERS SplitBackbone split_backbone bottom_activations pooled_features fit_logistic_head "
-        "build_top_classifier fine_tune_top top_scores image_model"
+        "build_top_classifier top_scores image_model"
     ),
     "metrics": "PAPER check_labels_scores binary_metrics bootstrap_ci choose_threshold",
     "tables": "evaluation_table format_table versus_paper table_to_markdown",

@@ -6,7 +6,7 @@ model's scores (higher = more likely PNEUMONIA, e.g. probabilities):
 - :func:`binary_metrics` the metrics of :data:`METRICS` at one threshold;
 - :func:`bootstrap_ci` percentile bootstrap intervals, per image or per patient;
 - :func:`choose_threshold` a threshold picked on *validation* predictions (chapter 03
-  writes it out and saves it here).
+  reads Youden's J off the ROC curve in a cell and checks it against this).
 
 Ratios whose denominator is zero (e.g. the PPV of a model that predicts no
 PNEUMONIA) are NaN, never errors; so are the AUCs when only one class is present.
@@ -247,7 +247,6 @@ def bootstrap_ci(
     return pd.DataFrame(rows, index=pd.Index(METRICS, name="metric"))
 
 
-# Saved from notebooks/03_cnn_from_scratch.ipynb: the chapter writes it out; keep both copies identical.
 def choose_threshold(
     y_true: ArrayLike,
     scores: ArrayLike,

@@ -1,9 +1,10 @@
 """Training with seeds, early stopping on validation ROC AUC, checkpoints, a CSV log, and resume.
 
-:func:`course_callbacks` and :func:`fit_with_callbacks` are written out in chapter 03
-(``notebooks/03_cnn_from_scratch.ipynb``), where a learner reads and edits them, and saved here
-with the same text for chapter 04 and for scripts. The run folder's bookkeeping around it (:func:`resume_or_start`,
-:func:`restore_best`) lives here. It writes into a run folder:
+:func:`course_callbacks` is written out in chapter 03 (``notebooks/03_cnn_from_scratch.ipynb``),
+where a learner reads and edits it, and saved here with the same text; the chapter's training
+cell is those callbacks and ``model.fit``, between :func:`resume_or_start` and
+:func:`restore_best`, which :func:`fit_with_callbacks` does in one call for chapter 04, the
+exercises and scripts. It writes into a run folder:
 
 ``history.csv``       one row per epoch (loss, auc, accuracy, their ``val_`` twins, learning rate)
 ``best.weights.h5``   the weights of the epoch with the best validation ROC AUC
@@ -133,7 +134,6 @@ def course_callbacks(
     return callbacks
 
 
-# Saved from notebooks/03_cnn_from_scratch.ipynb: the chapter writes it out; keep both copies identical.
 def fit_with_callbacks(
     model: keras.Model,
     train: keras.utils.PyDataset,

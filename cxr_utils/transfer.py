@@ -13,25 +13,22 @@ A backbone (``keras.applications``) is cut in two at a layer:
 Batch normalization layers of the backbone always run in inference mode (their
 ImageNet statistics are kept), also while the top is fine-tuned.
 
-:func:`split_backbone`, :func:`build_top_classifier` and :func:`fine_tune_top` are
-written out in chapter 04 (``notebooks/04_transfer_learning.ipynb``) and saved here
-with the same text.
+:func:`build_top_classifier` is written out in chapter 04
+(``notebooks/04_transfer_learning.ipynb``) and saved here with the same text; the chapter
+also cuts the backbone and fine-tunes the top in its cells, as :func:`split_backbone` and
+:func:`cxr_utils.training.fit_with_callbacks` do here.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import keras
 import numpy as np
-import pandas as pd
 
-from .models import BackbonePreprocessing, compile_binary
+from .models import BackbonePreprocessing
 from .parallel import progress_bar
 from .pipeline import CachedBatches, augmentation_layers, predict_batches
-from .splits import class_weights
-from .training import fit_with_callbacks
 from .weights import build_backbone, preprocess_function
 
 __all__ = [
@@ -45,7 +42,6 @@ __all__ = [
     "image_model",
     "LogisticHead",
     "fit_logistic_head",
-    "fine_tune_top",
     "top_scores",
 ]
 
@@ -83,7 +79,6 @@ class SplitBackbone:
         return preprocess_function(self.architecture)(images)
 
 
-# Saved from notebooks/04_transfer_learning.ipynb: the chapter writes it out; keep both copies identical.
 def split_backbone(
     architecture: str = "MobileNetV2",
     *,
@@ -264,47 +259,6 @@ def fit_logistic_head(
         aucs[c] = round(float(roc_auc_score(validation_labels, model.predict_proba(validation_features)[:, 1])), 5)
     best = max(Cs, key=lambda c: aucs[c])
     return LogisticHead(fitted[best], best, aucs)
-
-
-# Saved from notebooks/04_transfer_learning.ipynb: the chapter writes it out; keep both copies identical.
-def fine_tune_top(
-    split: SplitBackbone,
-    train_views: list[np.ndarray],
-    y_train: np.ndarray,
-    validation_activations: np.ndarray,
-    y_validation: np.ndarray,
-    *,
-    run_dir: str | os.PathLike,
-    epochs: int,
-    learning_rate: float = 3e-4,
-    dropout: float = 0.3,
-    patience: int = 3,
-    seed: int = 0,
-    verbose: int | str = 0,
-) -> tuple[keras.Model, pd.DataFrame]:
-    """Fine-tune a fresh copy of the top, with a new head, on cached activations.
-
-    ``train_views``: activations of the training images, each ``(n_train, h, w, c)`` (the
-    plain view and augmented views, in the order of ``y_train``); ``validation_activations``
-    ``(n_validation, h, w, c)`` choose the best epoch; labels are 1 for PNEUMONIA. ``run_dir``
-    receives the checkpoints and the log. Returns the classifier at its best epoch and its history.
-    """
-    classifier = compile_binary(build_top_classifier(split, dropout=dropout), learning_rate=learning_rate)
-    train = CachedBatches(
-        np.concatenate(train_views), np.concatenate([y_train] * len(train_views)), 64, shuffle=True, seed=seed
-    )
-    validation = CachedBatches(validation_activations, y_validation, 128)
-    history = fit_with_callbacks(
-        classifier,
-        train,
-        validation,
-        run_dir=run_dir,
-        epochs=epochs,
-        class_weight=class_weights(y_train),
-        patience=patience,
-        verbose=verbose,
-    )
-    return classifier, history
 
 
 def top_scores(classifier: keras.Model, activations: np.ndarray, batch_size: int = 128) -> np.ndarray:

@@ -103,10 +103,30 @@ SAVED = [(module, definition) for path in NOTEBOOKS for module, definition in no
 
 def test_the_chapters_save_their_lesson_code():
     names = {definition.name for _, definition in SAVED}
-    lesson = {"augmentation_layers", "build_cnn", "compile_binary", "course_callbacks", "fit_with_callbacks"}  # 03
-    lesson.add("choose_threshold")
-    lesson |= {"split_backbone", "build_top_classifier", "fine_tune_top", "grad_cam_batch"}  # chapters 04, 05
+    lesson = {"augmentation_layers", "build_cnn", "compile_binary", "course_callbacks"}  # 03
+    lesson |= {"build_top_classifier", "grad_cam_batch"}  # chapters 04, 05
     assert lesson <= names, f"not written out in a chapter: {sorted(lesson - names)}"
+
+
+def lesson_calls(chapter: str) -> set[str]:
+    """The calls a chapter's code cells make, as written (``model.fit``, ``keras.Model``), solutions aside."""
+    nb = nbformat.read(ROOT / "notebooks" / chapter, as_version=4)
+    calls = set()
+    for cell in nb.cells:
+        if cell.cell_type != "code" or "solution" in cell.metadata.get("tags", []):
+            continue
+        code = "\n".join(line for line in cell.source.splitlines() if not line.startswith("%"))
+        calls |= {ast.unparse(node.func) for node in ast.walk(ast.parse(code)) if isinstance(node, ast.Call)}
+    return calls
+
+
+def test_the_chapters_train_cut_and_threshold_in_their_cells():
+    """Not saved, written in the cells: chapter 03's callbacks and ``model.fit`` and its Youden threshold off the
+    ROC curve; chapter 04's cut of the backbone into two functional-API models and candidate B's fit."""
+    chapter_03 = lesson_calls("03_cnn_from_scratch.ipynb")
+    assert {"course_callbacks", "model.fit", "roc_curve", "np.argmax"} <= chapter_03, sorted(chapter_03)
+    chapter_04 = lesson_calls("04_transfer_learning.ipynb")
+    assert {"backbone.get_layer", "keras.Model", "build_top_classifier", "cxr.fit_with_callbacks"} <= chapter_04
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

@@ -60,14 +60,18 @@ def test_only_the_top_and_head_train_and_batch_norm_stays_frozen(split, images):
     assert len(frozen.trainable_weights) == 2  # the head's kernel and bias
 
 
-def test_fine_tune_top_and_scores(split, images, tmp_path):
-    from cxr_utils.transfer import fine_tune_top, top_scores
+def test_a_top_fine_tuned_on_cached_views_logs_its_epochs_and_scores(split, images, tmp_path):
+    """Chapter 04's candidate B in small: two views of the activations, ``fit_with_callbacks``, ``top_scores``."""
+    from cxr_utils.pipeline import CachedBatches
+    from cxr_utils.training import fit_with_callbacks
+    from cxr_utils.transfer import top_scores
 
     activations = bottom_activations(split, images, progress=False)
     labels = np.array([0, 1, 0, 1, 0, 1])
-    classifier, history = fine_tune_top(
-        split, [activations, activations], labels, activations, labels, run_dir=tmp_path, epochs=2, verbose=0
-    )
+    classifier = compile_binary(build_top_classifier(split), learning_rate=3e-4)
+    views = CachedBatches(np.concatenate([activations] * 2), np.tile(labels, 2), 4, shuffle=True, seed=0)
+    validation = CachedBatches(activations, labels, 8)
+    history = fit_with_callbacks(classifier, views, validation, run_dir=tmp_path, epochs=2, patience=3)
     assert len(history) == 2 and (tmp_path / "history.csv").exists()
     scores = top_scores(classifier, activations)
     assert scores.shape == (6,) and np.all((scores >= 0) & (scores <= 1))
