@@ -184,9 +184,9 @@ def _weighted_aucs(y: np.ndarray, s: np.ndarray, w: np.ndarray) -> tuple[np.ndar
     """
     order = np.argsort(s, kind="mergesort")[::-1]  # high to low, as scikit-learn sorts
     last_of_each_score = np.r_[np.flatnonzero(np.diff(s[order])), s.size - 1]
-    is_positive = y[order] == 1
-    tps = np.cumsum(w[:, order] * is_positive, axis=1)[:, last_of_each_score]
-    fps = np.cumsum(w[:, order] * ~is_positive, axis=1)[:, last_of_each_score]
+    is_positive, w_sorted = y[order] == 1, w[:, order]  # the weights reordered once: a copy of the whole matrix
+    tps = np.cumsum(w_sorted * is_positive, axis=1)[:, last_of_each_score]
+    fps = np.cumsum(w_sorted * ~is_positive, axis=1)[:, last_of_each_score]
     new_tps, new_fps = np.diff(tps, axis=1, prepend=0.0), np.diff(fps, axis=1, prepend=0.0)
     n_positive, n_negative = tps[:, -1], fps[:, -1]
     area = (new_fps * (2 * tps - new_tps)).sum(axis=1) / 2  # trapezoids: width x (height before + after) / 2
