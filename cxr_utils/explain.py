@@ -150,7 +150,7 @@ def _build_forward(model: keras.Model, path: Sequence[str], logits: bool):
     return chain, is_logit
 
 
-# Saved from notebooks/05_error_analysis.ipynb: the chapter writes it out; keep both copies identical.
+# Saved from notebooks/05_error_analysis.ipynb: the chapter writes it out; keep both copies' code identical.
 def grad_cam_batch(forward, images, target: str = "PNEUMONIA") -> np.ndarray:
     """Grad-CAM maps of one batch, at the resolution of the feature maps.
 

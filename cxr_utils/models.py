@@ -67,7 +67,7 @@ class BackbonePreprocessing(keras.layers.Layer):
         return {**super().get_config(), "architecture": self.architecture}
 
 
-# Saved from notebooks/03_cnn_from_scratch.ipynb: the chapter writes it out; keep both copies identical.
+# Saved from notebooks/03_cnn_from_scratch.ipynb: the chapter writes it out; keep both copies' code identical.
 def build_cnn(
     input_size: int = 128,
     *,
@@ -107,7 +107,7 @@ def build_cnn(
     return keras.Model(inputs, outputs, name=name)
 
 
-# Saved from notebooks/03_cnn_from_scratch.ipynb: the chapter writes it out; keep both copies identical.
+# Saved from notebooks/03_cnn_from_scratch.ipynb: the chapter writes it out; keep both copies' code identical.
 def compile_binary(
     model: keras.Model,
     learning_rate: float = 1e-3,

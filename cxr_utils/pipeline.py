@@ -73,7 +73,7 @@ class CachedBatches(keras.utils.PyDataset):
             self._order = self._rng.permutation(len(self.images))
 
 
-# Saved from notebooks/03_cnn_from_scratch.ipynb: the chapter writes it out; keep both copies identical.
+# Saved from notebooks/03_cnn_from_scratch.ipynb: the chapter writes it out; keep both copies' code identical.
 def augmentation_layers(
     *,
     rotation_degrees: float = 10.0,
@@ -84,9 +84,11 @@ def augmentation_layers(
     contrast: float = 0.3,
     seed: int = 0,
 ) -> keras.Sequential:
-    """Random rotations (degrees either way), zoom and shifts (fractions of the side),
-    stretching of the width (the aspect ratio changes by up to ``stretch``), brightness
-    (a fraction of 0..255) and contrast (scaled by 1 +- ``contrast``), for 0..255 images.
+    """Random rotations, zoom, shifts, stretching, brightness and contrast for 0..255 images; no flips.
+
+    Rotations in degrees either way, zoom and shifts in fractions of the side, stretching of
+    the width (the aspect ratio changes by up to ``stretch``), brightness as a fraction of
+    0..255 and contrast scaled by 1 +- ``contrast``.
 
     No flips: a mirrored chest X-ray puts the heart on the wrong side and mirrors the
     burned-in side markers ("R", "L"). Returns a ``keras.Sequential`` that acts only when

@@ -93,7 +93,7 @@ def restore_best(model: keras.Model, run_dir: str | os.PathLike) -> pd.DataFrame
     return read_history(run_dir)
 
 
-# Saved from notebooks/03_cnn_from_scratch.ipynb: the chapter writes it out; keep both copies identical.
+# Saved from notebooks/03_cnn_from_scratch.ipynb: the chapter writes it out; keep both copies' code identical.
 def course_callbacks(
     run_dir: str | os.PathLike,
     *,

@@ -163,7 +163,7 @@ def pooled_features(split: SplitBackbone, activations: np.ndarray, batch_size: i
     return np.concatenate(pooled)
 
 
-# Saved from notebooks/04_transfer_learning.ipynb: the chapter writes it out; keep both copies identical.
+# Saved from notebooks/04_transfer_learning.ipynb: the chapter writes it out; keep both copies' code identical.
 def build_top_classifier(split: SplitBackbone, *, dropout: float = 0.3, trainable_top: bool = True) -> keras.Model:
     """The backbone's top with a new head, on cached activations.
 

@@ -2,8 +2,10 @@
 
 A code cell whose first line is ``# @save cxr_utils.<module>`` holds definitions (functions,
 classes) that ``cxr_utils/<module>.py`` holds as well, each marked there by a comment
-``# Saved from notebooks/<chapter>.ipynb``. The two copies are compared after parsing (so
-formatting and comments do not count; names, defaults, docstrings and code do).
+``# Saved from notebooks/<chapter>.ipynb``. The two copies' code is compared after parsing (so
+formatting, comments and docstrings do not count; names, defaults and code do). The docstrings
+are compared apart: the chapter's is the package's summary (the markdown around the cell explains
+the rest), so the package's docstring starts with the chapter's and goes on with shapes and details.
 """
 
 from __future__ import annotations
@@ -33,18 +35,35 @@ class Definition:
     place: str  # "notebooks/03_x.ipynb, cell 12" or "cxr_utils/models.py:42"
 
 
-class _Unprefixed(ast.NodeTransformer):
-    """``cxr.<name>`` (a chapter reaching the package) read as ``<name>`` (the package's own name for it)."""
+class _CodeOnly(ast.NodeTransformer):
+    """``cxr.<name>`` (a chapter reaching the package) read as ``<name>`` (the package's own name for it), and
+    the docstrings of functions and classes dropped (:func:`docstring_drift` compares those)."""
 
     def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
         if isinstance(node.value, ast.Name) and node.value.id == "cxr":
             return ast.Name(id=node.attr, ctx=node.ctx)
         return self.generic_visit(node)
 
+    def generic_visit(self, node: ast.AST) -> ast.AST:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and ast.get_docstring(node):
+            node.body = node.body[1:] or [ast.Pass()]
+        return super().generic_visit(node)
+
 
 def normalised(node: ast.AST) -> str:
-    """The definition's syntax tree without positions, ``cxr.`` prefixes dropped: equal for equal code."""
-    return ast.dump(_Unprefixed().visit(copy.deepcopy(node)), include_attributes=False)
+    """The definition's syntax tree without positions, docstrings and ``cxr.`` prefixes: equal for equal code."""
+    return ast.dump(_CodeOnly().visit(copy.deepcopy(node)), include_attributes=False)
+
+
+def docstring_drift(chapter: Definition, package: Definition) -> str | None:
+    """``None`` when the package's docstring starts with the chapter's (its summary), else a message."""
+    short, full = (ast.get_docstring(d.node) or "" for d in (chapter, package))
+    if short and full.startswith(short):
+        return None
+    return (
+        f"`{chapter.name}`: the docstring in {chapter.place} must be the start (the summary) of the one in "
+        f"{package.place}\n  chapter: {short!r}\n  package: {full.splitlines()[0] if full else ''!r}"
+    )
 
 
 def saved_cells(path: Path) -> list[tuple[int, str, str]]:
@@ -145,7 +164,7 @@ def test_saved_cells_hold_definitions_only(path):
 def test_chapter_and_package_copies_are_identical(module, chapter):
     package = package_definitions(module)
     assert chapter.name in package, f"{chapter.place} saves `{chapter.name}`, which {module} does not define"
-    message = drift(chapter, package[chapter.name])
+    message = drift(chapter, package[chapter.name]) or docstring_drift(chapter, package[chapter.name])
     assert message is None, message
 
 
@@ -177,3 +196,13 @@ def test_drift_is_caught_and_names_both_places():
     message = drift(chapter, edited)
     assert "notebooks/03_x.ipynb, cell 7" in message and "cxr_utils/m.py:3" in message
     assert "-    return x + 2" in message and "+    return x + 1" in message
+
+
+def test_docstrings_are_compared_apart_the_chapter_keeping_the_summary():
+    def f(doc: str, body: str = "return x") -> Definition:
+        return Definition("f", ast.parse(f'def f(x):\n    """{doc}"""\n    {body}').body[0], "here")
+
+    full = f("Add one.\n\n    ``x``: an array of any shape; returns the same shape.")
+    assert drift(f("Add one."), full) is None and docstring_drift(f("Add one."), full) is None
+    assert "must be the start" in docstring_drift(f("Add two."), full)
+    assert drift(f("Add one.", "return x + 1"), full) is not None  # the code still counts
