@@ -153,6 +153,8 @@ def measure(model_name: str, setting: dict, images: int, epochs: int) -> dict:
     from cxr_utils.records import tensorflow_onednn
 
     kernels = {True: "oneDNN", False: "TensorFlow's own", None: "-"}[tensorflow_onednn()]  # as it ran
+    if setting["backend"] != "tensorflow":  # TensorFlow is loaded (tf.data, the cache) but does not train
+        kernels = {"jax": "XLA (JAX)", "torch": "PyTorch's"}[setting["backend"]]
     return {"kernels": kernels, "train images/s": train, "predict images/s": predict, "forward multiply-adds": forward}
 
 
