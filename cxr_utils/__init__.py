@@ -40,8 +40,9 @@ One module per concern, in layers: each module imports only modules listed above
 
 Definitions a chapter writes out and the package also needs (the augmentation, the CNN, how
 it is compiled, the callbacks, the transfer model's head, the Grad-CAM core) are marked
-``# @save`` in the notebook and kept identical here; ``tests/test_saved_definitions.py``
-fails when the two copies drift apart.
+``# @save`` in the notebook and kept here with the same code (the chapter's docstring is the
+first line of the package's); ``tests/test_saved_definitions.py`` fails when the two copies
+drift apart.
 """
 
 from importlib import import_module

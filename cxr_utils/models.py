@@ -6,7 +6,7 @@ PNEUMONIA. The custom layers (:class:`PerImageStandardization`,
 :class:`BackbonePreprocessing`) are registered with Keras under ``cxr_utils>``, so a saved
 model finds them once this module is imported. :func:`build_cnn` and :func:`compile_binary`
 are written out in chapter 03 (``notebooks/03_cnn_from_scratch.ipynb``) and saved here with
-the same text.
+the same code (the chapter keeps the first line of their docstrings).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Training with seeds, early stopping on validation ROC AUC, checkpoints, a CSV log, and resume.
 
 :func:`course_callbacks` is written out in chapter 03 (``notebooks/03_cnn_from_scratch.ipynb``),
-where a learner reads and edits it, and saved here with the same text; the chapter's training
+where a learner reads and edits it, and saved here with the same code; the chapter's training
 cell is those callbacks and ``model.fit``, between :func:`resume_or_start` and
 :func:`restore_best`, which :func:`fit_with_callbacks` does in one call for chapter 04, the
 exercises and scripts. It writes into a run folder:

@@ -14,7 +14,7 @@ Batch normalization layers of the backbone always run in inference mode (their
 ImageNet statistics are kept), also while the top is fine-tuned.
 
 :func:`build_top_classifier` is written out in chapter 04
-(``notebooks/04_transfer_learning.ipynb``) and saved here with the same text; the chapter
+(``notebooks/04_transfer_learning.ipynb``) and saved here with the same code; the chapter
 also cuts the backbone and fine-tunes the top in its cells, as :func:`split_backbone` and
 :func:`cxr_utils.training.fit_with_callbacks` do here.
 """

@@ -44,10 +44,12 @@ class _CodeOnly(ast.NodeTransformer):
             return ast.Name(id=node.attr, ctx=node.ctx)
         return self.generic_visit(node)
 
-    def generic_visit(self, node: ast.AST) -> ast.AST:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and ast.get_docstring(node):
+    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> ast.AST:
+        if ast.get_docstring(node) is not None:
             node.body = node.body[1:] or [ast.Pass()]
-        return super().generic_visit(node)
+        return self.generic_visit(node)
+
+    visit_AsyncFunctionDef = visit_ClassDef = visit_FunctionDef
 
 
 def normalised(node: ast.AST) -> str:

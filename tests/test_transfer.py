@@ -1,8 +1,13 @@
 """The split backbone: bottom + top equals the whole, activations cached, only the top trains."""
 
+from pathlib import Path
+
+import keras
+import nbformat
 import numpy as np
 import pytest
 
+import cxr_utils as cxr
 from cxr_utils.models import compile_binary
 from cxr_utils.transfer import bottom_activations, build_top_classifier, pooled_features, split_backbone
 from cxr_utils.weights import build_backbone
@@ -28,6 +33,44 @@ def test_bottom_then_top_equals_the_whole_backbone(split, images, keras_weights)
     np.testing.assert_allclose(got, expected, atol=0.05)  # float16 storage of the activations
     features = pooled_features(split, activations)
     np.testing.assert_allclose(features, expected.mean(axis=(1, 2)), atol=0.05)
+
+
+def chapter_04_cut() -> str:
+    """The lines of chapter 04's cell that cut the backbone (``cut = ...`` to ``split = cxr.SplitBackbone(...)``)."""
+    nb = nbformat.read(Path(__file__).resolve().parent.parent / "notebooks" / "04_transfer_learning.ipynb", 4)
+    cell = next(c for c in nb.cells if c.cell_type == "code" and "backbone.get_layer(" in c.source)
+    lines = cell.source.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("cut = "))
+    end = next(i for i, line in enumerate(lines) if line.startswith("split = cxr.SplitBackbone("))
+    return "\n".join(lines[start : end + 1])
+
+
+def test_chapter_04_cuts_the_backbone_as_split_backbone_does(split, images, keras_weights):
+    """The chapter writes the cut in its cell (the lesson); the package's ``split_backbone`` must do the same."""
+    backbone = build_backbone("MobileNetV2", input_size=96, alpha=0.35, weights_dir=keras_weights)
+    cell = {
+        "backbone": backbone,
+        "ARCHITECTURE": "MobileNetV2",
+        "ALPHA": 0.35,
+        "IMAGE_SIZE": 96,
+        "cxr": cxr,
+        "keras": keras,
+    }
+    exec(chapter_04_cut(), cell)
+    chapters = cell["split"]
+    assert (chapters.architecture, chapters.alpha, chapters.input_size, chapters.cut_layer) == (
+        split.architecture,
+        split.alpha,
+        split.input_size,
+        split.cut_layer,
+    )
+    for mine, theirs in ((chapters.bottom, split.bottom), (chapters.top, split.top)):
+        assert [layer.name for layer in mine.layers[1:]] == [layer.name for layer in theirs.layers[1:]]
+        assert mine.trainable == theirs.trainable and len(mine.trainable_weights) == len(theirs.trainable_weights)
+    rgb = split.preprocess(np.repeat(images[..., None].astype("float32"), 3, axis=-1))
+    np.testing.assert_array_equal(
+        np.asarray(chapters.top(chapters.bottom(rgb), training=False)), np.asarray(split.top(split.bottom(rgb)))
+    )
 
 
 def test_augmented_views_differ_and_repeat_by_seed(split, images):
