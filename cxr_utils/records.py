@@ -25,6 +25,7 @@ from .dataset import binary_labels
 __all__ = [
     "RecordError",
     "software_versions",
+    "cpu_kind",
     "tensorflow_onednn",
     "write_json",
     "read_json",
@@ -42,6 +43,7 @@ class RecordError(ValueError):
 def software_versions() -> dict[str, str]:
     """Python, the key packages, the Keras backend, the machine and the time (UTC)."""
     info = {"python": platform.python_version(), "machine": platform.machine(), "cpus": str(os.cpu_count())}
+    info["cpu_kind"] = cpu_kind()
     for package in ("numpy", "pandas", "scikit-learn", "tensorflow", "keras", "jax", "torch", "cxr-utils"):
         try:
             info[package] = version(package)
@@ -53,6 +55,25 @@ def software_versions() -> dict[str, str]:
         info["tensorflow_onednn"] = str(onednn)
     info["time_utc"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     return info
+
+
+#: CPU flags that change which kernels TensorFlow and oneDNN run, hence the rounding of training.
+KERNEL_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
+
+
+def cpu_kind() -> str:
+    """The CPU's model name and which of :data:`KERNEL_FLAGS` it has, e.g. ``"AMD EPYC (avx2 avx512f)"``.
+
+    Read from ``/proc/cpuinfo``; elsewhere the processor's name with ``(flags unknown)``.
+    """
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return f"{platform.processor() or platform.machine()} (flags unknown)"
+    fields = dict(line.split(":", 1) for line in lines if ":" in line)
+    fields = {key.strip(): value.strip() for key, value in fields.items()}
+    flags = set(fields.get("flags", "").split())
+    return f"{fields.get('model name', platform.machine())} ({' '.join(f for f in KERNEL_FLAGS if f in flags)})"
 
 
 def tensorflow_onednn() -> bool | None:
