@@ -16,12 +16,18 @@ Writes ``runs/seed_variance/seed_variance.json`` and ``.md``: for every model, t
 metrics of each seed, their mean and standard deviation, and the mean of the seeds' 95%
 bootstrap intervals. Executed copies go to ``build/seed_variance/seed<N>/``. With
 ``--skip-existing``, a seed whose run folders exist (from an earlier run of this script or of
-``make course``) is read, not trained again. With ``--record``, the same summary is also written
-to ``benchmarks/records/seed_variance.json``, labelled as a record (the command, the commit, the
-dataset copy and mode, the machine, the date, the configuration hash of every model it measured,
-and the commit at which each seed's run was scored, from the ledger): that committed record is
-what chapters 05 and 06 and the model cards show (``cxr_utils.model_card.seed_spread``), and
-``tests/test_seed_record.py`` refuses it once the chapters' configurations no longer match it.
+``make course``) is read, not trained again.
+
+With ``--record``, the runs are added to ``benchmarks/records/seed_variance.json``: one row per
+model, seed and CPU kind (the CPU's model name and the flags that change the kernels, from the
+run's ``config.json``), each with the commit it was scored at (from the ledger). Rows of other
+CPU kinds stay; a row of the same model, seed and CPU kind is replaced. Two rows per seed are
+not new scorings but the saved test predictions at another chapter's threshold rule, so that a
+comparison across chapters can be made at one rule: the CNN at chapter 04's threshold, and
+chapter 04's model at Youden's J on clean validation (chapter 06's rule). The record is what
+chapters 05 and 06 and the model cards show (``cxr_utils.model_card.seed_spread``: the spread
+over every recorded run), and ``tests/test_seed_record.py`` refuses it once the chapters'
+configurations no longer match it.
 """
 
 from __future__ import annotations
@@ -29,7 +35,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from datetime import datetime, timezone
@@ -41,6 +46,7 @@ import pandas as pd
 from cxr_utils import config
 from cxr_utils.ledger import _git_state as git_state
 from cxr_utils.ledger import read_ledger
+from cxr_utils.metrics import binary_metrics, choose_threshold
 from cxr_utils.model_card import SEED_RECORD
 from cxr_utils.records import write_json
 from cxr_utils.runs import load_run, run_name
@@ -59,6 +65,11 @@ MODELS = {
 }
 #: Chapter 06 also adapts chapter 04's model, by the method its rule recommends: "06_domain_shift_transfer_<method>".
 TRANSFER_ADAPTED = "chosen transfer candidate, adapted by the recommended method (06)"
+#: Saved test predictions at another chapter's threshold rule (not new scorings): label -> (run base, rule).
+AT_ANOTHER_RULE = {
+    "CNN (03), at chapter 04's threshold rule": ("03_cnn_from_scratch", "04"),
+    "chosen transfer candidate (04), at Youden's J on validation": ("04_transfer_learning", "validation"),
+}
 METRICS = ("accuracy", "sensitivity", "specificity", "roc_auc", "ppv", "npv", "pr_auc")
 
 
@@ -99,8 +110,8 @@ def run_seed(seed: int, out: Path, skip_existing: bool, chapters: tuple[str, ...
     return (time.perf_counter() - start) / 60
 
 
-def collect(seeds: list[int], chapters: tuple[str, ...]) -> pd.DataFrame:
-    """One row per (model, seed): the test metrics and their bootstrap intervals, from the run folders."""
+def collect(seeds: list[int], chapters: tuple[str, ...], cpu_kind: str | None = None) -> pd.DataFrame:
+    """One row per (model, seed): the test metrics, their bootstrap intervals and the CPU kind, from the run folders."""
     rows = []
     names = {seed: run_names(seed, chapters) for seed in seeds}
     scored_at = read_ledger().groupby("run")["git_commit"].last()  # the commit of each run's last test scoring
@@ -109,14 +120,51 @@ def collect(seeds: list[int], chapters: tuple[str, ...]) -> pd.DataFrame:
             if label not in names[seed]:
                 continue
             run = load_run(names[seed][label], f"the notebooks with SEED = {seed}")
-            metrics = run.test_metrics
-            row = {"model": label, "seed": seed, "threshold": run.threshold, "config_hash": run.config["config_hash"]}
+            row = {"model": label, "seed": seed, "cpu_kind": run_cpu_kind(run, cpu_kind), "threshold": run.threshold}
+            row["config_hash"] = run.config["config_hash"]
             row["scored_at_commit"] = str(scored_at.get(run.name, "not in the ledger"))
             for metric in METRICS:
-                row[metric] = metrics.loc[metric, "value"]
-                row[f"{metric}_ci_low"], row[f"{metric}_ci_high"] = metrics.loc[metric, ["ci_low", "ci_high"]]
+                row[metric] = run.test_metrics.loc[metric, "value"]
+                row[f"{metric}_ci_low"], row[f"{metric}_ci_high"] = run.test_metrics.loc[metric, ["ci_low", "ci_high"]]
             rows.append(row)
+    for seed in seeds:
+        rows.extend(at_another_rule(seed, names[seed], cpu_kind))
     return pd.DataFrame(rows)
+
+
+def run_cpu_kind(run, override: str | None = None) -> str:
+    """The CPU kind a run recorded in ``config.json`` (``--cpu-kind`` instead, where given); none: an error.
+
+    ``--cpu-kind`` is for runs whose ``config.json`` cannot say it: made before it named the kind,
+    or before it named a cap on oneDNN's kernels (``ONEDNN_MAX_CPU_ISA``, :func:`cxr_utils.records.cpu_kind`).
+    """
+    kind = override or run.config.get("software", {}).get("cpu_kind")
+    if kind is None:
+        raise SystemExit(f"{run.name} does not record its CPU kind (made before 780bad4): run its seed again")
+    return kind
+
+
+def at_another_rule(seed: int, names: dict[str, str], cpu_kind: str | None = None) -> list[dict]:
+    """:data:`AT_ANOTHER_RULE`'s rows of one seed: saved test predictions at another chapter's threshold."""
+    fast = config.fast_mode()
+    folders = {base: run_name(base, fast=fast, seed=seed) for base in ("03_cnn_from_scratch", "04_transfer_learning")}
+    if not set(folders.values()) <= set(names.values()):
+        return []
+    runs = {base: load_run(name) for base, name in folders.items()}
+    transfer = runs["04_transfer_learning"]
+    cnn = next(name for name in transfer.measurements["thresholds"] if name.startswith("C:"))
+    thresholds = {
+        "04": transfer.measurements["thresholds"][cnn],
+        "validation": choose_threshold(transfer.validation["y_true"], transfer.validation["score"]),
+    }
+    rows = []
+    for label, (base, rule) in AT_ANOTHER_RULE.items():
+        run = runs[base]
+        metrics = binary_metrics(run.test["y_true"], run.test["score"], thresholds[rule])
+        row = {"model": label, "seed": seed, "cpu_kind": run_cpu_kind(run, cpu_kind), "threshold": thresholds[rule]}
+        row.update(config_hash=run.config["config_hash"], scored_at_commit="not scored: saved predictions")
+        rows.append(row | {metric: metrics[metric] for metric in METRICS})
+    return rows
 
 
 def summarise(per_seed: pd.DataFrame) -> pd.DataFrame:
@@ -143,6 +191,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=None, help="dataset (default: $CXR_DATA_DIR)")
     parser.add_argument("--skip-existing", action="store_true")
     parser.add_argument("--record", action="store_true", help=f"also write the committed record, {SEED_RECORD}")
+    parser.add_argument("--cpu-kind", default=None, help="record the runs under this CPU kind (see run_cpu_kind)")
     args = parser.parse_args()
     if args.data is not None:
         os.environ["CXR_DATA_DIR"] = str(args.data.resolve())
@@ -150,7 +199,7 @@ def main() -> None:
     out = config.build_dir() / "seed_variance"
     chapters = tuple(args.chapters)
     minutes = {seed: run_seed(seed, out, args.skip_existing, chapters) for seed in args.seeds}
-    per_seed = collect(args.seeds, chapters)
+    per_seed = collect(args.seeds, chapters, args.cpu_kind)
     summary = summarise(per_seed)
     folder = config.runs_dir() / "seed_variance"
     folder.mkdir(parents=True, exist_ok=True)
@@ -172,46 +221,53 @@ def main() -> None:
     (folder / "seed_variance.md").write_text(table_to_markdown(text), encoding="utf-8")
     print(text.to_string())
     if args.record:
-        write_record(args, per_seed, summary, minutes)
+        write_record(args, per_seed, minutes)
 
 
-def write_record(args: argparse.Namespace, per_seed: pd.DataFrame, summary: pd.DataFrame, minutes: dict) -> None:
-    """The committed record of this measurement: what was measured, how, where and when."""
-    commit, dirty = git_state()
-    mode = "fast mode (CXR_FAST=1)" if config.fast_mode() else "full mode"
-    hashes = per_seed.groupby("model")["config_hash"].unique()
-    if any(len(h) > 1 for h in hashes):
-        raise SystemExit(f"the seeds of one model ran with different configurations: {hashes.to_dict()}")
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    record = {
-        "record": "a measurement, committed; refused by tests/test_seed_record.py once the chapters change",
-        "command": "python benchmarks/seed_variance.py " + " ".join(sys.argv[1:]),
-        "commit": commit,
-        "uncommitted_changes": dirty,
-        "data": f"{config.data_dir().name}, {mode}",
-        "machine": f"{cpu}, {os.cpu_count()} cores",
-        "date": datetime.now(timezone.utc).date().isoformat(),
-        "seeds": args.seeds,
-        "minutes_per_seed": minutes,
-        "config_hashes": {model: h[0] for model, h in hashes.items()},
-        # each run's commit, from its ledger row: a run reused by --skip-existing may predate `commit`
-        "scored_at_commits": {
-            model: dict(zip(frame["seed"].astype(str), frame["scored_at_commit"]))
-            for model, frame in per_seed.groupby("model", sort=False)
-        },
-        "summary": {f"{model} | {metric}": row for (model, metric), row in summary.to_dict(orient="index").items()},
-    }
+def write_record(args: argparse.Namespace, per_seed: pd.DataFrame, minutes: dict) -> None:
+    """Add these runs to the committed record: what was measured, how, on which CPU kind, when."""
     path = config.project_root() / SEED_RECORD
+    record = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {"runs": [], "measurements": []}
+    data = f"{config.data_dir().name}, {'fast mode (CXR_FAST=1)' if config.fast_mode() else 'full mode'}"
+    if record.get("data", data) != data:
+        raise SystemExit(f"the record measured {record['data']}, these runs {data}: one record per copy and mode")
+    hashes = dict(record.get("config_hashes", {}))
+    for model, frame in per_seed[per_seed["model"].isin([*MODELS, TRANSFER_ADAPTED])].groupby("model"):
+        found = set(frame["config_hash"]) | ({hashes[model]} if model in hashes else set())
+        if len(found) > 1:
+            raise SystemExit(f"{model}: runs of different configurations ({sorted(found)}) cannot share a record")
+        hashes[model] = found.pop()
+    kinds = set(per_seed["cpu_kind"])
+    new = {(r["model"], r["seed"], r["cpu_kind"]) for r in per_seed.to_dict(orient="records")}
+    kept = [r for r in record["runs"] if (r["model"], r["seed"], r["cpu_kind"]) not in new]
+    rows = per_seed.drop(columns=["config_hash"]).to_dict(orient="records")
+    commit, dirty = git_state()
+    measurements = [m for m in record["measurements"] if not (m["cpu_kind"] in kinds and m["seeds"] == args.seeds)]
+    measurements += [
+        {
+            "cpu_kind": kind,
+            "seeds": args.seeds,
+            "command": "python benchmarks/seed_variance.py " + " ".join(sys.argv[1:]),
+            "commit": commit,
+            "uncommitted_changes": dirty,
+            "date": datetime.now(timezone.utc).date().isoformat(),
+            "cores": os.cpu_count(),
+            "minutes_per_seed": minutes,
+        }
+        for kind in sorted(kinds)
+    ]
+    record.update(
+        record="a measurement, committed; refused by tests/test_seed_record.py once the chapters change",
+        command="python benchmarks/seed_variance.py --seeds <seeds> --chapters 03 04 06 --record",
+        data=data,
+        config_hashes=hashes,
+        measurements=measurements,
+        runs=kept + rows,
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=1, default=float) + "\n", encoding="utf-8")
-    print(f"record written: {path}")
+    kinds = sorted({r["cpu_kind"] for r in kept + rows})
+    print(f"record written: {path} ({len(kept + rows)} rows, CPU kinds: {kinds})")
 
 
 if __name__ == "__main__":

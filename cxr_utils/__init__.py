@@ -80,7 +80,7 @@ _HELPERS = {
         "CANDIDATES CUT_LAYERS SplitBackbone split_backbone bottom_activations pooled_features fit_logistic_head "
         "build_top_classifier top_scores image_model"
     ),
-    "metrics": "PAPER check_labels_scores binary_metrics bootstrap_ci choose_threshold",
+    "metrics": "PAPER THRESHOLD_RULES check_labels_scores binary_metrics bootstrap_ci choose_threshold",
     "tables": "evaluation_table format_table versus_paper table_to_markdown",
     "calibration": (
         "reliability_table calibration_summary clipped_logit mean_logit fit_temperature apply_temperature "

@@ -114,7 +114,7 @@ def delong_test(y_true: ArrayLike, scores_a: ArrayLike, scores_b: ArrayLike) -> 
     }
 
 
-def compare_models(y_true: ArrayLike, models: Mapping[str, tuple[ArrayLike, float]]) -> pd.DataFrame:
+def compare_models(y_true: ArrayLike, models: Mapping[str, tuple[ArrayLike, float]], *, rule: str) -> pd.DataFrame:
     """Every pair of models on the same images: McNemar on accuracy, DeLong on ROC AUC.
 
     Parameters
@@ -122,12 +122,16 @@ def compare_models(y_true: ArrayLike, models: Mapping[str, tuple[ArrayLike, floa
     y_true : array-like of shape (n_samples,)
     models : mapping of str to (scores, threshold)
         Each model's scores on the same images, in the same order, and its threshold.
+    rule : str
+        The one rule that chose every model's threshold (e.g. a value of
+        :data:`cxr_utils.metrics.THRESHOLD_RULES`): accuracies compared at thresholds chosen by
+        different rules would compare the rules as much as the models.
 
     Returns
     -------
     pandas.DataFrame
-        One row per pair ``(model_a, model_b)``: accuracies, ``mcnemar_p``, AUCs, the
-        AUC difference with its 95% interval and ``delong_p``.
+        One row per pair ``(model_a, model_b)``: ``threshold rule``, accuracies, ``mcnemar_p``,
+        AUCs, the AUC difference with its 95% interval and ``delong_p``.
     """
     names = list(models)
     rows = []
@@ -138,6 +142,7 @@ def compare_models(y_true: ArrayLike, models: Mapping[str, tuple[ArrayLike, floa
             dl = delong_test(y_true, sa, sb)
             rows.append(
                 {
+                    "threshold rule": rule,
                     "model_a": first,
                     "model_b": second,
                     "accuracy_a": mc["accuracy_a"],

@@ -23,6 +23,7 @@ from sklearn.metrics import average_precision_score, confusion_matrix, roc_auc_s
 
 __all__ = [
     "PAPER",
+    "THRESHOLD_RULES",
     "binary_metrics",
     "bootstrap_ci",
     "choose_threshold",
@@ -36,6 +37,13 @@ __all__ = [
 #: (doi:10.1016/j.cell.2018.02.010): PNEUMONIA vs NORMAL on the 624-image test set
 #: (390 PNEUMONIA, 234 NORMAL). Shares between 0 and 1; the paper gives no intervals.
 PAPER: dict[str, float] = {"accuracy": 0.928, "sensitivity": 0.932, "specificity": 0.901, "roc_auc": 0.968}
+
+#: The rules by which the chapters choose a threshold on validation, by the chapter that sets them: a table
+#: that compares models names the rule of their thresholds, and compares them only at one rule.
+THRESHOLD_RULES: dict[str, str] = {
+    "03": "Youden's J on validation",
+    "04": "Youden's J on validation + JPEG-stressed copies",
+}
 
 #: The metrics :func:`binary_metrics` and :func:`bootstrap_ci` report, in this order.
 METRICS: tuple[str, ...] = ("accuracy", "sensitivity", "specificity", "ppv", "npv", "f1", "roc_auc", "pr_auc")

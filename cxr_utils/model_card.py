@@ -85,39 +85,68 @@ def _failure_modes(test: dict) -> list[str]:
     return [KNOWN_FAILURE_MODES[0], gap, *KNOWN_FAILURE_MODES[1:]]
 
 
-def seed_spread(models: tuple[str, ...] = ("CNN (03)", "chosen transfer candidate (04)")) -> pd.DataFrame:
-    """The spread of the test metrics over seeds, from the committed record of the seed benchmark.
+def seed_spread(
+    models: tuple[str, ...] = ("CNN (03)", "chosen transfer candidate (04)"),
+    this_run: dict[str, pd.DataFrame] | None = None,
+) -> pd.DataFrame:
+    """The spread of the test metrics over every recorded run (seeds and CPU kinds), from the seed record.
+
+    Parameters
+    ----------
+    models : tuple of str
+        The record's model labels (``"CNN (03)"``, ``"chosen transfer candidate (04)"``, ...).
+    this_run : dict of str to pandas.DataFrame, optional
+        A run's test metrics per model label (:func:`cxr_utils.metrics.bootstrap_ci` frames,
+        ``Run.test_metrics``): adds the columns ``this run`` and ``inside the range`` (min..max).
 
     Returns
     -------
     pandas.DataFrame
-        Index ``(model, metric)`` for those of ``models`` (the benchmark's labels) that the
-        record measured; columns ``mean``, ``sd``, ``min``, ``max``, ``seeds``.
-        ``attrs["record"]`` says how it was measured (command, dataset copy and mode, commit,
-        machine, date), or, where the project has no record, names the command that makes it
-        (the table is then empty, and ``tests/test_seed_record.py`` skips, saying so).
-        ``attrs["config_hashes"]`` maps each measured model to the configuration hash of its
-        runs (empty without a record).
+        Index ``(model, metric)`` for those of ``models`` the record measured; columns ``mean``,
+        ``sd``, ``min``, ``max`` and ``runs``. ``attrs["record"]`` says how it was measured
+        (command, dataset copy and mode, and which seeds ran on which CPU kind at which commit),
+        or, without a record, names the command that makes one (the table is then empty).
+        ``attrs["cpu_kinds"]`` lists the CPU kinds of the runs, ``attrs["config_hashes"]`` the
+        configuration hash each model was measured with.
     """
     path = config.project_root() / SEED_RECORD
-    rows: dict[tuple[str, str], dict] = {}
-    hashes: dict[str, str] = {}
-    if path.exists():
-        record = json.loads(path.read_text(encoding="utf-8"))
-        rows = {tuple(key.split(" | ")): row for key, row in record["summary"].items() if key.split(" | ")[0] in models}
-        measured = f"on {record['data']}, at commit {record['commit'][:10]} on {record['machine']}, {record['date']}"
-        how = f"a record: `{record['command']}` {measured}"
-        hashes = {model: digest for model, digest in record.get("config_hashes", {}).items() if model in models}
-    else:
-        how = f"no record: `python benchmarks/seed_variance.py --record` writes {SEED_RECORD}"
-    index = pd.MultiIndex.from_tuples(list(rows), names=["model", "metric"])
-    table = pd.DataFrame(list(rows.values()), index=index, columns=["mean", "sd", "min", "max", "seeds"], dtype=float)
-    table.attrs["record"] = how
-    table.attrs["config_hashes"] = hashes
+    columns = ["mean", "sd", "min", "max", "runs"]
+    if not path.exists():
+        table = pd.DataFrame(columns=columns, index=pd.MultiIndex.from_tuples([], names=["model", "metric"]))
+        table.attrs.update(
+            record=f"no record: `python benchmarks/seed_variance.py --record` writes {SEED_RECORD}",
+            cpu_kinds=[],
+            config_hashes={},
+        )
+        return table
+    record = json.loads(path.read_text(encoding="utf-8"))
+    runs = pd.DataFrame(record["runs"])
+    runs = runs[runs["model"].isin(models)]
+    metrics = [m for m in _METRICS if m in runs]
+    long = runs.melt(id_vars=["model"], value_vars=metrics, var_name="metric").dropna(subset=["value"])
+    table = long.groupby(["model", "metric"], sort=False)["value"].agg(["mean", "std", "min", "max", "size"])
+    table.columns = columns
+    order = [(m, metric) for m in models for metric in metrics if (m, metric) in table.index]
+    table = table.reindex(pd.MultiIndex.from_tuples(order, names=["model", "metric"])).astype(float)
+    if this_run is not None:
+        table["this run"] = [
+            float(this_run[m].loc[metric, "value"]) if m in this_run else float("nan") for m, metric in table.index
+        ]
+        table["inside the range"] = (table["this run"] >= table["min"]) & (table["this run"] <= table["max"])
+    measured = "; ".join(
+        f"seeds {', '.join(map(str, m['seeds']))} on {m['cpu_kind']} at {m['commit'][:10]} ({m['date']})"
+        for m in record["measurements"]
+    )
+    kinds = list(dict.fromkeys(m["cpu_kind"] for m in record["measurements"]))
+    table.attrs.update(
+        record=f"a record: {measured}; {record['data']}; `{record['command']}`",
+        cpu_kinds=kinds,
+        config_hashes={m: h for m, h in record.get("config_hashes", {}).items() if m in models},
+    )
     return table
 
 
-def _seed_section(seed_model: str | None, config_hash: str | None) -> str:
+def _seed_section(seed_model: str | None, config_hash: str | None, test: dict) -> str:
     spread = seed_spread((seed_model,)) if seed_model else seed_spread(())
     if spread.empty:
         return f"Not measured for this model ({spread.attrs['record']})."
@@ -127,11 +156,19 @@ def _seed_section(seed_model: str | None, config_hash: str | None) -> str:
             f"Not measured for this configuration: the record measured `{measured}`, this run is `{config_hash}` "
             f"({spread.attrs['record']})."
         )
-    lines = ["| metric | mean | standard deviation | min | max | seeds |", "| --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "| metric | this run | mean | standard deviation | min | max | runs |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for (_, metric), row in spread.iterrows():
         values = " | ".join(f"{row[column]:.4f}" for column in ("mean", "sd", "min", "max"))
-        lines.append(f"| {metric} | {values} | {row['seeds']:.0f} |")
-    return f"Test metrics over seeds ({spread.attrs['record']}):\n\n" + "\n".join(lines)
+        lines.append(f"| {metric} | {test[metric]['value']:.4f} | {values} | {row['runs']:.0f} |")
+    kinds = len(spread.attrs["cpu_kinds"])
+    return (
+        f"This run's test metrics beside every recorded run of this configuration, over seeds and {kinds} CPU "
+        f"kind(s) ({spread.attrs['record']}). The CPU changes the kernels' rounding, hence the training path and "
+        f"the threshold chosen on validation.\n\n" + "\n".join(lines)
+    )
 
 
 def _shown_model_file(runs: Path, run: str) -> str:
@@ -233,7 +270,8 @@ def model_card(
         f"95% bootstrap intervals over the {metrics.get('n_test', '?')} test images "
         f"({metrics.get('bootstrap_resamples', '?')} resamples).\n\n"
         "| metric | value [95% interval] |\n| --- | --- |\n" + "\n".join(metric_rows),
-        "## Spread over seeds\n\n" + _seed_section(seed_variance_model, run_config.get("config_hash")),
+        "## Spread over seeds and machines\n\n"
+        + _seed_section(seed_variance_model, run_config.get("config_hash"), metrics["test"]),
         f"## Threshold\n\n{threshold['threshold']:.4f}, chosen by the {rule} rule on "
         f"{threshold.get('chosen_on', 'validation')}; never on test.",
         "## Known failure modes\n\n" + "\n".join(f"- {line}" for line in _failure_modes(metrics["test"])),

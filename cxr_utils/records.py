@@ -44,6 +44,8 @@ def software_versions() -> dict[str, str]:
     """Python, the key packages, the Keras backend, the machine and the time (UTC)."""
     info = {"python": platform.python_version(), "machine": platform.machine(), "cpus": str(os.cpu_count())}
     info["cpu_kind"] = cpu_kind()
+    if os.environ.get("ONEDNN_MAX_CPU_ISA"):
+        info["onednn_max_cpu_isa"] = os.environ["ONEDNN_MAX_CPU_ISA"]
     for package in ("numpy", "pandas", "scikit-learn", "tensorflow", "keras", "jax", "torch", "cxr-utils"):
         try:
             info[package] = version(package)
@@ -59,12 +61,16 @@ def software_versions() -> dict[str, str]:
 
 #: CPU flags that change which kernels TensorFlow and oneDNN run, hence the rounding of training.
 KERNEL_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
+#: The flags each value of oneDNN's ``ONEDNN_MAX_CPU_ISA`` leaves it (its kernels for newer instructions are off).
+_ISA_CAPS = {"AVX2": KERNEL_FLAGS[:1], "AVX512_CORE": KERNEL_FLAGS[:2], "AVX512_CORE_VNNI": KERNEL_FLAGS[:3]}
 
 
 def cpu_kind() -> str:
-    """The CPU's model name and which of :data:`KERNEL_FLAGS` it has, e.g. ``"AMD EPYC (avx2 avx512f)"``.
+    """The CPU's model name and which of :data:`KERNEL_FLAGS` its kernels use, e.g. ``"AMD EPYC (avx2 avx512f)"``.
 
-    Read from ``/proc/cpuinfo``; elsewhere the processor's name with ``(flags unknown)``.
+    Read from ``/proc/cpuinfo``; elsewhere the processor's name with ``(flags unknown)``. Where
+    ``ONEDNN_MAX_CPU_ISA`` caps oneDNN's kernels (``AVX2``, ``AVX512_CORE``, ``AVX512_CORE_VNNI``),
+    only the flags below the cap are named: such a run computes as a CPU without the others does.
     """
     try:
         lines = Path("/proc/cpuinfo").read_text().splitlines()
@@ -73,7 +79,8 @@ def cpu_kind() -> str:
     fields = dict(line.split(":", 1) for line in lines if ":" in line)
     fields = {key.strip(): value.strip() for key, value in fields.items()}
     flags = set(fields.get("flags", "").split())
-    return f"{fields.get('model name', platform.machine())} ({' '.join(f for f in KERNEL_FLAGS if f in flags)})"
+    allowed = _ISA_CAPS.get(os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper(), KERNEL_FLAGS)
+    return f"{fields.get('model name', platform.machine())} ({' '.join(f for f in allowed if f in flags)})"
 
 
 def tensorflow_onednn() -> bool | None:

@@ -45,20 +45,27 @@ def evaluation_table(
     results: Mapping[str, pd.DataFrame],
     include_paper: bool = True,
     baseline: ArrayLike | None = None,
+    *,
+    rules: str | Mapping[str, str],
 ) -> pd.DataFrame:
     """Models side by side (``results``: name -> :func:`bootstrap_ci` frame), with the floor and the paper.
 
+    ``rules`` names the rule that chose each model's threshold (one string for all, or one per
+    model, e.g. a value of :data:`THRESHOLD_RULES`), shown in the column ``threshold rule``.
     ``include_paper`` adds the row ``"Kermany et al. 2018"`` with :data:`PAPER`; ``baseline``,
     the test set's true labels, adds ``"always PNEUMONIA"``: :func:`binary_metrics` of all
     scores 1 at threshold 0.5 (accuracy the share of PNEUMONIA, sensitivity 1, specificity 0,
     ROC AUC 0.5). Both without intervals (NaN).
 
     Returns a DataFrame indexed by model (named ``model``), in the order of ``results``, then
-    the baseline and paper rows; for each of accuracy, sensitivity, specificity and roc_auc the
-    float columns ``<metric>``, ``<metric>_ci_low``, ``<metric>_ci_high``; show it with
-    :func:`format_table`. Raises ValueError if a frame lacks a metric or column, or a model is
-    named like an added row.
+    the baseline and paper rows; the column ``threshold rule``, then for each of accuracy,
+    sensitivity, specificity and roc_auc the float columns ``<metric>``, ``<metric>_ci_low``,
+    ``<metric>_ci_high``; show it with :func:`format_table`. Raises ValueError if a frame lacks
+    a metric or column, a model has no rule, or a model is named like an added row.
     """
+    rules = {model: rules for model in results} if isinstance(rules, str) else dict(rules)
+    if set(results) - set(rules):
+        raise ValueError(f"no threshold rule for {sorted(set(results) - set(rules))}: name the rule of every model")
     reserved = {_BASELINE_ROW} if baseline is not None else set()
     reserved |= {_PAPER_ROW} if include_paper else set()
     clash = reserved.intersection(results)
@@ -73,6 +80,8 @@ def evaluation_table(
         rows[_PAPER_ROW] = dict(PAPER)
     columns = [c for m in _TABLE_METRICS for c in (m, f"{m}_ci_low", f"{m}_ci_high")]
     table = pd.DataFrame.from_dict(rows, orient="index").reindex(columns=columns).astype(np.float64)
+    named = {**rules, _BASELINE_ROW: "none: every image PNEUMONIA", _PAPER_ROW: "not published"}
+    table.insert(0, "threshold rule", [named[model] for model in table.index])
     table.index.name = "model"
     return table
 
@@ -97,10 +106,11 @@ def format_table(table: pd.DataFrame) -> pd.DataFrame:
     """An :func:`evaluation_table` as text: same index, one column of strings per metric.
 
     ``"0.912 [0.889, 0.934]"`` (value and interval, 3 decimals), ``"0.928"`` when the interval
-    is NaN (paper and baseline rows), ``"n/a"`` when the value is NaN.
+    is NaN (paper and baseline rows), ``"n/a"`` when the value is NaN; the ``threshold rule``
+    column as it is.
     """
-    metrics = [c for c in table.columns if not c.endswith(("_ci_low", "_ci_high"))]
-    text = pd.DataFrame(index=table.index)
+    metrics = [c for c in table.columns if not c.endswith(("_ci_low", "_ci_high")) and c != "threshold rule"]
+    text = table[["threshold rule"]].copy() if "threshold rule" in table else pd.DataFrame(index=table.index)
     for metric in metrics:
         low = table.get(f"{metric}_ci_low", pd.Series(np.nan, index=table.index))
         high = table.get(f"{metric}_ci_high", pd.Series(np.nan, index=table.index))

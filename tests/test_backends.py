@@ -45,3 +45,16 @@ def test_transfer_and_scratch_code_on_another_backend(backend, keras_weights, tm
     np.testing.assert_allclose(got, expected, atol=0.05)  # float16 storage
     pooled = np.load(tmp_path / "pooled.npy")
     np.testing.assert_allclose(pooled, pooled_features(split, expected.astype(np.float16)), atol=0.05)
+
+
+def test_the_cpu_kind_names_the_kernel_flags_and_a_cap_on_onednn(monkeypatch):
+    from cxr_utils.records import KERNEL_FLAGS, cpu_kind, software_versions
+
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    kind = cpu_kind()
+    flags = kind[kind.rindex("(") + 1 : -1].split()
+    assert set(flags) <= set(KERNEL_FLAGS) or flags == ["unknown"]
+    assert software_versions()["cpu_kind"] == kind and "onednn_max_cpu_isa" not in software_versions()
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")  # oneDNN runs its AVX2 kernels only: the run is an AVX2 CPU's
+    assert cpu_kind().endswith(("(avx2)", "()", "(flags unknown)"))
+    assert software_versions()["onednn_max_cpu_isa"] == "AVX2"

@@ -43,8 +43,11 @@ def test_compare_models_runs_every_pair():
     rng = np.random.default_rng(3)
     y = rng.integers(0, 2, 200)
     models = {name: (np.clip(y * 0.3 + rng.uniform(0, 0.7, 200), 0, 1), 0.5) for name in "ABC"}
-    table = compare_models(y, models)
+    table = compare_models(y, models, rule="a rule")
     assert list(zip(table["model_a"], table["model_b"])) == [("A", "B"), ("A", "C"), ("B", "C")]
+    assert (table["threshold rule"] == "a rule").all()
+    with pytest.raises(TypeError, match="rule"):
+        compare_models(y, models)  # accuracies are compared at one named rule, or not at all
     assert table[["mcnemar_p", "delong_p"]].apply(lambda c: c.between(0, 1)).all().all()
 
 

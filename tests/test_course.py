@@ -133,6 +133,7 @@ def test_html_and_summary_quote_the_results_table(tmp_path):
     markdown, summary = _write_summary(runs, tmp_path / "build", data_dir="/data", fast=True, runs_dir=runs_dir)
     text = markdown.read_text()
     assert "| 01_demo.ipynb |" in text and "| A | 0.912 [0.889, 0.934] |" in text and "fast" in text
+    assert "by the rule its row names (`threshold rule`): compare models only in rows of one rule" in text
     content = json.loads(summary.read_text())
     assert content["results"]["results"]["A"]["accuracy"] == 0.912 and content["notebooks"][0]["seconds"] == seconds
     markdown, _ = _write_summary(runs, tmp_path / "build", data_dir="/data", fast=False, runs_dir=runs_dir)

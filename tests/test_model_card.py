@@ -59,7 +59,7 @@ def test_the_card_reads_its_numbers_from_the_run(tmp_path):
     assert f"specificity is {specificity:.3f}, Kermany et al.'s {PAPER['specificity']:.3f}" in card
     assert "05_error_analysis.ipynb#9.-Why-is-our-specificity-below-the-paper's?" in card
     assert "side markers" in card and "other hospitals" in card
-    assert "Spread over seeds\n\nNot measured" in card
+    assert "Spread over seeds and machines\n\nNot measured" in card
     assert "This run saved no model file." in card  # finish_run was given no model
 
 
@@ -79,42 +79,60 @@ def test_an_ensemble_card_says_whose_metrics_and_where_its_members_are(tmp_path)
     )
 
 
-def _write_record(root, **fields):
-    """A seed record under ``root`` (a project folder), measured at a made-up commit on machine ``m``."""
+def _write_record(root, runs, **fields):
+    """A seed record under ``root`` (a project folder): ``runs`` rows, measured at a made-up commit on two CPUs."""
     from cxr_utils.model_card import SEED_RECORD
 
+    measured = {"command": "python benchmarks/seed_variance.py --record", "commit": "0123456789abcdef" * 2}
     record = {
-        "command": "python benchmarks/seed_variance.py --record",
-        "commit": "0123456789abcdef",
+        "command": "python benchmarks/seed_variance.py --seeds <seeds> --record",
         "data": "chest_xray_224, full mode",
-        "machine": "m",
-        "date": "2026-11-29",
+        "measurements": [
+            {**measured, "cpu_kind": "cpu A (avx2)", "seeds": [0, 1], "date": "2026-11-29"},
+            {**measured, "cpu_kind": "cpu B (avx2 avx512f)", "seeds": [0], "date": "2026-12-07"},
+        ],
+        "runs": runs,
         **fields,
     }
     (root / SEED_RECORD).parent.mkdir(parents=True, exist_ok=True)
     (root / SEED_RECORD).write_text(json.dumps(record))
 
 
-def test_the_spread_over_seeds_comes_from_the_committed_record(tmp_path, monkeypatch):
+#: Three runs of the CNN (accuracy 0.88, 0.90, 0.92: mean 0.9, sd 0.02) on two CPU kinds, and one of another model.
+RUNS = [
+    {"model": "CNN (03)", "seed": 0, "cpu_kind": "cpu A (avx2)", "accuracy": 0.88},
+    {"model": "CNN (03)", "seed": 1, "cpu_kind": "cpu A (avx2)", "accuracy": 0.92},
+    {"model": "CNN (03)", "seed": 0, "cpu_kind": "cpu B (avx2 avx512f)", "accuracy": 0.90},
+    {"model": "other", "seed": 0, "cpu_kind": "cpu A (avx2)", "accuracy": 0.5},
+]
+
+
+def test_the_spread_over_runs_comes_from_the_committed_record(tmp_path, monkeypatch):
     from cxr_utils import config
     from cxr_utils.model_card import seed_spread
 
     folder = tmp_path / "runs" / "demo"
     index, splits = _finished_run(folder)
+    own = json.loads((folder / "metrics.json").read_text())["test"]["accuracy"]["value"]
     monkeypatch.setattr(config, "project_root", lambda: tmp_path)
     assert seed_spread().empty and "--record" in seed_spread().attrs["record"]
-    row = {"mean": 0.9, "sd": 0.012, "min": 0.88, "max": 0.91, "mean ci_low": 0.8, "mean ci_high": 0.95, "seeds": 3}
-    _write_record(tmp_path, summary={"CNN (03) | accuracy": row, "other | accuracy": {**row, "sd": 0.5}})
+    _write_record(tmp_path, RUNS)
     card = model_card(folder, index=index, splits=splits, seed_variance_model="CNN (03)", **CARD)
-    assert "| accuracy | 0.9000 | 0.0120 | 0.8800 | 0.9100 | 3 |" in card and "0.5000" not in card
-    how = "on chest_xray_224, full mode, at commit 0123456789 on m, 2026-11-29"
-    assert f"a record: `python benchmarks/seed_variance.py --record` {how}" in card
-    assert seed_spread(("CNN (03)",)).loc[("CNN (03)", "accuracy"), "sd"] == 0.012
+    assert f"| accuracy | {own:.4f} | 0.9000 | 0.0200 | 0.8800 | 0.9200 | 3 |" in card and "0.5000" not in card
+    assert "seeds 0, 1 on cpu A (avx2) at 0123456789 (2026-11-29); seeds 0 on cpu B (avx2 avx512f)" in card
+    assert "over seeds and 2 CPU kind(s)" in card
+    spread = seed_spread(("CNN (03)",))
+    assert spread.loc[("CNN (03)", "accuracy"), "sd"] == pytest.approx(0.02)
+    assert spread.attrs["cpu_kinds"] == ["cpu A (avx2)", "cpu B (avx2 avx512f)"]
+    frame = pd.DataFrame({"value": [0.95]}, index=["accuracy"])
+    compared = seed_spread(("CNN (03)",), this_run={"CNN (03)": frame})
+    assert compared.loc[("CNN (03)", "accuracy"), "this run"] == 0.95
+    assert not compared.loc[("CNN (03)", "accuracy"), "inside the range"]  # above the highest recorded run
     # a model the record did not measure: said so, not a KeyError
     unmeasured = "chosen transfer candidate (04)"
     assert seed_spread((unmeasured,)).empty and seed_spread(()).empty
     card = model_card(folder, index=index, splits=splits, seed_variance_model=unmeasured, **CARD)
-    assert "Spread over seeds\n\nNot measured for this model (a record: `python benchmarks/seed_variance.py" in card
+    assert "Spread over seeds and machines\n\nNot measured for this model (a record: seeds 0, 1 on cpu A" in card
 
 
 def test_a_run_of_another_configuration_is_not_given_the_records_spread(tmp_path, monkeypatch):
@@ -125,15 +143,13 @@ def test_a_run_of_another_configuration_is_not_given_the_records_spread(tmp_path
     index, splits = _finished_run(folder)
     own_hash = json.loads((folder / "config.json").read_text())["config_hash"]
     monkeypatch.setattr(config, "project_root", lambda: tmp_path)
-    row = {"mean": 0.9, "sd": 0.012, "min": 0.88, "max": 0.91, "seeds": 3}
-    summary = {"CNN (03) | accuracy": row}
-    _write_record(tmp_path, summary=summary, config_hashes={"CNN (03)": "f00f00f00f00"})
+    _write_record(tmp_path, RUNS, config_hashes={"CNN (03)": "f00f00f00f00"})
     card = model_card(folder, index=index, splits=splits, seed_variance_model="CNN (03)", **CARD)
-    assert "0.0120" not in card
+    assert "0.0200" not in card
     assert f"Not measured for this configuration: the record measured `f00f00f00f00`, this run is `{own_hash}`" in card
-    _write_record(tmp_path, summary=summary, config_hashes={"CNN (03)": own_hash})
+    _write_record(tmp_path, RUNS, config_hashes={"CNN (03)": own_hash})
     card = model_card(folder, index=index, splits=splits, seed_variance_model="CNN (03)", **CARD)
-    assert "| accuracy | 0.9000 | 0.0120 | 0.8800 | 0.9100 | 3 |" in card
+    assert "| 0.9000 | 0.0200 | 0.8800 | 0.9200 | 3 |" in card
 
 
 def test_write_puts_the_card_beside_the_model_and_names_the_load_call(tmp_path):

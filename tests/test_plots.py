@@ -277,6 +277,8 @@ def test_roc_pr_curves_and_operating_points(scored):
     scores, threshold = models["A"]
     point = roc_ax.lines[1].get_xydata()[0]
     np.testing.assert_allclose(point, [(scores[y == 0] >= threshold).mean(), (scores[y == 1] >= threshold).mean()])
+    star = next(line for line in roc_ax.lines if line.get_label().startswith("Kermany et al."))
+    np.testing.assert_allclose(star.get_xydata()[0], [1 - 0.901, 0.932])  # the paper's published operating point
 
 
 def test_threshold_tradeoff_curves_end_where_they_must(scored):

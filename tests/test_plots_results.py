@@ -73,4 +73,6 @@ def test_roc_curve_zooms_into_its_top_left_corner(scores):
     y, s = scores
     fig = plot_roc_pr(y, {"a": (s, 0.5)})
     inset = fig.axes[0].child_axes[0]
-    assert inset.get_xlim() == (0, 0.3) and inset.get_ylim() == (0.7, 1.0) and len(inset.lines) == 2
+    assert (
+        inset.get_xlim() == (0, 0.3) and inset.get_ylim() == (0.7, 1.0) and len(inset.lines) == 3
+    )  # curve, dot, paper

@@ -1,9 +1,11 @@
 """The seed spread the chapters show is a committed record of a measurement, refused once it no longer fits.
 
-Chapters 05 and 06 and the model cards show the spread of the test metrics over seeds from
-``benchmarks/records/seed_variance.json`` (``python benchmarks/seed_variance.py --record``).
-The record names its command, commit, machine and date, and the configuration hash of each
-model it measured. Chapters 03 and 04's configuration, computed here from their ``parameters``
+Chapters 05 and 06 and the model cards show the spread of the test metrics over every recorded
+run from ``benchmarks/records/seed_variance.json`` (``python benchmarks/seed_variance.py --record``).
+The record holds one row per model, seed and CPU kind, and for each measurement its command,
+commit, CPU kind and date; it covers at least two CPU kinds, since the CPU changes the kernels
+and so the results, with at least six runs of each chapter's model; and it names the
+configuration hash of each model it measured. Chapters 03 and 04's configuration, computed here from their ``parameters``
 cell and the ``parameters = dict(...)`` they pass to ``finish_run`` (full mode, as the record
 was measured), must still be the one measured: a chapter that trains differently makes the
 record stale, and this test says so.
@@ -26,6 +28,8 @@ from cxr_utils.model_card import SEED_RECORD, seed_spread
 ROOT = Path(__file__).resolve().parent.parent
 RECORD = ROOT / SEED_RECORD
 CHAPTERS = {"CNN (03)": "03_cnn_from_scratch.ipynb", "chosen transfer candidate (04)": "04_transfer_learning.ipynb"}
+#: One model of each chapter the record measures: 03, 04, and 06's adaptation of the CNN.
+MODELS = [*CHAPTERS, "CNN, batch-norm statistics (06)"]
 
 
 def chapter_configuration(notebook: Path) -> dict:
@@ -55,13 +59,26 @@ def test_the_record_says_how_it_was_measured():
     if not RECORD.exists():  # until one is measured, the chapters show an empty table that names the command
         pytest.skip(f"no record yet: `python benchmarks/seed_variance.py --record` writes {SEED_RECORD}")
     record = json.loads(RECORD.read_text())
-    assert record["command"].startswith("python benchmarks/seed_variance.py")
-    assert len(record["commit"]) == 40 and record["machine"] and record["date"]
     assert record["data"].endswith("full mode"), "a spread of fast-mode runs says nothing about the chapters' results"
-    assert len(record["seeds"]) >= 3, "a spread needs at least three seeds"
-    spread = seed_spread()
-    assert not spread.empty and spread.attrs["record"].startswith("a record: `python benchmarks/seed_variance.py")
-    assert (spread["seeds"] >= 3).all()
+    for measurement in record["measurements"]:
+        assert measurement["command"].startswith("python benchmarks/seed_variance.py")
+        assert len(measurement["commit"]) == 40 and measurement["date"] and measurement["seeds"]
+    kinds = {m["cpu_kind"] for m in record["measurements"]}
+    assert {row["cpu_kind"] for row in record["runs"]} == kinds, "every run names a CPU kind the record measured on"
+    spread = seed_spread(tuple(MODELS))
+    assert not spread.empty and spread.attrs["record"].startswith("a record: seeds ")
+    assert set(spread.attrs["cpu_kinds"]) == kinds
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_the_record_covers_seeds_and_machines(model):
+    """At least six runs of each chapter's model, over at least two CPU kinds (AVX2 only, and AVX-512)."""
+    if not RECORD.exists():
+        pytest.skip(f"no record yet: {SEED_RECORD}")
+    runs = [row for row in json.loads(RECORD.read_text())["runs"] if row["model"] == model]
+    assert len(runs) >= 6, f"{model}: {len(runs)} recorded runs"
+    assert len({row["cpu_kind"] for row in runs}) >= 2, f"{model}: runs on one CPU kind only"
+    assert (seed_spread((model,))["runs"] == len(runs)).all()
 
 
 @pytest.mark.parametrize("model", CHAPTERS)

@@ -14,10 +14,12 @@ from helpers import Y
 
 def test_evaluation_table_rows_and_numbers(scored, scored_frame):
     y, _ = scored
-    table = evaluation_table({"cnn": scored_frame}, baseline=y)
+    table = evaluation_table({"cnn": scored_frame}, baseline=y, rules="a rule")
     assert list(table.index) == ["cnn", "always PNEUMONIA", "Kermany et al. 2018"]
     metrics = ["accuracy", "sensitivity", "specificity", "roc_auc"]
-    assert list(table.columns) == [c for m in metrics for c in (m, f"{m}_ci_low", f"{m}_ci_high")]
+    columns = ["threshold rule", *(c for m in metrics for c in (m, f"{m}_ci_low", f"{m}_ci_high"))]
+    assert list(table.columns) == columns
+    assert table["threshold rule"].tolist() == ["a rule", "none: every image PNEUMONIA", "not published"]
     for m in metrics:
         assert table.loc["cnn", m] == scored_frame.loc[m, "value"]
         assert table.loc["cnn", f"{m}_ci_low"] == scored_frame.loc[m, "ci_low"]
@@ -31,13 +33,18 @@ def test_evaluation_table_rows_and_numbers(scored, scored_frame):
 
 
 def test_evaluation_table_options(scored_frame):
-    assert list(evaluation_table({"a": scored_frame, "b": scored_frame}, include_paper=False).index) == ["a", "b"]
-    assert list(evaluation_table({}, baseline=Y).index) == ["always PNEUMONIA", "Kermany et al. 2018"]
-    assert evaluation_table({}, baseline=Y).loc["always PNEUMONIA", "accuracy"] == 0.5
+    two = evaluation_table({"a": scored_frame, "b": scored_frame}, include_paper=False, rules={"a": "x", "b": "y"})
+    assert list(two.index) == ["a", "b"] and two["threshold rule"].tolist() == ["x", "y"]
+    assert list(evaluation_table({}, baseline=Y, rules="x").index) == ["always PNEUMONIA", "Kermany et al. 2018"]
+    assert evaluation_table({}, baseline=Y, rules="x").loc["always PNEUMONIA", "accuracy"] == 0.5
     with pytest.raises(ValueError, match="clash"):
-        evaluation_table({"Kermany et al. 2018": scored_frame})
+        evaluation_table({"Kermany et al. 2018": scored_frame}, rules="x")
     with pytest.raises(ValueError, match="roc_auc"):
-        evaluation_table({"a": scored_frame.drop(index="roc_auc")})
+        evaluation_table({"a": scored_frame.drop(index="roc_auc")}, rules="x")
+    with pytest.raises(ValueError, match="no threshold rule for \\['b'\\]"):
+        evaluation_table({"a": scored_frame, "b": scored_frame}, rules={"a": "x"})
+    with pytest.raises(TypeError, match="rules"):
+        evaluation_table({"a": scored_frame})  # a comparison always names its thresholds' rule
 
 
 def test_format_table_text():
@@ -49,12 +56,12 @@ def test_format_table_text():
         },
         index=["accuracy", "sensitivity", "specificity", "roc_auc"],
     )
-    text = format_table(evaluation_table({"cnn": frame}, baseline=Y))
-    assert list(text.columns) == ["accuracy", "sensitivity", "specificity", "roc_auc"]
+    text = format_table(evaluation_table({"cnn": frame}, baseline=Y, rules="x"))
+    assert list(text.columns) == ["threshold rule", "accuracy", "sensitivity", "specificity", "roc_auc"]
     assert text.loc["cnn", "accuracy"] == "0.912 [0.889, 0.934]"
     assert text.loc["cnn", "sensitivity"] == "n/a"
-    assert text.loc["Kermany et al. 2018"].tolist() == ["0.928", "0.932", "0.901", "0.968"]
-    assert text.loc["always PNEUMONIA"].tolist() == ["0.500", "1.000", "0.000", "0.500"]
+    assert text.loc["Kermany et al. 2018"].tolist()[1:] == ["0.928", "0.932", "0.901", "0.968"]
+    assert text.loc["always PNEUMONIA"].tolist()[1:] == ["0.500", "1.000", "0.000", "0.500"]
 
 
 def test_metrics_to_json_round_trips():

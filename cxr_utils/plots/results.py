@@ -8,6 +8,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FixedFormatter, FixedLocator, FuncFormatter, NullFormatter
 
 from ..layout import LABELS
+from ..metrics import PAPER
 from .shift import plot_image_grid
 from .style import CLASS_COLOURS, MODEL_COLOURS, figure
 
@@ -59,6 +60,7 @@ def plot_roc_pr(y_true: np.ndarray, models: dict[str, tuple[np.ndarray, float]])
 
     Parameters as :func:`plot_confusion_matrices`. Good models crowd the ROC curve into its
     top-left corner, so an inset shows false positive rates 0 to 0.3 and sensitivities 0.7 to 1.
+    The ROC curve also marks Kermany et al.'s published operating point (:data:`PAPER`) with a star.
     """
     from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_curve
 
@@ -79,6 +81,9 @@ def plot_roc_pr(y_true: np.ndarray, models: dict[str, tuple[np.ndarray, float]])
         pr_ax.plot(recall, precision, color=colour, label=f"{name} (AP {average_precision_score(y_true, scores):.3f})")
         ppv = y_true[predicted].mean() if predicted.any() else np.nan
         pr_ax.plot(sensitivity, ppv, "o", color=colour, markeredgecolor="black")
+    for ax in (roc_ax, zoom):
+        paper = (1 - PAPER["specificity"], PAPER["sensitivity"])
+        ax.plot(*paper, "*", color="black", markersize=11, label="Kermany et al. 2018 (published point)")
     roc_ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=0.8)
     zoom.tick_params(labelsize=7)
     roc_ax.indicate_inset_zoom(zoom, edgecolor="grey")

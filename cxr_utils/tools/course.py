@@ -282,7 +282,11 @@ def _write_summary(
     lines += ["", "## Results on the test split of this copy (from notebook 05)", ""]
     if results_md.exists():
         lines.append(results_md.read_text(encoding="utf-8").rstrip("\n"))
-        lines += ["", "Brackets: 95% bootstrap intervals. Thresholds were chosen on validation."]
+        lines += [
+            "",
+            "Brackets: 95% bootstrap intervals. Every threshold was chosen on validation, by the rule its row names "
+            "(`threshold rule`): compare models only in rows of one rule.",
+        ]
     else:
         lines.append(f"No results table: {results_md} is missing (notebook 05 did not run).")
     ledger = read_ledger(runs_root)
