@@ -28,7 +28,8 @@ One module per concern, in layers: each module imports only modules listed above
 ``tables``        results beside the paper and the always-PNEUMONIA baseline
 ``calibration``   reliability, Brier, ECE, temperature and Platt scaling; log-odds ensembles
 ``comparison``    paired tests of two models (McNemar, DeLong); errors by subgroup, confident mistakes
-``explain``       Grad-CAM, nested models included; where a heatmap's heat lies
+``regions``       a film's corners, border and lung fields: a heatmap's heat there, or covered (occlusion)
+``explain``       Grad-CAM, nested models included
 ``shift``         a shift between collections measured without labels (domain classifier)
 ``adapt``         adapting to new images without labels (AdaBN, EM prior, histograms), cross-fitted
 ``plots``         the course's figures, each returned as a matplotlib Figure
@@ -87,7 +88,8 @@ _HELPERS = {
         "fit_platt apply_platt"
     ),
     "comparison": "compare_models subgroup_table confident_calls",
-    "explain": "find_last_conv_layer grad_cam heatmap_regions",
+    "regions": "heatmap_regions occlude",
+    "explain": "find_last_conv_layer grad_cam",
     "shift": "acquisition_features univariate_shift domain_classifier_test simulate_acquisition",
     "adapt": "reestimate_batchnorm estimate_prior_em correct_for_prior reference_histogram match_histograms cross_fit",
     "records": "write_json",

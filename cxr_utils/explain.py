@@ -12,9 +12,10 @@ transfer models of chapter 04 (preprocessing -> frozen bottom -> fine-tuned top
   (4-D) output, looking inside nested models;
 - :func:`grad_cam_batch` the core of the method for one batch, written out with
   ``GradientTape`` in chapter 05 (``notebooks/05_error_analysis.ipynb``) and saved here;
-- :func:`grad_cam` heatmaps in 0..1, shape ``(n, height, width)``, for any model;
-- :func:`heatmap_regions` how hot each heatmap is in the image's corners and outer border
-  (where burned-in side markers and text sit) against the lung fields.
+- :func:`grad_cam` heatmaps in 0..1, shape ``(n, height, width)``, for any model.
+
+Where a heatmap's heat lies (the corners, the border, the lung fields), and covering those
+regions to test what the heat hints at, are in :mod:`cxr_utils.regions`.
 
 The class score is the logit (the input of a final sigmoid ``Dense`` layer)
 where the model ends with one: gradients of a saturated probability vanish.
@@ -29,7 +30,7 @@ import keras
 import numpy as np
 from PIL import Image
 
-__all__ = ["CORNERS", "find_last_conv_layer", "grad_cam_batch", "grad_cam", "heatmap_regions"]
+__all__ = ["find_last_conv_layer", "grad_cam_batch", "grad_cam"]
 
 
 #: Layers passed over when looking for the last convolutional layer: pooling halves the
@@ -260,111 +261,3 @@ def _check_chain(model: keras.Model, batch: np.ndarray, forward, is_logit: bool)
             f"cannot run {model.name!r} as a chain of layers around the nested layer "
             "(it has branches at the outer level): pass the nested model itself"
         )
-
-
-CORNERS = ("top left", "top right", "bottom left", "bottom right")
-
-
-def heatmap_regions(
-    heatmaps: np.ndarray,
-    border: float = 0.15,
-    corner: float = 0.15,
-    corners: Sequence[str] = ("top left", "top right"),
-    mediastinum: float = 0.2,
-):
-    """Where each heatmap's evidence lies: the corners and the outer border, or the lung fields.
-
-    Side markers (the radiographer's lead *R* or *L*) and burned-in text sit near the edges
-    of a film, the side markers usually in a top corner; the lung fields fill the inside,
-    either side of the mediastinum (heart, great vessels, spine) down the middle. For each
-    map this measures the mean heat in its hottest corner square (of ``corners``) against the
-    mean heat in the lung fields (inside the border, without a central band), the share of
-    the map's mass in the outer border beside the share of the image the border covers (what
-    a uniform map would put there), and where the peak lies. The regions are fixed fractions
-    of the image, not segmented anatomy.
-
-    Parameters
-    ----------
-    heatmaps : numpy.ndarray
-        Shape ``(n, height, width)``, non-negative (e.g. from :func:`grad_cam`).
-    border : float
-        Width of the outer border as a fraction of each side, in ``(0, 0.5)``; the centre is
-        the rest.
-    corner : float
-        Side of each corner square as a fraction of each side, in ``(0, 0.5]``.
-    corners : sequence of str
-        The corners measured, of "top left", "top right", "bottom left" and "bottom right"
-        (as the image is shown). Default: the top ones, where side markers sit; the bottom
-        corners of a chest film also hold the lung bases and the abdomen.
-    mediastinum : float
-        Width of the central band left out of the lung fields, as a fraction of the width, in ``[0, 1)``.
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per map: ``corner_heat`` (mean of the map in its hottest corner square),
-        ``hottest_corner`` (which of ``corners``), ``lung_heat`` (mean in the lung fields),
-        ``corner_to_lungs`` (their ratio; NaN where the lung fields are all zero),
-        ``border_share`` (fraction of the map's mass in the border, 0..1; NaN for an all-zero
-        map), ``border_area`` (fraction of the image the border covers), ``peak_in_border``
-        and ``peak_in_corners`` (whether the map's maximum lies in the border, or in one of
-        ``corners``).
-
-    Raises
-    ------
-    ValueError
-        For maps that are not 3-D or have negative values, fractions out of range, or an
-        unknown or empty ``corners``.
-    """
-    import pandas as pd
-
-    maps = np.asarray(heatmaps, dtype=np.float64)
-    if maps.ndim != 3:
-        raise ValueError(f"heatmaps must have shape (n, height, width), got {maps.shape}")
-    if (maps < 0).any():
-        raise ValueError("heatmaps must be non-negative")
-    if not 0 < border < 0.5 or not 0 < corner <= 0.5 or not 0 <= mediastinum < 1:
-        raise ValueError(
-            f"need 0 < border < 0.5, 0 < corner <= 0.5, 0 <= mediastinum < 1: {border}, {corner}, {mediastinum}"
-        )
-    if not corners or set(corners) - set(CORNERS):
-        raise ValueError(f"corners must be some of {CORNERS}, got {corners!r}")
-    height, width = maps.shape[1:]
-    bh, bw = max(1, round(border * height)), max(1, round(border * width))
-    ch, cw = max(1, round(corner * height)), max(1, round(corner * width))
-    in_border = np.ones((height, width), dtype=bool)
-    in_border[bh : height - bh, bw : width - bw] = False
-    squares = {
-        "top left": (slice(0, ch), slice(0, cw)),
-        "top right": (slice(0, ch), slice(width - cw, width)),
-        "bottom left": (slice(height - ch, height), slice(0, cw)),
-        "bottom right": (slice(height - ch, height), slice(width - cw, width)),
-    }
-    squares = {name: squares[name] for name in corners}
-    in_corners = np.zeros((height, width), dtype=bool)
-    for rows, cols in squares.values():
-        in_corners[rows, cols] = True
-    heat = np.stack([maps[:, rows, cols].mean(axis=(1, 2)) for rows, cols in squares.values()], axis=1)
-    corner_heat = heat.max(axis=1)
-    in_lungs = ~in_border
-    band = round(mediastinum * width / 2)
-    in_lungs[:, width // 2 - band : width - width // 2 + band] = False
-    lung_heat = maps[:, in_lungs].mean(axis=1)
-    total = maps.sum(axis=(1, 2))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        border_share = np.where(total > 0, (maps * in_border).sum(axis=(1, 2)) / total, np.nan)
-        ratio = np.where(lung_heat > 0, corner_heat / lung_heat, np.nan)
-    peaks = maps.reshape(len(maps), -1).argmax(axis=1)
-    peak_rows, peak_cols = np.unravel_index(peaks, (height, width))
-    return pd.DataFrame(
-        {
-            "corner_heat": corner_heat,
-            "hottest_corner": np.array(list(squares))[heat.argmax(axis=1)],
-            "lung_heat": lung_heat,
-            "corner_to_lungs": ratio,
-            "border_share": border_share,
-            "border_area": in_border.mean(),
-            "peak_in_border": in_border[peak_rows, peak_cols] & (total > 0),
-            "peak_in_corners": in_corners[peak_rows, peak_cols] & (total > 0),
-        }
-    )

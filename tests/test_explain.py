@@ -1,4 +1,5 @@
-"""Grad-CAM: a model that keys on a planted bright square is shown to look at the square."""
+"""Grad-CAM: a model that keys on a planted bright square is shown to look at the square; the film's regions
+(``cxr_utils.regions``): where a heatmap's heat lies, and covering the corners or the border."""
 
 import keras
 import numpy as np
@@ -114,7 +115,7 @@ def test_transfer_image_model(keras_weights):
 
 
 def test_heatmap_regions_measures_corner_and_border_heat():
-    from cxr_utils.explain import CORNERS, heatmap_regions
+    from cxr_utils.regions import CORNERS, heatmap_regions
 
     maps = np.zeros((3, 20, 20))
     maps[0, 1, 18] = 1.0  # top-right corner: in the border and in a corner
@@ -124,6 +125,7 @@ def test_heatmap_regions_measures_corner_and_border_heat():
     regions = heatmap_regions(maps, border=0.15, corner=0.15)
     assert regions["peak_in_border"].tolist() == [True, False, True]
     assert regions["peak_in_corners"].tolist() == [True, False, True]
+    assert regions["peak_region"].tolist() == ["top right", "mediastinum", "top left"]  # ties: the first pixel
     assert regions.loc[0, "hottest_corner"] == "top right"
     assert regions.loc[0, "corner_heat"] == pytest.approx(1 / 9)  # one pixel of a 3 x 3 corner
     lungs = 14 * (14 - 4)  # inside the 3-pixel border, without the 4 central columns
@@ -135,19 +137,90 @@ def test_heatmap_regions_measures_corner_and_border_heat():
     assert regions.loc[2, "corner_to_lungs"] == pytest.approx(1.0)
     assert regions.loc[2, "border_share"] == pytest.approx(1 - (14 / 20) ** 2)
     assert regions.loc[2, "border_share"] == pytest.approx(regions.loc[2, "border_area"])
-    bottom = np.zeros((1, 20, 20))
-    bottom[0, 19, 0] = 1.0
-    assert heatmap_regions(bottom).loc[0, "corner_heat"] == 0  # the top corners by default
-    assert not heatmap_regions(bottom).loc[0, "peak_in_corners"]
-    assert heatmap_regions(bottom, corners=CORNERS).loc[0, "hottest_corner"] == "bottom left"
+    bottom = np.zeros((4, 20, 20))
+    bottom[0, 19, 0] = 1.0  # bottom-left corner
+    bottom[1, 19, 19] = 1.0  # bottom-right corner
+    bottom[2, 10, 0] = 1.0  # the left edge, between the corners
+    bottom[3, 10, 4] = 1.0  # a lung field
+    every = heatmap_regions(bottom)  # all four corners by default
+    assert every["hottest_corner"].tolist()[:2] == ["bottom left", "bottom right"]
+    assert every["peak_region"].tolist() == ["bottom left", "bottom right", "border", "lung fields"]
+    assert every["peak_in_corners"].tolist() == [True, True, False, False]
+    assert every["peak_in_border"].tolist() == [True, True, True, False]
+    assert every.loc[1, "corner_heat"] == pytest.approx(1 / 9)
+    top = heatmap_regions(bottom, corners=("top left", "top right"))  # only the corners asked for
+    assert top.loc[0, "corner_heat"] == 0 and not top.loc[0, "peak_in_corners"]
+    assert top.loc[0, "peak_region"] == "border"  # a corner not measured is part of the border
+    assert set(heatmap_regions(bottom, corners=CORNERS)["hottest_corner"]) <= set(CORNERS)
     with pytest.raises(ValueError):
         heatmap_regions(bottom, corners=("middle",))
     empty = heatmap_regions(np.zeros((1, 8, 8)))
     assert np.isnan(empty.loc[0, "border_share"]) and np.isnan(empty.loc[0, "corner_to_lungs"])
-    assert not empty.loc[0, "peak_in_border"]
+    assert not empty.loc[0, "peak_in_border"] and not empty.loc[0, "peak_in_corners"]
+    assert empty.loc[0, "peak_region"] == "none"
     with pytest.raises(ValueError):
         heatmap_regions(np.zeros((8, 8)))
     with pytest.raises(ValueError):
         heatmap_regions(-np.ones((1, 8, 8)))
     with pytest.raises(ValueError):
         heatmap_regions(np.zeros((1, 8, 8)), border=0.6)
+
+
+def test_heatmap_regions_corner_wider_than_border():
+    from cxr_utils.regions import heatmap_regions
+
+    maps = np.zeros((1, 20, 20))
+    maps[0, 4, 4] = 1.0  # inside a 5-pixel corner square, beyond a 2-pixel border
+    regions = heatmap_regions(maps, border=0.1, corner=0.25)
+    assert regions.loc[0, "peak_region"] == "top left" and not regions.loc[0, "peak_in_border"]
+
+
+def test_occlude_covers_the_burned_in_text_of_a_real_film(resized_224):
+    from PIL import Image
+
+    from cxr_utils.regions import occlude
+
+    # a NORMAL2- test film with burned-in text ("KV59") in its bottom-right corner, 224 x 224
+    film = Image.open(resized_224 / "test" / "NORMAL" / "NORMAL2-IM-0233-0001.jpeg").convert("L")
+    images = np.asarray(film)[None]
+    before = images.copy()
+    side = round(0.15 * 224)  # 34 pixels
+    text = images[0, 224 - side :, 224 - side :]
+    assert text.std() > 10  # the corner holds structure (the text and the film's edge)
+    corners = occlude(images, "corners")
+    assert corners.shape == images.shape and corners.dtype == np.uint8
+    np.testing.assert_array_equal(images, before)  # the input is not changed
+    visible = np.ones((224, 224), dtype=bool)
+    for rows in (slice(0, side), slice(224 - side, 224)):
+        for cols in (slice(0, side), slice(224 - side, 224)):
+            visible[rows, cols] = False
+    level = round(float(np.median(images[0][visible])))
+    assert (corners[0][~visible] == level).all()  # one grey level: the image's median of what is left
+    np.testing.assert_array_equal(corners[0][visible], images[0][visible])  # only the corner squares change
+    assert corners[0, 224 - side :, 224 - side :].std() == 0  # the text is gone
+    band = round(0.1 * 224)
+    border = occlude(images, "border", size=0.1, fill=0)
+    assert (border[0, :band] == 0).all() and (border[0, :, -band:] == 0).all()
+    np.testing.assert_array_equal(border[0, band:-band, band:-band], images[0, band:-band, band:-band])
+
+
+def test_occlude_shapes_fill_and_errors():
+    from cxr_utils.regions import occlude
+
+    rng = np.random.default_rng(0)
+    rgb = rng.uniform(0, 255, (2, 20, 20, 3)).astype("float32")
+    out = occlude(rgb, "border", size=0.1)
+    assert out.shape == rgb.shape and out.dtype == np.float32
+    for image, original in zip(out, rgb):
+        np.testing.assert_array_equal(image[2:18, 2:18], original[2:18, 2:18])
+        assert np.unique(image[0]).size == 1  # every channel of the band, one level per image
+        assert image[0, 0, 0] == pytest.approx(np.median(original[2:18, 2:18]))
+    assert out[0, 0, 0, 0] != out[1, 0, 0, 0]
+    tiny = occlude(np.full((1, 4, 4), 9, dtype=np.uint8), "corners", size=0.1, fill=0)
+    assert tiny[0].tolist() == [[0, 9, 9, 0], [9, 9, 9, 9], [9, 9, 9, 9], [0, 9, 9, 0]]  # at least one pixel
+    with pytest.raises(ValueError, match="region"):
+        occlude(rgb, "lungs")
+    with pytest.raises(ValueError, match="size"):
+        occlude(rgb, "corners", size=0.5)
+    with pytest.raises(ValueError, match="shape"):
+        occlude(rgb[0, :, :, 0], "corners")
