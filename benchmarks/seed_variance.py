@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import time
 from datetime import datetime, timezone
@@ -224,6 +225,12 @@ def main() -> None:
         write_record(args, per_seed, minutes)
 
 
+def command() -> str:
+    """This script's command line, with the variable that caps oneDNN's kernels where it is set."""
+    cap = f"ONEDNN_MAX_CPU_ISA={os.environ['ONEDNN_MAX_CPU_ISA']} " if os.environ.get("ONEDNN_MAX_CPU_ISA") else ""
+    return f"{cap}python benchmarks/seed_variance.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
 def write_record(args: argparse.Namespace, per_seed: pd.DataFrame, minutes: dict) -> None:
     """Add these runs to the committed record: what was measured, how, on which CPU kind, when."""
     path = config.project_root() / SEED_RECORD
@@ -247,7 +254,7 @@ def write_record(args: argparse.Namespace, per_seed: pd.DataFrame, minutes: dict
         {
             "cpu_kind": kind,
             "seeds": args.seeds,
-            "command": "python benchmarks/seed_variance.py " + " ".join(sys.argv[1:]),
+            "command": command(),
             "commit": commit,
             "uncommitted_changes": dirty,
             "date": datetime.now(timezone.utc).date().isoformat(),
