@@ -249,13 +249,15 @@ def write_record(args: argparse.Namespace, per_seed: pd.DataFrame, minutes: dict
     kept = [r for r in record["runs"] if (r["model"], r["seed"], r["cpu_kind"]) not in new]
     rows = per_seed.drop(columns=["config_hash"]).to_dict(orient="records")
     commit, dirty = git_state()
+    scored = per_seed.groupby("cpu_kind")["scored_at_commit"].agg(lambda c: c[c.str.len() == 40].mode().tolist())
     measurements = [m for m in record["measurements"] if not (m["cpu_kind"] in kinds and m["seeds"] == args.seeds)]
     measurements += [
         {
             "cpu_kind": kind,
             "seeds": args.seeds,
             "command": command(),
-            "commit": commit,
+            "commit": scored[kind][0] if len(scored[kind]) == 1 else commit,  # where the runs were scored
+            "recorded_at_commit": commit,
             "uncommitted_changes": dirty,
             "date": datetime.now(timezone.utc).date().isoformat(),
             "cores": os.cpu_count(),
