@@ -5,8 +5,8 @@ run from ``benchmarks/records/seed_variance.json`` (``python benchmarks/seed_var
 The record holds one row per model, seed and CPU kind, and for each measurement its command,
 commit, CPU kind and date; it covers at least two CPU kinds, since the CPU changes the kernels
 and so the results, with at least six runs of each chapter's model; and it names the
-configuration hash of each model it measured. Chapters 03 and 04's configuration, computed here from their ``parameters``
-cell and the ``parameters = dict(...)`` they pass to ``finish_run`` (full mode, as the record
+configuration hash of each model it measured. Chapters 03 and 04's configuration, computed here
+from their ``parameters`` cell and the ``parameters = dict(...)`` they pass to ``finish_run`` (full mode, as the record
 was measured), must still be the one measured: a chapter that trains differently makes the
 record stale, and this test says so.
 """
