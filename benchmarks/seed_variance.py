@@ -44,6 +44,7 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 
+from cxr_course.runner import execute_notebook
 from cxr_utils import config
 from cxr_utils.ledger import _git_state as git_state
 from cxr_utils.ledger import read_ledger
@@ -52,7 +53,6 @@ from cxr_utils.model_card import SEED_RECORD
 from cxr_utils.records import write_json
 from cxr_utils.runs import load_run, run_name
 from cxr_utils.tables import table_to_markdown
-from cxr_utils.tools.course import execute_notebook
 
 NOTEBOOKS = ("03_cnn_from_scratch", "04_transfer_learning", "06_domain_shift")
 #: The models each seed produces: label -> run folder base name (chapter 06 writes one per method).

@@ -37,7 +37,8 @@ One module per concern, in layers: each module imports only modules listed above
 ``ledger``        the test ledger: every scoring of a test split, by commit, configuration and test images
 ``runs``          run folders: ``finish_run`` (the one door to the test split) and ``load_run``
 ``model_card``    a run's model card (``model_card.md``): intended use, data, metrics, limits, how to load
-``tools``         the ``cxr`` command line, the whole course, the download, the website, versions
+``versions``      the versions a notebook runs with, against the project's requirements
+``quiet``         Keras started without TensorFlow's start-up log, with the course's CPU setting
 
 Definitions a chapter writes out and the package also needs (the augmentation, the CNN, how
 it is compiled, the callbacks, the transfer model's head, the Grad-CAM core) are marked
@@ -96,8 +97,8 @@ _HELPERS = {
     "ledger": "read_ledger summarise",
     "runs": "run_name run_folder finish_run load_run",
     "model_card": "seed_spread write_model_card",
-    "tools.quiet": "start_keras",
-    "tools.versions": "check_versions",
+    "quiet": "start_keras",
+    "versions": "check_versions",
 }
 _MODULE_OF = {name: module for module, names in _HELPERS.items() for name in names.split()}
 

@@ -28,14 +28,15 @@ import pandas as pd
 import pytest
 from filelock import FileLock
 
+from cxr_course import cli
+from cxr_course import runner as course
+from cxr_course.fetch import ArchiveError, download_dataset, extract_archive
 from cxr_utils import cache as cache_module
 from cxr_utils import runs as runs_module
 from cxr_utils.cache import cache_images
 from cxr_utils.dataset import index_dataset
 from cxr_utils.layout import DatasetLayoutError, find_dataset
 from cxr_utils.runs import finish_run, load_run
-from cxr_utils.tools import cli, course
-from cxr_utils.tools.download import ArchiveError, download_dataset, extract_archive
 
 from helpers import KAGGLE_FILES, ArchiveServer, build_archive, jpeg_bytes, make_dataset, run_inputs, score_repeatedly
 
@@ -375,7 +376,7 @@ def test_row13_a_download_killed_with_sigkill_is_cleaned_up_by_the_next(served, 
     manifest_path = tmp_path / "manifest.tsv"
     manifest.to_csv(manifest_path, sep="\t", header=False, index=False)
     dest = tmp_path / "data"
-    command = [sys.executable, "-m", "cxr_utils.tools.cli", "download", "--dest", str(dest), "--url", server.url]
+    command = [sys.executable, "-m", "cxr_course.cli", "download", "--dest", str(dest), "--url", server.url]
     process = subprocess.Popen(
         [*command, "--manifest", str(manifest_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -724,8 +725,8 @@ def _scoring_inputs(index: pd.DataFrame, seed: int = 0):
 
 
 def test_issue20_row10_the_ledger_counts_scorings_of_the_official_test_split_apart(resized_224, tmp_path, capsys):
+    from cxr_course.runner import _write_summary
     from cxr_utils.ledger import read_ledger
-    from cxr_utils.tools.course import _write_summary
 
     runs = tmp_path / "runs"
     runs.mkdir()

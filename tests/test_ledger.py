@@ -3,10 +3,10 @@
 import numpy as np
 import pandas as pd
 
+from cxr_course import cli
 from cxr_utils.ledger import LEDGER_COLUMNS, LEDGER_FILE, _configuration_hash, _git_state, read_ledger, summarise
 from cxr_utils.records import read_json
 from cxr_utils.runs import finish_run
-from cxr_utils.tools import cli
 
 
 def _fixture(seed=0):
@@ -84,7 +84,7 @@ def test_cxr_ledger_prints_every_scoring(tmp_path, capsys):
 
 
 def test_the_course_summary_states_the_ledger(tmp_path):
-    from cxr_utils.tools.course import _write_summary
+    from cxr_course.runner import _write_summary
 
     index, splits, validation, test = _fixture()
     finish_run(tmp_path / "runs" / "cnn", index, splits, validation, test, n_boot=20, parameters={"seed": 0})

@@ -13,8 +13,8 @@ import pytest
 import cxr_utils
 
 PACKAGE = Path(cxr_utils.__file__).parent
-# Modules by dotted name below cxr_utils; plots and tools are packages, each listed as one layer.
-SUBPACKAGES = ("plots", "tools")
+# Modules by dotted name below cxr_utils; plots is a package, listed as one layer.
+SUBPACKAGES = ("plots",)
 MODULES = sorted(
     ".".join(path.relative_to(PACKAGE).with_suffix("").parts)
     for path in PACKAGE.rglob("*.py")
@@ -75,7 +75,7 @@ def test_the_import_contract_sees_imports_inside_functions(tmp_path):
     fake.write_text("import numpy\nfrom .images import read_header\n\n\ndef f():\n    from .runs import load_run\n")
     assert imports_of(fake, "cxr_utils.names") == {"images", "runs"}
     (tmp_path / "__init__.py").write_text("from .. import ledger\n")
-    assert imports_of(tmp_path / "__init__.py", "cxr_utils.tools") == {"ledger"}
+    assert imports_of(tmp_path / "__init__.py", "cxr_utils.plots") == {"ledger"}
 
 
 def test_cxr_gives_every_chapter_helper_without_loading_tensorflow():

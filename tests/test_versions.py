@@ -5,8 +5,8 @@ from importlib.metadata import metadata, requires
 import pytest
 from packaging.requirements import Requirement
 
-from cxr_utils.tools import versions
-from cxr_utils.tools.versions import check_versions
+from cxr_utils import versions
+from cxr_utils.versions import check_versions
 
 
 def _runtime_requirements() -> dict[str, Requirement]:

@@ -14,7 +14,7 @@ import pandas as pd
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 
-from .. import __version__
+from . import __version__
 
 __all__ = ["check_versions"]
 

@@ -26,7 +26,7 @@ import os
 import sys
 from contextlib import contextmanager
 
-from ..records import tensorflow_onednn
+from .records import tensorflow_onednn
 
 __all__ = ["start_keras"]
 

@@ -26,11 +26,11 @@ import pandas as pd
 import pooch
 import requests
 
-from .. import config
-from ..images import file_sha256
-from ..layout import DatasetLayoutError, _is_macos_metadata, find_dataset
-from ..parallel import progress_bar
-from ..verification import VerificationReport, official_manifest_path, verify_dataset
+from cxr_utils import config
+from cxr_utils.images import file_sha256
+from cxr_utils.layout import DatasetLayoutError, _is_macos_metadata, find_dataset
+from cxr_utils.parallel import progress_bar
+from cxr_utils.verification import VerificationReport, official_manifest_path, verify_dataset
 
 __all__ = ["MENDELEY_URL", "DownloadError", "ArchiveError", "extract_archive", "download_dataset"]
 

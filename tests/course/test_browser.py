@@ -29,7 +29,7 @@ from cxr_utils import config
 
 from helpers import browser_or_skip
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = ROOT / "notebooks" / "01_dataset_exploration.ipynb"
 SCREENSHOTS = config.build_dir() / "browser"
 TOKEN = "cxr-browser-test"

@@ -21,11 +21,12 @@ from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from .. import config
-from ..dataset import DatasetIndex, index_dataset
-from ..layout import DatasetLayoutError
-from ..verification import verify_dataset
-from .download import download_dataset
+from cxr_utils import config
+from cxr_utils.dataset import DatasetIndex, index_dataset
+from cxr_utils.layout import DatasetLayoutError
+from cxr_utils.verification import verify_dataset
+
+from .fetch import download_dataset
 
 __all__ = ["CourseError", "NotebookRun", "list_notebooks", "execute_notebook", "run_course"]
 
@@ -258,9 +259,9 @@ def _write_summary(
     ``<runs>/05_error_analysis[_fast]/results.{md,json}``, copied unchanged (or a line saying
     it is missing).
     """
-    from ..ledger import read_ledger, scoring_counts, summarise
-    from ..records import software_versions, write_json
-    from ..runs import run_name
+    from cxr_utils.ledger import read_ledger, scoring_counts, summarise
+    from cxr_utils.records import software_versions, write_json
+    from cxr_utils.runs import run_name
 
     build_dir = Path(build_dir)
     build_dir.mkdir(parents=True, exist_ok=True)

@@ -5,8 +5,8 @@ import json
 import nbformat
 import pytest
 
-from cxr_utils.tools import course
-from cxr_utils.tools.course import CourseError, _resolve_dataset, execute_notebook, list_notebooks
+from cxr_course import runner as course
+from cxr_course.runner import CourseError, _resolve_dataset, execute_notebook, list_notebooks
 
 from helpers import make_dataset
 
@@ -116,8 +116,8 @@ def test_failing_cell_is_named(tmp_path):
 
 
 def test_html_and_summary_quote_the_results_table(tmp_path):
+    from cxr_course.runner import NotebookRun, _render_html, _write_summary
     from cxr_utils.records import write_json
-    from cxr_utils.tools.course import NotebookRun, _render_html, _write_summary
 
     path = _notebook(tmp_path, "print('hello')")
     executed = tmp_path / "build" / "executed" / "01_demo.ipynb"
@@ -143,7 +143,7 @@ def test_html_and_summary_quote_the_results_table(tmp_path):
 @pytest.mark.parametrize("value", ["1", "on", "TRUE", "Yes"])
 def test_cxr_course_never_downloads_when_the_flag_is_on(tmp_path, monkeypatch, capsys, value):
     """`CXR_NO_DOWNLOAD=on cxr course` once started the 1.2 GB download: the CLI parsed the flag itself."""
-    from cxr_utils.tools import cli
+    from cxr_course import cli
 
     monkeypatch.delenv("CXR_DATA_DIR", raising=False)
     monkeypatch.setenv("CXR_NO_DOWNLOAD", value)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import config
+from cxr_utils import config
 
 __all__ = ["main"]
 
@@ -29,13 +29,13 @@ __all__ = ["main"]
 def _manifest_argument(value: str | None) -> Path | None:
     if value is None:
         return None
-    from ..verification import official_manifest_path
+    from cxr_utils.verification import official_manifest_path
 
     return official_manifest_path() if value == "official" else Path(value)
 
 
 def _cmd_index(args: argparse.Namespace) -> int:
-    from ..dataset import _none_usable, index_dataset
+    from cxr_utils.dataset import _none_usable, index_dataset
 
     out = _output_path(args.out)
     dataset = index_dataset(args.root, read_headers=not args.no_headers, sha256=args.sha256, decode=args.decode)
@@ -77,7 +77,7 @@ def _output_path(value: str | None) -> Path | None:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from ..verification import verify_dataset
+    from cxr_utils.verification import verify_dataset
 
     json_path = _output_path(args.json)
     report = verify_dataset(args.root, _manifest_argument(args.manifest), decode=not args.no_decode)
@@ -89,9 +89,9 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
-    from ..audit import duplicate_files, shared_patients
-    from ..dataset import index_dataset
-    from ..verification import index_manifest
+    from cxr_utils.audit import duplicate_files, shared_patients
+    from cxr_utils.dataset import index_dataset
+    from cxr_utils.verification import index_manifest
 
     if args.root:
         dataset = index_dataset(args.root, read_headers=False, sha256=True)
@@ -134,7 +134,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 
 
 def _cmd_download(args: argparse.Namespace) -> int:
-    from .download import download_dataset
+    from .fetch import download_dataset
 
     report = download_dataset(
         args.dest,
@@ -148,7 +148,7 @@ def _cmd_download(args: argparse.Namespace) -> int:
 
 
 def _cmd_course(args: argparse.Namespace) -> int:
-    from .course import run_course
+    from .runner import run_course
 
     allowed = config.downloads_allowed() and not args.no_download
     runs = run_course(args.data, download=allowed, fast=True if args.fast else None)
@@ -158,7 +158,7 @@ def _cmd_course(args: argparse.Namespace) -> int:
 
 
 def _cmd_ledger(args: argparse.Namespace) -> int:
-    from ..ledger import read_ledger, scoring_counts, summarise
+    from cxr_utils.ledger import read_ledger, scoring_counts, summarise
 
     ledger = read_ledger(args.runs)
     if not ledger.empty:
@@ -235,11 +235,11 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``cxr``; returns the exit status."""
     args = _build_parser().parse_args(argv)
     if getattr(args, "url", "unset") is None:
-        from .download import MENDELEY_URL
+        from .fetch import MENDELEY_URL
 
         args.url = MENDELEY_URL
-    from .course import CourseError
-    from .download import ArchiveError, DownloadError
+    from .fetch import ArchiveError, DownloadError
+    from .runner import CourseError
 
     try:
         return args.run(args)
