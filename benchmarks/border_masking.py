@@ -31,7 +31,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from cxr_utils import config
+import cxr_utils
 from cxr_utils.cache import cache_images
 from cxr_utils.calibration import clipped_logit
 from cxr_utils.models import build_cnn, compile_binary
@@ -102,13 +102,13 @@ def occlusion_table(model, images: dict[str, np.ndarray], paths: dict[str, pd.Se
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=str(config.data_dir()), help="the dataset root (default: CXR_DATA_DIR)")
+    parser.add_argument("--data", default=str(cxr_utils.data_dir()), help="the dataset root (default: CXR_DATA_DIR)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=None, help="default: chapter 03's (14; 2 in fast mode)")
     parser.add_argument("--probability", type=float, default=0.5)
     parser.add_argument("--widths", type=float, nargs=2, default=(0.02, 0.15))
     args = parser.parse_args()
-    fast = config.fast_mode()
+    fast = cxr_utils.fast_mode()
     epochs = args.epochs or (2 if fast else 14)
     baseline = load_run(run_name("03_cnn_from_scratch", fast=fast, seed=args.seed))
 

@@ -34,7 +34,7 @@ import pandas as pd
 from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 
-from cxr_utils import config
+from cxr_course import build_dir, test_data_dir
 from cxr_utils.cache import cache_images
 from cxr_utils.models import build_cnn, compile_binary
 from cxr_utils.pipeline import CachedBatches, augmentation_layers, predict_scores, recompress_jpeg
@@ -121,11 +121,11 @@ def evaluate(name: str, options: dict, cache, splits, seed: int, epochs: int, ou
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=config.test_data_dir() / "chest_xray_224")
+    parser.add_argument("--data", type=Path, default=test_data_dir() / "chest_xray_224")
     parser.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=list(CANDIDATES))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=14)
-    parser.add_argument("--out", type=Path, default=config.build_dir() / "benchmarks")
+    parser.add_argument("--out", type=Path, default=build_dir() / "benchmarks")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     cache = cache_images(args.data, size=128)

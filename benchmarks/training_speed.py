@@ -45,7 +45,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cxr_utils import config
+from cxr_course import build_dir, test_data_dir
 from cxr_utils.tables import table_to_markdown
 
 #: Each setting: a name and what it changes from the course's (TensorFlow, float32, no XLA, the chapters' batches).
@@ -121,7 +121,7 @@ def measure(model_name: str, setting: dict, images: int, epochs: int) -> dict:
         torch.set_num_threads(setting["threads"])
     keras.mixed_precision.set_global_policy(setting["precision"])
     cxr.set_seeds(0)
-    data = str(config.test_data_dir() / "chest_xray_224")
+    data = str(test_data_dir() / "chest_xray_224")
     size = 128 if model_name == "cnn" else 224
     cache = cxr.cache_images(data, size=size, progress=False)
     rows = np.linspace(0, len(cache.images) - 1, images).astype(int)  # both classes, every split
@@ -150,7 +150,7 @@ def measure(model_name: str, setting: dict, images: int, epochs: int) -> dict:
         seconds.append(time.perf_counter() - start)
     predict = len(x) / sorted(seconds)[1]
     assert np.isfinite(scores).all(), "the model predicted NaN"
-    from cxr_utils.records import tensorflow_onednn
+    from cxr_utils import tensorflow_onednn
 
     kernels = {True: "oneDNN", False: "TensorFlow's own", None: "-"}[tensorflow_onednn()]  # as it ran
     if setting["backend"] != "tensorflow":  # TensorFlow is loaded (tf.data, the cache) but does not train
@@ -223,7 +223,7 @@ def main() -> None:
         table[f"{column.split()[0]} speed-up"] = (
             table[column] / baseline.reindex(table.index.get_level_values("model")).to_numpy()
         )
-    folder = config.build_dir() / "benchmarks"
+    folder = build_dir() / "benchmarks"
     folder.mkdir(parents=True, exist_ok=True)
     record = {"machine": cpu, "versions": versions(), "images": args.images, "epochs": args.epochs}
     (folder / "training_speed.json").write_text(

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cxr_utils import config
+from cxr_utils import downloads_allowed
 
 __all__ = ["main"]
 
@@ -150,7 +150,7 @@ def _cmd_download(args: argparse.Namespace) -> int:
 def _cmd_course(args: argparse.Namespace) -> int:
     from .runner import run_course
 
-    allowed = config.downloads_allowed() and not args.no_download
+    allowed = downloads_allowed() and not args.no_download
     runs = run_course(args.data, download=allowed, fast=True if args.fast else None)
     total = sum(run.seconds for run in runs)
     print(f"Course done: {len(runs)} notebook(s) executed in {total:.0f} s.")

@@ -26,7 +26,7 @@ import pandas as pd
 import pooch
 import requests
 
-from cxr_utils import config
+from cxr_utils import data_dir as default_data_dir
 from cxr_utils.images import file_sha256
 from cxr_utils.layout import DatasetLayoutError, _is_macos_metadata, find_dataset
 from cxr_utils.parallel import progress_bar
@@ -172,14 +172,14 @@ def download_dataset(
 ) -> VerificationReport:
     """Download, extract and verify the dataset into ``data_dir/chest_xray``; return the verification report.
 
-    ``data_dir`` defaults to :func:`cxr_utils.config.data_dir`. When ``chest_xray`` exists there
+    ``data_dir`` defaults to :func:`cxr_utils.data_dir`. When ``chest_xray`` exists there
     already (a finished earlier run), nothing is downloaded and it is verified. ``url`` and
     ``sha256`` are as :func:`_download_archive`'s; ``manifest`` (default the official one) is
     what the files are verified against; ``keep_archive`` keeps ``ChestXRay2017.zip`` after a
     successful extraction. Raises :class:`DownloadError` and :class:`ArchiveError` as the
     download and the extraction do.
     """
-    data_dir = Path(data_dir) if data_dir is not None else config.data_dir()
+    data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
     root = data_dir / _EXTRACTED_NAME
     if root.exists():  # extraction is atomic: an existing folder is a finished one
         print(f"{root} already exists: verifying it instead of downloading again.", file=sys.stderr, flush=True)

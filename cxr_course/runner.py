@@ -21,11 +21,12 @@ from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from cxr_utils import config
+import cxr_utils
 from cxr_utils.dataset import DatasetIndex, index_dataset
 from cxr_utils.layout import DatasetLayoutError
 from cxr_utils.verification import verify_dataset
 
+from . import build_dir
 from .fetch import download_dataset
 
 __all__ = ["CourseError", "NotebookRun", "list_notebooks", "execute_notebook", "run_course"]
@@ -53,7 +54,7 @@ class NotebookRun:
 
 
 def _resolve_dataset(data_dir: str | os.PathLike | None = None, *, download: bool = True) -> DatasetIndex:
-    """The index (with header reads) of the dataset in ``data_dir`` (default :func:`cxr_utils.config.data_dir`),
+    """The index (with header reads) of the dataset in ``data_dir`` (default :func:`cxr_utils.data_dir`),
     downloaded there if needed: the folder is walked once, and the index is what verification reads.
 
     With ``download``, the dataset is downloaded when the default ``data/`` folder holds none
@@ -62,8 +63,8 @@ def _resolve_dataset(data_dir: str | os.PathLike | None = None, *, download: boo
     ``$CXR_DATA_DIR``) is never downloaded into: a mistyped path should fail, not start a
     1.2 GB download. Raises :class:`CourseError` if no dataset is found and none may be downloaded.
     """
-    explicit = data_dir is not None or config._path_from_env("CXR_DATA_DIR") is not None
-    folder = Path(data_dir) if data_dir is not None else config.data_dir()
+    explicit = data_dir is not None or bool(os.environ.get("CXR_DATA_DIR", "").strip())
+    folder = Path(data_dir) if data_dir is not None else cxr_utils.data_dir()
     try:
         return index_dataset(folder, read_headers=True)
     except (FileNotFoundError, DatasetLayoutError) as error:
@@ -116,7 +117,7 @@ def _kaggle_copy() -> DatasetIndex | None:
 
 def list_notebooks(notebooks_dir: str | os.PathLike | None = None) -> list[Path]:
     """The course's numbered notebooks (``NN_*.ipynb``), in order."""
-    folder = Path(notebooks_dir) if notebooks_dir is not None else config.project_root() / "notebooks"
+    folder = Path(notebooks_dir) if notebooks_dir is not None else cxr_utils.project_root() / "notebooks"
     return sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb") if p.is_file())
 
 
@@ -210,7 +211,7 @@ def run_course(
         os.environ["CXR_NO_DOWNLOAD"] = "1"  # the notebooks download no weights either
     if fast is not None:
         os.environ["CXR_FAST"] = "1" if fast else "0"
-    out = config.build_dir() / "executed"
+    out = build_dir() / "executed"
     html_dir = out.parent / "html"
     notebooks = list_notebooks()
     if not notebooks:
@@ -225,7 +226,7 @@ def run_course(
             f"[{number}/{len(notebooks)}] {notebook.name} done in {seconds:.0f} s -> {out / notebook.name}, {html}",
             flush=True,
         )
-    summary_md, _ = _write_summary(runs, out.parent, data_dir=root, fast=config.fast_mode(), verdict=report.verdict)
+    summary_md, _ = _write_summary(runs, out.parent, data_dir=root, fast=cxr_utils.fast_mode(), verdict=report.verdict)
     print(f"Summary: {summary_md}", flush=True)
     return runs
 
@@ -260,12 +261,12 @@ def _write_summary(
     it is missing).
     """
     from cxr_utils.ledger import read_ledger, scoring_counts, summarise
-    from cxr_utils.records import software_versions, write_json
+    from cxr_utils.records import write_json
     from cxr_utils.runs import run_name
 
     build_dir = Path(build_dir)
     build_dir.mkdir(parents=True, exist_ok=True)
-    runs_root = Path(runs_dir) if runs_dir is not None else config.runs_dir()
+    runs_root = Path(runs_dir) if runs_dir is not None else cxr_utils.runs_dir()
     results_dir = runs_root / run_name(RESULTS_RUN, fast=fast)
     results_md, results_json = results_dir / "results.md", results_dir / "results.json"
     mode = "fast (CXR_FAST=1)" if fast else "full"
@@ -306,6 +307,6 @@ def _write_summary(
             # official: the official test split's paths exactly; other: other test images; unknown: older rows
             "by_test_images": scoring_counts(ledger).drop("all").to_dict(orient="index"),
         },
-        "software": software_versions(),
+        "software": cxr_utils.software_versions(),
     }
     return markdown, write_json(build_dir / "summary.json", content)

@@ -26,8 +26,9 @@ from pathlib import Path
 
 import nbformat
 
-from cxr_utils import config
+from cxr_utils import project_root
 
+from . import build_dir
 from .runner import list_notebooks
 
 __all__ = ["SiteError", "stale_copies", "chapter_table", "execution_note", "stage_site", "main"]
@@ -156,7 +157,7 @@ def stage_site(
     in, each chapter's executed copy (see :func:`_for_the_site`), ``data.md`` (the project's
     ``data/README.md``) and ``_toc.yml``: the landing page, the chapters in order, the data page.
     """
-    root = config.project_root()
+    root = project_root()
     notebooks = list_notebooks() if notebooks is None else notebooks
     executed_dir, stage_dir = Path(executed_dir), Path(stage_dir)
     site_dir = root / "site"
@@ -199,8 +200,8 @@ def _build_site(
         raise SiteError(
             "the site needs Jupyter Book 1.x: pip install -e '.[site]' (the Makefile's environment has it)"
         ) from error
-    executed_dir = Path(executed_dir) if executed_dir is not None else config.build_dir() / "executed"
-    out_dir = Path(out_dir) if out_dir is not None else config.build_dir() / "site"
+    executed_dir = Path(executed_dir) if executed_dir is not None else build_dir() / "executed"
+    out_dir = Path(out_dir) if out_dir is not None else build_dir() / "site"
     notebooks = list_notebooks()
     if not notebooks:
         raise SiteError("no notebooks (notebooks/NN_*.ipynb) to publish")

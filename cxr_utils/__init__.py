@@ -3,12 +3,14 @@
 Chapters use it through one name, ``import cxr_utils as cxr``: ``cxr.cache_images(...)``,
 ``cxr.finish_run(...)``. What reads ``cxr.`` is the course's helper; what reads ``keras.``
 is the lesson. Each helper is loaded from its module the first time it is used, so
-``import cxr_utils`` loads nothing heavy (no TensorFlow).
+``import cxr_utils`` loads nothing heavy (no TensorFlow). The package itself defines the
+environment (the variables CXR_DATA_DIR, CXR_FAST, CXR_NO_DOWNLOAD, CXR_WEIGHTS_DIR and
+CXR_CACHE_DIR; a relative path is read from the project root), :func:`start_keras` and the
+version report.
 
 One module per concern, in layers: each module imports only modules listed above it
 (``tests/test_package.py`` checks every import, those inside functions included).
 
-``config``        environment variables (``CXR_*``) and default folders, parsed in one place
 ``names``         patient id and pathogen from official file names
 ``images``        header reads without decoding, integrity checks, grayscale loading
 ``parallel``      one parallel map with a progress bar, for work on many files
@@ -33,12 +35,10 @@ One module per concern, in layers: each module imports only modules listed above
 ``shift``         a shift between collections measured without labels (domain classifier)
 ``adapt``         adapting to new images without labels (AdaBN, EM prior, histograms), cross-fitted
 ``plots``         the course's figures, each returned as a matplotlib Figure
-``records``       a run's files: JSON, prediction tables, software versions
+``records``       a run's files: JSON, prediction tables
 ``ledger``        the test ledger: every scoring of a test split, by commit, configuration and test images
 ``runs``          run folders: ``finish_run`` (the one door to the test split) and ``load_run``
 ``model_card``    a run's model card (``model_card.md``): intended use, data, metrics, limits, how to load
-``versions``      the versions a notebook runs with, against the project's requirements
-``quiet``         Keras started without TensorFlow's start-up log, with the course's CPU setting
 
 Definitions a chapter writes out and the package also needs (the augmentation, the CNN, how
 it is compiled, the callbacks, the transfer model's head, the Grad-CAM core) are marked
@@ -47,17 +47,236 @@ first line of the package's); ``tests/test_saved_definitions.py`` fails when the
 drift apart.
 """
 
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from contextlib import contextmanager
+from datetime import datetime, timezone
 from importlib import import_module
-from importlib.metadata import PackageNotFoundError, version
+from importlib.metadata import PackageNotFoundError, metadata, requires, version
+from pathlib import Path
 
 try:
     __version__ = version("cxr-utils")
-except PackageNotFoundError:  # running from a source tree that is not installed
+except PackageNotFoundError:  # a source tree that is not installed
     __version__ = "0.0.0+unknown"
+
+
+def project_root() -> Path:
+    """The folder above the package when it holds ``pyproject.toml`` (a checkout), else the working directory."""
+    here = Path(__file__).resolve().parent.parent
+    return here if (here / "pyproject.toml").is_file() else Path.cwd()
+
+
+def _path_from_env(name: str) -> Path | None:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    return Path(os.path.abspath(path if path.is_absolute() else project_root() / path))
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def data_dir() -> Path:
+    """The dataset root: ``$CXR_DATA_DIR``, else ``<project>/data``."""
+    return _path_from_env("CXR_DATA_DIR") or project_root() / "data"
+
+
+def weights_dir() -> Path | None:
+    """The folder of Keras weight files ``$CXR_WEIGHTS_DIR`` names, or None."""
+    return _path_from_env("CXR_WEIGHTS_DIR")
+
+
+def fast_mode() -> bool:
+    """``CXR_FAST=1``: few images and epochs, for CI."""
+    return _flag("CXR_FAST")
+
+
+def downloads_allowed() -> bool:
+    """False when ``CXR_NO_DOWNLOAD=1``: nothing is downloaded."""
+    return not _flag("CXR_NO_DOWNLOAD")
+
+
+def runs_dir() -> Path:
+    """Where run folders go: ``<project>/runs``."""
+    return project_root() / "runs"
+
+
+def cache_dir() -> Path:
+    """Where decoded images are cached: ``$CXR_CACHE_DIR``, else ``<project>/cache``."""
+    return _path_from_env("CXR_CACHE_DIR") or project_root() / "cache"
+
+
+def _progress(iterable, **options):
+    """``iterable`` in tqdm's text bar (an executed notebook keeps its last state), on stdout in a notebook."""
+    from tqdm import tqdm
+
+    return tqdm(iterable, file=sys.stdout if "ipykernel" in sys.modules else sys.stderr, **options)
+
+
+def _installed(distribution: str) -> str | None:
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return None
+
+
+#: CPU flags that change which kernels TensorFlow and oneDNN run, hence the rounding of training.
+KERNEL_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
+_ISA_CAPS = {"AVX2": KERNEL_FLAGS[:1], "AVX512_CORE": KERNEL_FLAGS[:2], "AVX512_CORE_VNNI": KERNEL_FLAGS[:3]}
+
+
+def cpu_kind() -> str:
+    """The CPU's model name and which of :data:`KERNEL_FLAGS` it has (below ``ONEDNN_MAX_CPU_ISA``'s cap, if set)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return f"{platform.processor() or platform.machine()} (flags unknown)"
+    fields = {key.strip(): value.strip() for key, value in (line.split(":", 1) for line in lines if ":" in line)}
+    flags = set(fields.get("flags", "").split())
+    allowed = _ISA_CAPS.get(os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper(), KERNEL_FLAGS)
+    return f"{fields.get('model name', platform.machine())} ({' '.join(f for f in allowed if f in flags)})"
+
+
+def tensorflow_onednn() -> bool | None:
+    """Whether TensorFlow runs its oneDNN kernels in this process (they round differently); None before TensorFlow
+    is imported."""
+    if "tensorflow" not in sys.modules:
+        return None
+    from tensorflow.python.util import _pywrap_util_port  # TensorFlow's own test of the setting
+
+    return bool(_pywrap_util_port.IsMklEnabled())
+
+
+def software_versions() -> dict[str, str]:
+    """Python, the key packages, the Keras backend, the machine and the time (UTC), as a run records them."""
+    info = {"python": platform.python_version(), "machine": platform.machine(), "cpus": str(os.cpu_count())}
+    info["cpu_kind"] = cpu_kind()
+    if os.environ.get("ONEDNN_MAX_CPU_ISA"):
+        info["onednn_max_cpu_isa"] = os.environ["ONEDNN_MAX_CPU_ISA"]
+    for package in ("numpy", "pandas", "scikit-learn", "tensorflow", "keras", "jax", "torch", "cxr-utils"):
+        if (installed := _installed(package)) is not None:
+            info[package] = installed
+    keras = sys.modules.get("keras")  # the backend Keras runs on, as the ledger hashes it
+    info["keras_backend"] = keras.backend.backend() if keras else os.environ.get("KERAS_BACKEND", "tensorflow")
+    if (onednn := tensorflow_onednn()) is not None:
+        info["tensorflow_onednn"] = str(onednn)
+    info["time_utc"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return info
+
+
+def check_versions(packages: list[str] | None = None, *, show: bool = True):
+    """Installed versions against the ranges ``pyproject.toml`` requires (default: every required package).
+
+    Prints one line, ``Versions: python 3.11.7, numpy 2.4.6, ...``, and returns one row per package (``package``,
+    ``required``, ``installed``, ``ok``). Raises RuntimeError naming a package that is missing or out of range.
+    """
+    import pandas as pd
+    from packaging.requirements import Requirement
+    from packaging.specifiers import SpecifierSet
+
+    wanted = {r.name.lower(): r for r in map(Requirement, requires("cxr-utils") or []) if r.marker is None}
+    python_range = SpecifierSet(metadata("cxr-utils")["Requires-Python"] or "")
+    rows = [{"package": "python", "required": str(python_range), "installed": platform.python_version()}]
+    rows[0]["ok"] = rows[0]["installed"] in python_range
+    for name in [name.lower() for name in packages] if packages is not None else list(wanted):
+        required, installed = wanted.get(name), _installed(name)
+        ok = installed is not None and (required is None or required.specifier.contains(installed, prereleases=True))
+        rows.append(
+            {
+                "package": name,
+                "required": str(required.specifier) if required else "",
+                "installed": installed or "missing",
+                "ok": ok,
+            }
+        )
+    table = pd.DataFrame(rows)
+    if not (bad := table[~table["ok"]]).empty:
+        listing = ", ".join(f"{r.package} {r.installed} (needs {r.required})" for r in bad.itertuples())
+        raise RuntimeError(
+            f"wrong versions: {listing}. Run `make env` (or reinstall with pip install -e .) and restart the kernel."
+        )
+    if show:
+        listed = ", ".join(f"{r.package} {r.installed}" for r in table.itertuples())
+        print(f"Versions: {listed} (cxr-utils {__version__})")
+    return table
+
+
+@contextmanager
+def _silenced_stderr():
+    """File descriptor 2 (C and C++ writes included) pointed at ``os.devnull`` inside the block."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def start_keras() -> str:
+    """Import Keras and its backend without TensorFlow's start-up log, with the course's CPU setting; one line says
+    what runs.
+
+    Call it first (the chapters' first cell). It sets ``TF_CPP_MIN_LOG_LEVEL=2`` and ``TF_ENABLE_ONEDNN_OPTS=1``
+    unless they are set, and one inter-op thread: the fastest setting measured on a CPU (README, Benchmarks).
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # read once, when TensorFlow is imported
+    with _silenced_stderr():
+        import keras
+
+        backend = keras.backend.backend()
+        gpus = _gpu_names(backend)
+        setting = _cpu_setting(backend) if not gpus else "float32"
+    device = "GPU: " + ", ".join(gpus) if gpus else "no GPU, running on the CPU"
+    version_of_backend = getattr(sys.modules.get(backend), "__version__", "")
+    return f"Keras {keras.__version__} on {backend} {version_of_backend}: {device}; {setting}"
+
+
+def _cpu_setting(backend: str) -> str:
+    """Apply one inter-op thread before TensorFlow runs anything; say which kernels and threads run."""
+    if backend != "tensorflow":
+        return "float32"
+    import tensorflow as tf
+
+    kernels = "oneDNN kernels" if tensorflow_onednn() else "TensorFlow's own kernels (oneDNN's are off)"
+    try:
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:  # TensorFlow ran an operation already: its threads are fixed
+        return f"float32, {kernels}, TensorFlow's default threads (it had started before start_keras)"
+    fastest = " (the fastest setting measured on a CPU: README, Benchmarks)" if tensorflow_onednn() else ""
+    return f"float32, {kernels}, one inter-op thread{fastest}"
+
+
+def _gpu_names(backend: str) -> list[str]:
+    """Names of the accelerators the backend sees (this is what probes CUDA)."""
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        return [tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name) for gpu in gpus]
+    if backend == "jax":
+        import jax
+
+        return [device.device_kind for device in jax.devices() if device.platform == "gpu"]
+    if backend == "torch":
+        import torch
+
+        return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return []
+
 
 # What ``cxr.<name>`` gives, by module: the helpers the chapters call.
 _HELPERS = {
-    "config": "data_dir fast_mode weights_dir downloads_allowed runs_dir build_dir",
     "images": "load_grayscale resize_image RESIZE_POLICIES",
     "dataset": "index_dataset",
     "verification": "OFFICIAL_COUNTS verify_dataset read_manifest index_manifest",
@@ -97,12 +316,14 @@ _HELPERS = {
     "ledger": "read_ledger summarise",
     "runs": "run_name run_folder finish_run load_run",
     "model_card": "seed_spread write_model_card",
-    "quiet": "start_keras",
-    "versions": "check_versions",
 }
 _MODULE_OF = {name: module for module, names in _HELPERS.items() for name in names.split()}
 
-__all__ = sorted(_MODULE_OF)
+__all__ = [
+    *("project_root", "data_dir", "weights_dir", "fast_mode", "downloads_allowed", "runs_dir", "cache_dir"),
+    *("software_versions", "check_versions", "start_keras"),
+    *sorted(_MODULE_OF),
+]
 
 
 def __getattr__(name: str):

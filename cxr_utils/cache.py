@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 from filelock import FileLock
 
-from . import config
+from . import cache_dir as default_cache_dir
 from .dataset import DatasetIndex, _none_usable, binary_labels, index_dataset
 from .images import RESIZE_POLICIES, ImageReadError, file_sha256, load_grayscale, resize_image
 from .parallel import map_with_progress
@@ -132,7 +132,7 @@ def cache_images(
 
     ``dataset`` is the dataset root or a folder above it (indexed here), or an index already
     built, e.g. another cache's ``dataset``; rows with a ``problem`` are left out and counted in
-    a printed note. ``cache_dir`` defaults to :func:`cxr_utils.config.cache_dir`; ``workers``
+    a printed note. ``cache_dir`` defaults to :func:`cxr_utils.cache_dir`; ``workers``
     decoding processes (default one per core). An existing cache of the same key is reused.
 
     Raises ValueError for an unknown policy, a size below 8, or a copy none of whose images can
@@ -143,7 +143,7 @@ def cache_images(
         raise ValueError(f"unknown resize policy {policy!r}; choose one of {RESIZE_POLICIES}")
     if size < 8:
         raise ValueError(f"size must be at least 8 pixels, got {size}")
-    folder = _writable_folder(Path(cache_dir) if cache_dir is not None else config.cache_dir())
+    folder = _writable_folder(Path(cache_dir) if cache_dir is not None else default_cache_dir())
     if not isinstance(dataset, DatasetIndex):
         dataset = index_dataset(dataset, progress=progress)
     if unusable := _none_usable(dataset):

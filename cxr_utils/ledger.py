@@ -35,7 +35,7 @@ from pathlib import Path
 import pandas as pd
 from filelock import FileLock
 
-from . import config
+from . import project_root, runs_dir
 
 __all__ = ["append_scoring", "read_ledger", "scoring_counts", "summarise"]
 
@@ -95,7 +95,7 @@ def _git_state() -> tuple[str, bool | None]:
 
     ``dirty`` is True when tracked files have uncommitted changes (untracked files do not count).
     """
-    root = config.project_root()
+    root = project_root()
     git = functools.partial(subprocess.run, cwd=root, capture_output=True, text=True, timeout=10, check=True)
     try:
         commit = git(["git", "rev-parse", "HEAD"]).stdout.strip()
@@ -177,7 +177,7 @@ def append_scoring(
 def read_ledger(runs_root: str | os.PathLike | None = None) -> pd.DataFrame:
     """The ledger as a table (empty, with the ledger's columns, when nothing was scored yet).
 
-    ``runs_root`` defaults to :func:`cxr_utils.config.runs_dir`. A ledger begun by an older
+    ``runs_root`` defaults to :func:`cxr_utils.runs_dir`. A ledger begun by an older
     version (a header without the last columns) reads with those columns empty; a header
     line repeated inside the file (left by concurrent scorings before issue 20 was fixed) is
     not a scoring and is skipped.
@@ -186,7 +186,7 @@ def read_ledger(runs_root: str | os.PathLike | None = None) -> pd.DataFrame:
     integers where known, the metrics and ``threshold`` floats, ``official_test_paths`` True,
     False or missing (unknown).
     """
-    path = Path(runs_root if runs_root is not None else config.runs_dir()) / LEDGER_FILE
+    path = Path(runs_root if runs_root is not None else runs_dir()) / LEDGER_FILE
     if not path.exists() or path.stat().st_size == 0:
         return pd.DataFrame(columns=list(LEDGER_COLUMNS))
     header, *rows = path.read_text(encoding="utf-8").splitlines(keepends=True)

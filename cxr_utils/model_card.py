@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import config
+from . import project_root
 from .metrics import PAPER
 from .runs import CONFIG_FILE, METRICS_FILE, MODEL_FILE, THRESHOLD_FILE
 from .tables import format_interval
@@ -109,7 +109,7 @@ def seed_spread(
         ``attrs["cpu_kinds"]`` lists the CPU kinds of the runs, ``attrs["config_hashes"]`` the
         configuration hash each model was measured with.
     """
-    path = config.project_root() / SEED_RECORD
+    path = project_root() / SEED_RECORD
     columns = ["mean", "sd", "min", "max", "runs"]
     if not path.exists():
         table = pd.DataFrame(columns=columns, index=pd.MultiIndex.from_tuples([], names=["model", "metric"]))

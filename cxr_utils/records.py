@@ -1,4 +1,4 @@
-"""A run's records on disk: JSON files, prediction tables, and the software that made them.
+"""A run's records on disk: JSON files and prediction tables.
 
 Every read names the file it could not read: a truncated or empty file (an interrupted
 run) raises :class:`RecordError`, which says which file and what to do, never a bare
@@ -10,10 +10,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import platform
-import sys
-from datetime import datetime, timezone
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +20,6 @@ from .dataset import binary_labels
 
 __all__ = [
     "RecordError",
-    "software_versions",
-    "cpu_kind",
-    "tensorflow_onednn",
     "write_json",
     "read_json",
     "save_predictions",
@@ -38,63 +31,6 @@ _PREDICTION_COLUMNS = ["path", "split", "label", "patient_id", "pathogen", "y_tr
 
 class RecordError(ValueError):
     """A run's file is missing a part, is not what it should be, or does not match the rest of the run."""
-
-
-def software_versions() -> dict[str, str]:
-    """Python, the key packages, the Keras backend, the machine and the time (UTC)."""
-    info = {"python": platform.python_version(), "machine": platform.machine(), "cpus": str(os.cpu_count())}
-    info["cpu_kind"] = cpu_kind()
-    if os.environ.get("ONEDNN_MAX_CPU_ISA"):
-        info["onednn_max_cpu_isa"] = os.environ["ONEDNN_MAX_CPU_ISA"]
-    for package in ("numpy", "pandas", "scikit-learn", "tensorflow", "keras", "jax", "torch", "cxr-utils"):
-        try:
-            info[package] = version(package)
-        except PackageNotFoundError:
-            continue
-    keras = sys.modules.get("keras")  # the backend Keras runs on (also set by keras.json), as the ledger hashes it
-    info["keras_backend"] = keras.backend.backend() if keras else os.environ.get("KERAS_BACKEND", "tensorflow")
-    if (onednn := tensorflow_onednn()) is not None:
-        info["tensorflow_onednn"] = str(onednn)
-    info["time_utc"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    return info
-
-
-#: CPU flags that change which kernels TensorFlow and oneDNN run, hence the rounding of training.
-KERNEL_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
-#: The flags each value of oneDNN's ``ONEDNN_MAX_CPU_ISA`` leaves it (its kernels for newer instructions are off).
-_ISA_CAPS = {"AVX2": KERNEL_FLAGS[:1], "AVX512_CORE": KERNEL_FLAGS[:2], "AVX512_CORE_VNNI": KERNEL_FLAGS[:3]}
-
-
-def cpu_kind() -> str:
-    """The CPU's model name and which of :data:`KERNEL_FLAGS` its kernels use, e.g. ``"AMD EPYC (avx2 avx512f)"``.
-
-    Read from ``/proc/cpuinfo``; elsewhere the processor's name with ``(flags unknown)``. Where
-    ``ONEDNN_MAX_CPU_ISA`` caps oneDNN's kernels (``AVX2``, ``AVX512_CORE``, ``AVX512_CORE_VNNI``),
-    only the flags below the cap are named: such a run computes as a CPU without the others does.
-    """
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return f"{platform.processor() or platform.machine()} (flags unknown)"
-    fields = dict(line.split(":", 1) for line in lines if ":" in line)
-    fields = {key.strip(): value.strip() for key, value in fields.items()}
-    flags = set(fields.get("flags", "").split())
-    allowed = _ISA_CAPS.get(os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper(), KERNEL_FLAGS)
-    return f"{fields.get('model name', platform.machine())} ({' '.join(f for f in allowed if f in flags)})"
-
-
-def tensorflow_onednn() -> bool | None:
-    """Whether TensorFlow runs its oneDNN kernels in this process; None when TensorFlow is not loaded.
-
-    TensorFlow decides once, at import: ``TF_ENABLE_ONEDNN_OPTS`` (``1`` or ``0``), and where it is
-    unset, on only on CPUs with AVX-512 VNNI, bfloat16 or AMX instructions. Its rounding differs
-    from TensorFlow's own kernels, so runs with and without them give slightly different numbers.
-    """
-    if "tensorflow" not in sys.modules:
-        return None
-    from tensorflow.python.util import _pywrap_util_port  # TensorFlow's own test of the setting
-
-    return bool(_pywrap_util_port.IsMklEnabled())
 
 
 def _jsonable(value: Any) -> Any:

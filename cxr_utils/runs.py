@@ -36,12 +36,12 @@ import numpy as np
 import pandas as pd
 from filelock import FileLock, Timeout
 
-from . import config
+from . import runs_dir, software_versions
 from .dataset import binary_labels
 from .images import file_sha256
 from .ledger import _with_backend, append_scoring
 from .metrics import bootstrap_ci, choose_threshold
-from .records import RecordError, load_predictions, read_json, save_predictions, software_versions, write_json
+from .records import RecordError, load_predictions, read_json, save_predictions, write_json
 from .tables import metrics_to_json
 
 if TYPE_CHECKING:  # keras loads only when a model is saved or loaded
@@ -94,7 +94,7 @@ def run_folder(name: str, root: str | os.PathLike | None = None, *, replace: boo
     run left behind (without it, :func:`cxr_utils.training.fit_with_callbacks` resumes an
     unfinished run and keeps a finished run's files as ``previous.*``).
     """
-    folder = (Path(root) if root is not None else config.runs_dir()) / name
+    folder = (Path(root) if root is not None else runs_dir()) / name
     if replace and folder.exists():
         shutil.rmtree(folder)
         print(f"Replaced the earlier run folder {folder} (its model and scores are deleted).")
@@ -348,7 +348,7 @@ def load_run(name: str, notebook: str | None = None, root: str | os.PathLike | N
         What makes the run, named in errors ("execute chapter 04 again"); default the
         chapter of the name's two-digit prefix.
     root : path-like, optional
-        Default :func:`cxr_utils.config.runs_dir`.
+        Default :func:`cxr_utils.runs_dir`.
 
     Raises
     ------
@@ -359,7 +359,7 @@ def load_run(name: str, notebook: str | None = None, root: str | os.PathLike | N
         (a mixture of two runs), or the folder is of an older format: the message names the
         file and the notebook.
     """
-    folder = (Path(root) if root is not None else config.runs_dir()) / name
+    folder = (Path(root) if root is not None else runs_dir()) / name
     notebook = notebook or (f"chapter {name[:2]}" if name[:2].isdigit() else "the notebook that made it")
     missing = [f for f in RUN_FILES if not (folder / f).exists()]
     if missing:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from . import config
+from . import weights_dir as default_weights_dir
 
 __all__ = ["WeightsNotFoundError", "build_backbone", "preprocess_function"]
 
@@ -59,7 +59,7 @@ def _weights_file_name(architecture: str, alpha: float = 1.0) -> str:
 
 
 def _search_folders(weights_dir: str | os.PathLike | None) -> list[Path]:
-    first = Path(weights_dir) if weights_dir is not None else config.weights_dir()
+    first = Path(weights_dir) if weights_dir is not None else default_weights_dir()
     keras_home = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras"))
     return [folder for folder in (first, keras_home / "models") if folder is not None]
 

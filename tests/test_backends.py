@@ -48,7 +48,7 @@ def test_transfer_and_scratch_code_on_another_backend(backend, keras_weights, tm
 
 
 def test_the_cpu_kind_names_the_kernel_flags_and_a_cap_on_onednn(monkeypatch):
-    from cxr_utils.records import KERNEL_FLAGS, cpu_kind, software_versions
+    from cxr_utils import KERNEL_FLAGS, cpu_kind, software_versions
 
     monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
     kind = cpu_kind()

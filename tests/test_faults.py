@@ -108,7 +108,7 @@ def test_row01_a_half_extracted_download_is_never_taken_for_data_and_is_cleaned_
     with pytest.raises(DatasetLayoutError, match="unfinished"):
         find_dataset(data)
     monkeypatch.delenv("CXR_DATA_DIR", raising=False)
-    monkeypatch.setattr(course.config, "data_dir", lambda: data)
+    monkeypatch.setattr(course.cxr_utils, "data_dir", lambda: data)
     monkeypatch.setattr(course, "KAGGLE_INPUT", tmp_path / "not on Kaggle")
     with pytest.raises(course.CourseError, match="downloading is switched off"):
         course._resolve_dataset(download=False)
@@ -136,7 +136,7 @@ def test_row02_a_download_with_an_extra_image_fails_verification(originals, tmp_
         out, _ = cli_lines(capsys)
         assert status == 1 and "extra" in out
         monkeypatch.delenv("CXR_DATA_DIR", raising=False)
-        monkeypatch.setattr(course.config, "data_dir", lambda: tmp_path / "b")
+        monkeypatch.setattr(course.cxr_utils, "data_dir", lambda: tmp_path / "b")
         monkeypatch.setattr(course, "KAGGLE_INPUT", tmp_path / "not on Kaggle")
         monkeypatch.setattr(
             course,

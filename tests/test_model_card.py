@@ -108,13 +108,13 @@ RUNS = [
 
 
 def test_the_spread_over_runs_comes_from_the_committed_record(tmp_path, monkeypatch):
-    from cxr_utils import config
+    from cxr_utils import model_card as model_card_module
     from cxr_utils.model_card import seed_spread
 
     folder = tmp_path / "runs" / "demo"
     index, splits = _finished_run(folder)
     own = json.loads((folder / "metrics.json").read_text())["test"]["accuracy"]["value"]
-    monkeypatch.setattr(config, "project_root", lambda: tmp_path)
+    monkeypatch.setattr(model_card_module, "project_root", lambda: tmp_path)
     assert seed_spread().empty and "--record" in seed_spread().attrs["record"]
     _write_record(tmp_path, RUNS)
     card = model_card(folder, index=index, splits=splits, seed_variance_model="CNN (03)", **CARD)
@@ -137,12 +137,12 @@ def test_the_spread_over_runs_comes_from_the_committed_record(tmp_path, monkeypa
 
 def test_a_run_of_another_configuration_is_not_given_the_records_spread(tmp_path, monkeypatch):
     """A fast run (or changed settings) has another configuration hash than the runs the record measured."""
-    from cxr_utils import config
+    from cxr_utils import model_card as model_card_module
 
     folder = tmp_path / "runs" / "demo"
     index, splits = _finished_run(folder)
     own_hash = json.loads((folder / "config.json").read_text())["config_hash"]
-    monkeypatch.setattr(config, "project_root", lambda: tmp_path)
+    monkeypatch.setattr(model_card_module, "project_root", lambda: tmp_path)
     _write_record(tmp_path, RUNS, config_hashes={"CNN (03)": "f00f00f00f00"})
     card = model_card(folder, index=index, splits=splits, seed_variance_model="CNN (03)", **CARD)
     assert "0.0200" not in card

@@ -41,7 +41,7 @@ def imports_of(path: Path, dotted: str) -> set[str]:
     """The layers the module ``dotted`` (at ``path``) imports, at its top or inside functions.
 
     Relative and absolute imports count; what comes from the package's own ``__init__``
-    (its version) does not.
+    (the environment, the version) does not.
     """
     package = dotted.split(".") if path.name == "__init__.py" else dotted.split(".")[:-1]
     found = set()
@@ -56,7 +56,7 @@ def imports_of(path: Path, dotted: str) -> set[str]:
         else:
             continue
         found |= {_layer(t) for t in targets if t.split(".")[0] == "cxr_utils"}
-    return found - {None, "__version__", _layer(dotted)}
+    return (found & set(MODULES)) - {_layer(dotted)}  # names the package itself defines are no layer
 
 
 @pytest.mark.parametrize(

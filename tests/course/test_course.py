@@ -27,7 +27,7 @@ def test_explicit_folder_without_data_fails_without_downloading(tmp_path, monkey
 def test_default_folder_without_data_and_no_download(tmp_path, monkeypatch):
     monkeypatch.delenv("CXR_DATA_DIR", raising=False)
     monkeypatch.setattr(course, "KAGGLE_INPUT", tmp_path / "not on Kaggle")
-    monkeypatch.setattr(course.config, "data_dir", lambda: tmp_path)
+    monkeypatch.setattr(course.cxr_utils, "data_dir", lambda: tmp_path)
     with pytest.raises(CourseError, match="downloading is switched off"):
         _resolve_dataset(download=False)
 
@@ -35,7 +35,7 @@ def test_default_folder_without_data_and_no_download(tmp_path, monkeypatch):
 def test_default_folder_without_data_downloads(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("CXR_DATA_DIR", raising=False)
     monkeypatch.setattr(course, "KAGGLE_INPUT", tmp_path / "not on Kaggle")
-    monkeypatch.setattr(course.config, "data_dir", lambda: tmp_path)
+    monkeypatch.setattr(course.cxr_utils, "data_dir", lambda: tmp_path)
     calls = []
 
     def fake_download(folder):
@@ -57,7 +57,7 @@ def test_a_copy_kaggle_mounted_is_found_before_any_download(tmp_path, monkeypatc
     monkeypatch.delenv("CXR_DATA_DIR", raising=False)
     data = tmp_path / "project" / "data"
     make_dataset(data, {"README.md": b"where the dataset goes"})  # a clone's data/: no dataset
-    monkeypatch.setattr(course.config, "data_dir", lambda: data)
+    monkeypatch.setattr(course.cxr_utils, "data_dir", lambda: data)
     monkeypatch.setattr(course, "download_dataset", lambda *a, **k: pytest.fail("must not download"))
     kaggle = tmp_path / "kaggle" / "input"  # a stand-in for /kaggle/input
     make_dataset(kaggle / "another-dataset" / "train" / "images", {"0001.png": None})  # attached too, not ours
@@ -147,7 +147,7 @@ def test_cxr_course_never_downloads_when_the_flag_is_on(tmp_path, monkeypatch, c
 
     monkeypatch.delenv("CXR_DATA_DIR", raising=False)
     monkeypatch.setenv("CXR_NO_DOWNLOAD", value)
-    monkeypatch.setattr(course.config, "data_dir", lambda: tmp_path)  # an empty default data/ folder
+    monkeypatch.setattr(course.cxr_utils, "data_dir", lambda: tmp_path)  # an empty default data/ folder
     monkeypatch.setattr(course, "download_dataset", lambda *a, **k: pytest.fail("must not download"))
     assert cli.main(["course"]) == 1
     assert "downloading is switched off" in capsys.readouterr().err

@@ -26,10 +26,10 @@ import nbformat
 import pytest
 import yaml
 
+from cxr_course import build_dir
 from cxr_course.runner import execute_notebook, list_notebooks
 from cxr_course.site import SiteError, chapter_table, execution_note, stage_site, stale_copies
 from cxr_course.site import main as site_main
-from cxr_utils import config
 
 from helpers import browser_or_skip
 
@@ -37,8 +37,8 @@ from helpers import browser_or_skip
 pytestmark = pytest.mark.filterwarnings("ignore:nodes.Node.traverse:PendingDeprecationWarning")
 
 ROOT = Path(__file__).resolve().parents[2]
-EXECUTED = config.build_dir() / "executed"
-SCREENSHOTS = config.build_dir() / "site-screenshots"
+EXECUTED = build_dir() / "executed"
+SCREENSHOTS = build_dir() / "site-screenshots"
 CHAPTER = "03_cnn_from_scratch"
 
 
