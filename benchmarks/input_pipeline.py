@@ -28,7 +28,7 @@ import numpy as np
 
 from cxr_course import test_data_dir
 from cxr_utils.cache import cache_images
-from cxr_utils.layout import find_dataset
+from cxr_utils.dataset import find_dataset
 from cxr_utils.models import build_cnn, compile_binary
 from cxr_utils.pipeline import CachedBatches
 

@@ -36,6 +36,7 @@ import argparse
 import json
 import os
 import shlex
+import subprocess
 import sys
 import time
 from datetime import datetime, timezone
@@ -47,15 +48,22 @@ import pandas as pd
 import cxr_utils
 from cxr_course import build_dir
 from cxr_course.runner import execute_notebook
-from cxr_utils.ledger import _git_state as git_state
-from cxr_utils.ledger import read_ledger
 from cxr_utils.metrics import binary_metrics, choose_threshold
-from cxr_utils.model_card import SEED_RECORD
-from cxr_utils.records import write_json
-from cxr_utils.runs import load_run, run_name
+from cxr_utils.records import read_ledger, write_json
+from cxr_utils.runs import SEED_RECORD, load_run, run_name
 from cxr_utils.tables import table_to_markdown
 
 NOTEBOOKS = ("03_cnn_from_scratch", "04_transfer_learning", "06_domain_shift")
+
+
+def git_state() -> tuple[str, bool]:
+    """``(commit, dirty)`` of the project's checkout (tracked files only)."""
+    git = ["git", "-C", str(cxr_utils.project_root())]
+    commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    status = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True)
+    return commit, bool(status.stdout.strip())
+
+
 #: The models each seed produces: label -> run folder base name (chapter 06 writes one per method).
 MODELS = {
     "CNN (03)": "03_cnn_from_scratch",

@@ -29,16 +29,20 @@ __all__ = ["main"]
 def _manifest_argument(value: str | None) -> Path | None:
     if value is None:
         return None
-    from cxr_utils.verification import official_manifest_path
+    from cxr_utils.dataset import official_manifest_path
 
     return official_manifest_path() if value == "official" else Path(value)
 
 
 def _cmd_index(args: argparse.Namespace) -> int:
-    from cxr_utils.dataset import _none_usable, index_dataset
+    from cxr_utils.dataset import index_dataset
+
+    from .verify import inspect
 
     out = _output_path(args.out)
-    dataset = index_dataset(args.root, read_headers=not args.no_headers, sha256=args.sha256, decode=args.decode)
+    dataset = index_dataset(args.root, read_headers=not args.no_headers, sha256=args.sha256)
+    if not args.no_headers:  # truncated files too, and with --decode every image decoded
+        dataset = inspect(dataset, decode=args.decode)
     index = dataset.table
     print(f"{len(index)} images in {dataset.root} ({dataset.layout} layout)")
     print(pd.crosstab(index["split"], index["label"], margins=True, margins_name="total").to_string())
@@ -61,8 +65,8 @@ def _cmd_index(args: argparse.Namespace) -> int:
     if out:
         index.to_csv(out, index=False)
         print(f"index written to {out}")
-    if unusable := _none_usable(dataset):
-        raise ValueError(unusable)
+    if dataset.unusable:
+        raise ValueError(dataset.unusable)
     return 0
 
 
@@ -77,7 +81,7 @@ def _output_path(value: str | None) -> Path | None:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from cxr_utils.verification import verify_dataset
+    from .verify import verify_dataset
 
     json_path = _output_path(args.json)
     report = verify_dataset(args.root, _manifest_argument(args.manifest), decode=not args.no_decode)
@@ -90,8 +94,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 def _cmd_audit(args: argparse.Namespace) -> int:
     from cxr_utils.audit import duplicate_files, shared_patients
-    from cxr_utils.dataset import index_dataset
-    from cxr_utils.verification import index_manifest
+    from cxr_utils.dataset import index_dataset, index_manifest
 
     if args.root:
         dataset = index_dataset(args.root, read_headers=False, sha256=True)
@@ -158,7 +161,7 @@ def _cmd_course(args: argparse.Namespace) -> int:
 
 
 def _cmd_ledger(args: argparse.Namespace) -> int:
-    from cxr_utils.ledger import read_ledger, scoring_counts, summarise
+    from cxr_utils.records import read_ledger, scoring_counts, summarise
 
     ledger = read_ledger(args.runs)
     if not ledger.empty:

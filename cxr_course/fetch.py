@@ -25,12 +25,12 @@ from pathlib import Path
 import pandas as pd
 import pooch
 import requests
+from tqdm import tqdm
 
 from cxr_utils import data_dir as default_data_dir
-from cxr_utils.images import file_sha256
-from cxr_utils.layout import DatasetLayoutError, _is_macos_metadata, find_dataset
-from cxr_utils.parallel import progress_bar
-from cxr_utils.verification import VerificationReport, official_manifest_path, verify_dataset
+from cxr_utils.dataset import DatasetLayoutError, file_sha256, find_dataset, official_manifest_path
+
+from .verify import VerificationReport, verify_dataset
 
 __all__ = ["MENDELEY_URL", "DownloadError", "ArchiveError", "extract_archive", "download_dataset"]
 
@@ -105,6 +105,11 @@ def _download_archive(
     return target
 
 
+def _macos_metadata(name: str) -> bool:
+    """``__MACOSX/`` folders and ``._*`` files: macOS's metadata, never images."""
+    return any(part == "__MACOSX" or part.startswith("._") for part in name.split("/"))
+
+
 def _check_members(members: list[zipfile.ZipInfo]) -> None:
     """Refuse, before writing anything, an archive that repeats a name or would expand beyond the limits."""
     names = [m.filename for m in members]
@@ -144,9 +149,9 @@ def extract_archive(archive: str | os.PathLike, dest_dir: str | os.PathLike, *, 
     partial = Path(tempfile.mkdtemp(prefix=PARTIAL_PREFIX, dir=dest_dir))
     try:
         with zipfile.ZipFile(archive) as bundle:
-            members = [m for m in bundle.infolist() if not (m.is_dir() or _is_macos_metadata(m.filename.split("/")))]
+            members = [m for m in bundle.infolist() if not (m.is_dir() or _macos_metadata(m.filename))]
             _check_members(members)
-            for member in progress_bar(members, desc="Extracting", unit="file", disable=not progress):
+            for member in tqdm(members, desc="Extracting", unit="file", disable=not progress):
                 bundle.extract(member, partial)
         root = find_dataset(partial).root
         os.replace(root, target)

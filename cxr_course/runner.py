@@ -22,12 +22,11 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 import cxr_utils
-from cxr_utils.dataset import DatasetIndex, index_dataset
-from cxr_utils.layout import DatasetLayoutError
-from cxr_utils.verification import verify_dataset
+from cxr_utils.dataset import DatasetIndex, DatasetLayoutError, index_dataset
 
 from . import build_dir
 from .fetch import download_dataset
+from .verify import verify_dataset
 
 __all__ = ["CourseError", "NotebookRun", "list_notebooks", "execute_notebook", "run_course"]
 
@@ -256,12 +255,11 @@ def _write_summary(
 
     They hold the data folder, the mode, each notebook's wall time, how often the test ledger
     says a test split was scored, for how many configurations, the official test split apart
-    (:func:`cxr_utils.ledger.scoring_counts`), and the results table notebook 05 saved in
+    (:func:`cxr_utils.records.scoring_counts`), and the results table notebook 05 saved in
     ``<runs>/05_error_analysis[_fast]/results.{md,json}``, copied unchanged (or a line saying
     it is missing).
     """
-    from cxr_utils.ledger import read_ledger, scoring_counts, summarise
-    from cxr_utils.records import write_json
+    from cxr_utils.records import read_ledger, scoring_counts, summarise, write_json
     from cxr_utils.runs import run_name
 
     build_dir = Path(build_dir)

@@ -11,15 +11,11 @@ version report.
 One module per concern, in layers: each module imports only modules listed above it
 (``tests/test_package.py`` checks every import, those inside functions included).
 
-``names``         patient id and pathogen from official file names
-``images``        header reads without decoding, integrity checks, grayscale loading
-``parallel``      one parallel map with a progress bar, for work on many files
-``layout``        find a dataset copy on disk: its root, layout and image files, in one walk
-``dataset``       index a dataset copy (:class:`~cxr_utils.dataset.DatasetIndex`)
-``verification``  official counts and the manifest of hashes: is this copy the dataset?
+``dataset``       find a dataset copy and index it (names, headers); the official counts and manifest
+``records``       files written whole, JSON, fingerprints, and the test ledger
+``cache``         decode images to gray, resize them, and cache every image of a copy once
 ``audit``         patient ids shared between splits, byte-identical files
 ``stats``         counts, patients, pathogens, colour and intensity statistics; which copy this is
-``cache``         decode each image once, resized, into a memory-mapped array
 ``splits``        train / validation grouped by patient; class weights; a label-free order
 ``pipeline``      batches from the cache, augmentation layers, JPEG re-compression, prediction
 ``weights``       ImageNet weight files found locally, backbones built without downloading
@@ -35,8 +31,6 @@ One module per concern, in layers: each module imports only modules listed above
 ``shift``         a shift between collections measured without labels (domain classifier)
 ``adapt``         adapting to new images without labels (AdaBN, EM prior, histograms), cross-fitted
 ``plots``         the course's figures, each returned as a matplotlib Figure
-``records``       a run's files: JSON, prediction tables
-``ledger``        the test ledger: every scoring of a test split, by commit, configuration and test images
 ``runs``          run folders: ``finish_run`` (the one door to the test split) and ``load_run``
 ``model_card``    a run's model card (``model_card.md``): intended use, data, metrics, limits, how to load
 
@@ -277,12 +271,10 @@ def _gpu_names(backend: str) -> list[str]:
 
 # What ``cxr.<name>`` gives, by module: the helpers the chapters call.
 _HELPERS = {
-    "images": "load_grayscale resize_image RESIZE_POLICIES",
-    "dataset": "index_dataset",
-    "verification": "OFFICIAL_COUNTS verify_dataset read_manifest index_manifest",
+    "dataset": "index_dataset OFFICIAL_COUNTS read_manifest index_manifest",
     "audit": "shared_patients duplicate_files",
     "stats": (
-        "check_resolution split_class_table images_per_patient pathogen_table colour_check sample_per_class "
+        "check_copy split_class_table images_per_patient pathogen_table colour_check sample_per_class "
         "intensity_histograms"
     ),
     "plots": (
@@ -291,7 +283,7 @@ _HELPERS = {
         "plot_augmented_samples plot_history plot_confusion_matrices plot_roc_pr plot_threshold_tradeoff "
         "plot_score_shift plot_reliability plot_gradcam_gallery plot_distributions plot_image_grid"
     ),
-    "cache": "cache_images",
+    "cache": "cache_images load_grayscale resize_image RESIZE_POLICIES",
     "splits": "course_splits patients_in_two_splits class_weights label_free_order",
     "pipeline": "CachedBatches augmentation_layers recompress_jpeg predict_scores",
     "models": "PerImageStandardization BackbonePreprocessing build_cnn compile_binary multiply_adds load_model",
@@ -312,10 +304,9 @@ _HELPERS = {
     "explain": "find_last_conv_layer grad_cam",
     "shift": "acquisition_features univariate_shift domain_classifier_test simulate_acquisition",
     "adapt": "reestimate_batchnorm estimate_prior_em correct_for_prior reference_histogram match_histograms cross_fit",
-    "records": "write_json",
-    "ledger": "read_ledger summarise",
-    "runs": "run_name run_folder finish_run load_run",
-    "model_card": "seed_spread write_model_card",
+    "records": "write_json read_ledger summarise",
+    "runs": "run_name run_folder finish_run load_run seed_spread",
+    "model_card": "write_model_card",
 }
 _MODULE_OF = {name: module for module, names in _HELPERS.items() for name in names.split()}
 

@@ -4,14 +4,14 @@
 - :func:`duplicate_files` groups of byte-identical files.
 
 Both take an index table (:func:`cxr_utils.dataset.index_dataset`'s ``table``, or
-:func:`cxr_utils.verification.index_manifest` for the official names without images).
+:func:`cxr_utils.dataset.index_manifest` for the official names without images).
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
-from .layout import SPLITS
+from .dataset import SPLITS
 
 __all__ = ["shared_patients", "duplicate_files"]
 
@@ -22,7 +22,7 @@ def shared_patients(index: pd.DataFrame) -> pd.DataFrame:
     One row per shared id, sorted: ``patient_id``, ``splits`` (comma-joined, train/val/test
     order), ``pathogens`` (comma-joined), ``same_pathogen_in_two_splits`` (one pathogen under
     this id in two splits) and an image count per split, ``n_<split>``. Names only: see
-    :mod:`cxr_utils.names` for what a shared id can and cannot mean.
+    chapter 01 for what a shared id can and cannot mean.
     """
     known = index.dropna(subset=["patient_id"])
     counts = pd.crosstab(known["patient_id"], known["split"])

@@ -14,13 +14,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import project_root
+from .dataset import OFFICIAL_COUNTS
 from .metrics import PAPER
-from .runs import CONFIG_FILE, METRICS_FILE, MODEL_FILE, THRESHOLD_FILE
+from .runs import CONFIG_FILE, METRICS_FILE, MODEL_FILE, THRESHOLD_FILE, seed_spread
 from .tables import format_interval
-from .verification import MENDELEY_COUNTS, OFFICIAL_COUNTS
 
-__all__ = ["SEED_RECORD", "seed_spread", "dataset_verdict", "model_card", "write_model_card"]
+__all__ = ["dataset_verdict", "model_card", "write_model_card"]
 
 MODEL_CARD_FILE = "model_card.md"
 
@@ -29,8 +28,6 @@ SPECIFICITY_SECTION = (
     "[chapter 05, section 9](../../notebooks/05_error_analysis.ipynb#9.-Why-is-our-specificity-below-the-paper's?)"
 )
 
-#: The committed record of the seed benchmark (``python benchmarks/seed_variance.py --record``), in the project.
-SEED_RECORD = "benchmarks/records/seed_variance.json"
 
 #: What the course found these models get wrong (chapters 05 and 06), in every run's card.
 KNOWN_FAILURE_MODES = (
@@ -52,7 +49,10 @@ def dataset_verdict(index: pd.DataFrame) -> str:
     (chapter 01 verifies the file hashes).
     """
     found = index.groupby(["split", "label"]).size().to_dict()
-    for name, expected in (("official Kaggle", OFFICIAL_COUNTS), ("Mendeley", MENDELEY_COUNTS)):
+    mendeley = {key: n for key, n in OFFICIAL_COUNTS.items() if key[0] != "val"}  # train holds the val images
+    for label in ("NORMAL", "PNEUMONIA"):
+        mendeley[("train", label)] += OFFICIAL_COUNTS[("val", label)]
+    for name, expected in (("official Kaggle", OFFICIAL_COUNTS), ("Mendeley", mendeley)):
         if all(found.get(key, 0) == number for key, number in expected.items()) and len(index) == sum(
             expected.values()
         ):
@@ -83,67 +83,6 @@ def _failure_modes(test: dict) -> list[str]:
         f"the paper reports, what can and cannot be known about it, and what would settle it: {SPECIFICITY_SECTION}."
     )
     return [KNOWN_FAILURE_MODES[0], gap, *KNOWN_FAILURE_MODES[1:]]
-
-
-def seed_spread(
-    models: tuple[str, ...] = ("CNN (03)", "chosen transfer candidate (04)"),
-    this_run: dict[str, pd.DataFrame] | None = None,
-) -> pd.DataFrame:
-    """The spread of the test metrics over every recorded run (seeds and CPU kinds), from the seed record.
-
-    Parameters
-    ----------
-    models : tuple of str
-        The record's model labels (``"CNN (03)"``, ``"chosen transfer candidate (04)"``, ...).
-    this_run : dict of str to pandas.DataFrame, optional
-        A run's test metrics per model label (:func:`cxr_utils.metrics.bootstrap_ci` frames,
-        ``Run.test_metrics``): adds the columns ``this run`` and ``inside the range`` (min..max).
-
-    Returns
-    -------
-    pandas.DataFrame
-        Index ``(model, metric)`` for those of ``models`` the record measured; columns ``mean``,
-        ``sd``, ``min``, ``max`` and ``runs``. ``attrs["record"]`` says how it was measured
-        (command, dataset copy and mode, and which seeds ran on which CPU kind at which commit),
-        or, without a record, names the command that makes one (the table is then empty).
-        ``attrs["cpu_kinds"]`` lists the CPU kinds of the runs, ``attrs["config_hashes"]`` the
-        configuration hash each model was measured with.
-    """
-    path = project_root() / SEED_RECORD
-    columns = ["mean", "sd", "min", "max", "runs"]
-    if not path.exists():
-        table = pd.DataFrame(columns=columns, index=pd.MultiIndex.from_tuples([], names=["model", "metric"]))
-        table.attrs.update(
-            record=f"no record: `python benchmarks/seed_variance.py --record` writes {SEED_RECORD}",
-            cpu_kinds=[],
-            config_hashes={},
-        )
-        return table
-    record = json.loads(path.read_text(encoding="utf-8"))
-    runs = pd.DataFrame(record["runs"])
-    runs = runs[runs["model"].isin(models)]
-    metrics = [m for m in _METRICS if m in runs]
-    long = runs.melt(id_vars=["model"], value_vars=metrics, var_name="metric").dropna(subset=["value"])
-    table = long.groupby(["model", "metric"], sort=False)["value"].agg(["mean", "std", "min", "max", "size"])
-    table.columns = columns
-    order = [(m, metric) for m in models for metric in metrics if (m, metric) in table.index]
-    table = table.reindex(pd.MultiIndex.from_tuples(order, names=["model", "metric"])).astype(float)
-    if this_run is not None:
-        table["this run"] = [
-            float(this_run[m].loc[metric, "value"]) if m in this_run else float("nan") for m, metric in table.index
-        ]
-        table["inside the range"] = (table["this run"] >= table["min"]) & (table["this run"] <= table["max"])
-    measured = "; ".join(
-        f"seeds {', '.join(map(str, m['seeds']))} on {m['cpu_kind']} at {m['commit'][:10]} ({m['date']})"
-        for m in record["measurements"]
-    )
-    kinds = list(dict.fromkeys(m["cpu_kind"] for m in record["measurements"]))
-    table.attrs.update(
-        record=f"a record: {measured}; {record['data']}; `{record['command']}`",
-        cpu_kinds=kinds,
-        config_hashes={m: h for m, h in record.get("config_hashes", {}).items() if m in models},
-    )
-    return table
 
 
 def _seed_section(seed_model: str | None, config_hash: str | None, test: dict) -> str:

@@ -1,36 +1,90 @@
-"""A run's records on disk: JSON files and prediction tables.
+"""The course's files on disk: written whole or not at all, JSON, fingerprints, and the test ledger.
 
-Every read names the file it could not read: a truncated or empty file (an interrupted
-run) raises :class:`RecordError`, which says which file and what to do, never a bare
-parser error.
+The ledger, ``runs/test_ledger.csv``, gets one row, only ever appended, each time :func:`cxr_utils.runs.finish_run`
+scores a test split: when, on which commit, which run and configuration (hashed without its seed), the metrics, and
+which test images (a fingerprint of their paths, and whether they are exactly the official test split's).
 """
 
 from __future__ import annotations
 
+import csv
+import hashlib
+import io
 import json
 import math
 import os
+import subprocess
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from filelock import FileLock, Timeout
 
-from .dataset import binary_labels
+from . import project_root, runs_dir
+from .dataset import is_official_test_split
 
-__all__ = [
-    "RecordError",
-    "write_json",
-    "read_json",
-    "save_predictions",
-    "load_predictions",
-]
+__all__ = ["write_json", "read_json", "read_ledger", "scoring_counts", "summarise"]
 
-_PREDICTION_COLUMNS = ["path", "split", "label", "patient_id", "pathogen", "y_true", "score"]
+LEDGER_FILE = "test_ledger.csv"
+LEDGER_METRICS = ("accuracy", "sensitivity", "specificity", "roc_auc", "pr_auc")
+LEDGER_COLUMNS = (
+    *("time_utc", "git_commit", "git_dirty", "run", "config_hash", "seed", "n_test", "threshold"),
+    *LEDGER_METRICS,
+    *("test_fingerprint", "official_test_paths"),
+)
 
 
 class RecordError(ValueError):
-    """A run's file is missing a part, is not what it should be, or does not match the rest of the run."""
+    """A file of the course's that is empty, cut short or not what it should be."""
+
+
+def fingerprint(lines: Iterable[str]) -> str:
+    """12 hex digits of the SHA-256 of ``lines`` joined by newlines."""
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:12]
+
+
+def writable_folder(folder: Path, hint: str) -> Path:
+    """``folder``, created if needed, once a file could be written in it; else OSError naming it and ``hint``."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        message = f"{folder} is not writable ({error.strerror or error}): {hint}"
+        raise OSError(error.errno, message, str(folder)) from error
+    return folder
+
+
+@contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """A temporary path beside ``target``, renamed to it when the block ends; removed if the block fails."""
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
+    os.close(handle)
+    try:
+        yield Path(temporary)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def locked(path: Path, timeout: float, busy: Exception) -> Iterator[None]:
+    """Hold the file lock ``path`` (processes take turns); raise ``busy`` if another holds it ``timeout`` seconds."""
+    lock = FileLock(path, timeout=timeout)
+    try:
+        lock.acquire()
+    except Timeout as error:
+        raise busy from error
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _jsonable(value: Any) -> Any:
@@ -38,24 +92,22 @@ def _jsonable(value: Any) -> Any:
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
-    if isinstance(value, (np.integer,)):
+    if isinstance(value, np.integer):
         return int(value)
     if isinstance(value, (float, np.floating)):
         return None if math.isnan(value) else float(value)
-    if isinstance(value, Path):
-        return str(value)
-    return value
+    return str(value) if isinstance(value, Path) else value
 
 
 def write_json(path: str | os.PathLike, content: dict) -> Path:
-    """Write a dict as indented JSON (NaN as null, NumPy numbers as plain numbers)."""
-    path = Path(path)
-    path.write_text(json.dumps(_jsonable(content), indent=2) + "\n", encoding="utf-8")
-    return path
+    """Write a dict as indented JSON, whole or not at all (NaN as null, NumPy numbers as plain numbers)."""
+    with atomic_path(Path(path)) as temporary:
+        temporary.write_text(json.dumps(_jsonable(content), indent=2) + "\n", encoding="utf-8")
+    return Path(path)
 
 
 def read_json(path: str | os.PathLike) -> dict:
-    """A JSON file written by :func:`write_json`; :class:`RecordError` naming it if it is empty, cut or not JSON."""
+    """A JSON file; RecordError naming it if it is empty, cut short or not JSON."""
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
@@ -65,29 +117,119 @@ def read_json(path: str | os.PathLike) -> dict:
         ) from error
 
 
-def save_predictions(path: str | os.PathLike, index: pd.DataFrame, scores: np.ndarray) -> Path:
-    """Write one row per image of ``index``: its index columns, ``y_true`` (1 = PNEUMONIA) and ``score``.
-
-    ``scores``, shape ``(n,)`` or ``(n, 1)``, are the predicted probabilities of PNEUMONIA, in the rows' order.
-    """
-    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
-    if len(scores) != len(index):
-        raise ValueError(f"{len(scores)} scores for {len(index)} images")
-    frame = index.reset_index(drop=True).assign(y_true=binary_labels(index["label"]), score=scores)
-    columns = [c for c in _PREDICTION_COLUMNS if c in frame.columns]
-    frame[columns].to_csv(path, index=False)
-    return Path(path)
+def configuration_hash(parameters: dict) -> str:
+    """12 hex digits of the parameters as canonical JSON, the ``seed`` left out (runs of several seeds are
+    replicates of one configuration)."""
+    kept = {k: v for k, v in parameters.items() if k != "seed"}
+    return fingerprint([json.dumps(kept, sort_keys=True, default=str, separators=(",", ":"))])
 
 
-def load_predictions(path: str | os.PathLike) -> pd.DataFrame:
-    """A predictions file written by :func:`save_predictions`; :class:`RecordError` naming it if empty or incomplete."""
+def _git_state() -> tuple[str, bool | None]:
+    """``(commit, dirty)`` of the project's checkout (tracked files only); ``("unknown", None)`` without git."""
     try:
-        # Python's float() reads back exactly the score written, on every pandas (pandas 2's own parser may
-        # differ by 1 ulp; its float_precision="round_trip" is deprecated in pandas 3)
-        frame = pd.read_csv(path, converters={"score": float})
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as error:
-        raise RecordError(f"{path} is not a predictions table ({error})") from error
-    missing = [c for c in ("path", "y_true", "score") if c not in frame]
-    if missing:
-        raise RecordError(f"{path} lacks the column(s) {', '.join(missing)}")
-    return frame
+        commit, status = (
+            subprocess.run(
+                ["git", *args], cwd=project_root(), capture_output=True, text=True, timeout=10, check=True
+            ).stdout
+            for args in (["rev-parse", "HEAD"], ["status", "--porcelain", "--untracked-files=no"])
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown", None
+    return commit.strip(), bool(status.strip())
+
+
+def append_scoring(
+    runs_root: str | os.PathLike,
+    run: str,
+    parameters: dict,
+    test: pd.DataFrame,
+    *,
+    threshold: float,
+    n_test: int | None = None,
+    test_paths: Iterable[str] | None = None,
+) -> dict:
+    """Append one scoring to ``<runs_root>/test_ledger.csv`` and return the row.
+
+    ``test`` is the run's bootstrap_ci frame at ``threshold``; ``test_paths`` (``test/<class>/<name>``) give the
+    test fingerprint and whether they are the official test split. Raises ValueError without ``n_test`` or
+    ``test_paths``, ``filelock.Timeout`` when another process held the ledger for a minute.
+    """
+    paths = None if test_paths is None else [str(p) for p in test_paths]
+    if n_test is None and paths is None:
+        raise ValueError("append_scoring needs n_test or test_paths")
+    commit, dirty = _git_state()
+    row = {
+        "time_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "git_commit": commit,
+        "git_dirty": dirty,
+        "run": run,
+        "config_hash": configuration_hash(parameters),
+        "seed": parameters.get("seed"),
+        "n_test": n_test if n_test is not None else len(paths),
+        "threshold": round(float(threshold), 6),
+        **{m: round(float(test.loc[m, "value"]), 6) for m in LEDGER_METRICS},
+        "test_fingerprint": None if paths is None else fingerprint(["test", *sorted(paths)]),
+        "official_test_paths": None if paths is None else is_official_test_split(paths),
+    }
+    path = Path(runs_root) / LEDGER_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # one append at a time, and the header only into an empty file, decided under the lock
+    with FileLock(path.with_name(f".{path.name}.lock"), timeout=60), open(path, "a", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=LEDGER_COLUMNS)
+        if f.seek(0, os.SEEK_END) == 0:
+            writer.writeheader()
+        writer.writerow(row)
+    return row
+
+
+def read_ledger(runs_root: str | os.PathLike | None = None) -> pd.DataFrame:
+    """The ledger, one row per scoring (empty when nothing was scored); rows of an older, shorter header read with
+    the missing columns empty, and ``official_test_paths`` is then unknown (missing)."""
+    path = Path(runs_root if runs_root is not None else runs_dir()) / LEDGER_FILE
+    if not path.exists() or path.stat().st_size == 0:
+        return pd.DataFrame(columns=list(LEDGER_COLUMNS))
+    header, *rows = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    columns = next(csv.reader([header]))
+    if columns == list(LEDGER_COLUMNS[: len(columns)]):
+        columns = list(LEDGER_COLUMNS)
+    kinds = {"git_commit": str, "config_hash": str, "test_fingerprint": str, "official_test_paths": "boolean"}
+    return pd.read_csv(io.StringIO("".join(r for r in rows if r != header)), names=columns, header=None, dtype=kinds)
+
+
+def scoring_counts(ledger: pd.DataFrame) -> pd.DataFrame:
+    """Scorings and distinct configurations of a :func:`read_ledger` table, by which test images were scored.
+
+    Index ``official``, ``other``, ``unknown`` (rows from before the ledger recorded it) and ``all``; integer
+    columns ``scorings`` and ``configurations`` (distinct configuration hashes, seeds not counted apart).
+    """
+    official = ledger["official_test_paths"].astype("boolean")
+    kinds = {"official": official.fillna(False), "other": (~official).fillna(False), "unknown": official.isna()}
+    kinds["all"] = pd.Series(True, index=ledger.index)
+    hashes = {kind: ledger.loc[rows.to_numpy(bool), "config_hash"] for kind, rows in kinds.items()}
+    return pd.DataFrame(
+        {kind: {"scorings": len(hashes[kind]), "configurations": hashes[kind].nunique()} for kind in kinds}
+    ).T
+
+
+def summarise(ledger: pd.DataFrame) -> str:
+    """One sentence: how many scorings, of how many configurations, of the official test split and of others."""
+    if ledger.empty:
+        return "The test split has not been scored on this machine (the ledger is empty)."
+    counts = scoring_counts(ledger)
+    names = {
+        "official": "the official test split",
+        "other": "other test images (a subset, another copy, files moved between the class folders)",
+        "unknown": "unknown test images (rows from before the ledger recorded them)",
+    }
+    kinds = [
+        f"{what} {counts.loc[kind, 'scorings']} time(s), for {counts.loc[kind, 'configurations']}"
+        for kind, what in names.items()
+        if counts.loc[kind, "scorings"] or kind == "official"
+    ]
+    kinds[0] += " configuration(s)"
+    dirty = int((ledger["git_dirty"].astype(str) == "True").sum())
+    return (
+        f"The test split was scored {len(ledger)} time(s) on this machine, for {counts.loc['all', 'configurations']} "
+        f"distinct configuration(s), seeds not counted apart: {'; '.join(kinds)}. {dirty} of the scorings were "
+        "made from a working tree with uncommitted changes."
+    )

@@ -1,11 +1,10 @@
 """Descriptive statistics of a dataset index: counts, patients, pathogens, colour, intensities.
 
 Every function takes an index from :func:`cxr_utils.dataset.index_dataset` (or
-:func:`cxr_utils.verification.index_manifest`) and returns a small DataFrame that a
-notebook shows and a plot in :mod:`cxr_utils.plots` draws. What a chapter computes in a
-line or two of pandas (aspect ratios, medians, what a resize policy costs) it writes out
-itself. :func:`check_resolution` says whether a copy holds the original files at all, or
-a resized copy on which size statistics teach nothing.
+:func:`cxr_utils.dataset.index_manifest`) and returns a small DataFrame that a
+notebook shows and a plot in :mod:`cxr_utils.plots` draws. :func:`check_copy` says which copy
+of the dataset an index describes: its counts against the official ones, and whether it holds
+the original files or a resized copy, on which size statistics teach nothing.
 """
 
 from __future__ import annotations
@@ -17,13 +16,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .images import load_grayscale, load_rgb
-from .layout import LABELS, SPLITS
-from .verification import OFFICIAL_COUNTS, index_manifest
+from .cache import load_grayscale, load_rgb
+from .dataset import LABELS, OFFICIAL_COUNTS, SPLITS, DatasetIndex, index_manifest
 
 __all__ = [
-    "ResolutionCheck",
-    "check_resolution",
+    "check_copy",
     "split_class_table",
     "images_per_patient",
     "pathogen_table",
@@ -133,20 +130,16 @@ def intensity_histograms(root: str | os.PathLike, sample: pd.DataFrame, bins: in
     return pd.DataFrame(rows, columns=["label", "bin_left", "bin_right", "share", "n_images"])
 
 
-#: Images in the complete official dataset.
-_OFFICIAL_TOTAL = sum(OFFICIAL_COUNTS.values())
-
-
 @dataclass(frozen=True)
-class ResolutionCheck:
-    """Whether a copy holds the original files, or a resized (or re-encoded) copy: :func:`check_resolution`.
+class CopyCheck:
+    """Which copy of the dataset an index describes (:func:`check_copy`).
 
-    ``n_images`` images have a known width and height, in ``n_sizes`` distinct sizes, the
-    most frequent ``common_size`` (``(width, height)`` pixels, None without images);
-    ``n_listed`` files are in the official manifest (same class and name), ``n_official_bytes``
-    of them with the official byte count. :meth:`note` is the text a chapter shows at its top.
+    ``counts``: per split and class the images ``found`` and ``official``, and their ``difference``. ``n_images``
+    images have a known size, in ``n_sizes`` sizes, the commonest ``common_size`` (width, height); ``n_listed`` files
+    are in the official manifest (same class and name), ``n_official_bytes`` of them with their official byte count.
     """
 
+    counts: pd.DataFrame
     n_images: int
     n_sizes: int
     common_size: tuple[int, int] | None
@@ -154,81 +147,64 @@ class ResolutionCheck:
     n_official_bytes: int
 
     @property
+    def counts_official(self) -> bool:
+        """Every split and class holds its official number of images."""
+        return bool((self.counts["difference"] == 0).all())
+
+    @property
     def one_size(self) -> bool:
-        """True when every image (of more than one) has the same width and height."""
+        """Every image (of more than one) has the same width and height: a resized copy."""
         return self.n_images > 1 and self.n_sizes == 1
 
     @property
-    def n_altered_bytes(self) -> int:
-        """Files the manifest lists whose byte count differs from the official one."""
-        return self.n_listed - self.n_official_bytes
-
-    @property
     def originals(self) -> bool:
-        """True unless the copy is resized: sizes vary and no listed file has another byte count.
+        """The original files: sizes vary, and no file the manifest lists has another byte count."""
+        return not self.one_size and self.n_listed == self.n_official_bytes
 
-        A copy none of whose names the manifest lists is judged by its sizes alone.
-        """
-        return not self.one_size and self.n_altered_bytes == 0
-
-    def _repr_markdown_(self) -> str:
-        """A notebook shows the check as its note: ``resolution`` alone on a cell's last line."""
-        return self.note()
-
-    def note(self) -> str:
-        """A Markdown note for the top of a chapter: what this copy is and what its figures can show."""
-        if self.originals:
-            lines = [
-                f"> **This copy holds original files.** {self.n_images:,} images at {self.n_sizes:,} different "
-                "sizes"
-                + (
-                    f"; all {self.n_listed:,} files named in the official manifest have their official byte counts."
-                    if self.n_listed
-                    else "; no file name is in the official manifest, so byte counts could not be checked."
-                )
-            ]
-            if self.n_images < _OFFICIAL_TOTAL:
-                lines.append(
-                    f"> It is a subset ({self.n_images:,} of the {_OFFICIAL_TOTAL:,} official images): the sizes "
-                    "and shapes are real, the counts and shares are the subset's."
-                )
-            return "\n>\n".join(lines)
-        reasons = []
-        if self.one_size:
-            width, height = self.common_size
-            reasons.append(f"every one of its {self.n_images:,} images is {width}x{height} pixels")
-        if self.n_altered_bytes:
-            which = "all" if self.n_altered_bytes == self.n_listed else f"{self.n_altered_bytes:,} of the"
-            reasons.append(
-                f"{which} {self.n_listed:,} files named in the official manifest have other byte counts than "
-                "the official ones (they were resized or re-encoded)"
-            )
-        because = " and ".join(reasons)
-        return (
-            "> **Note: this is a resized copy, not the original files.** " + because[0].upper() + because[1:] + ".\n>\n"
-            "> Sizes, shapes and file sizes of a resized copy describe how it was made, not the X-rays: "
-            "the sections about them say so below and leave out figures that would show one bar. "
-            "For the real histograms, run this chapter on the original files: `cxr download` fetches "
-            "the official dataset into `data/`, or set `CXR_DATA_DIR` to a folder of the originals."
+    def summary(self) -> pd.Series:
+        """The check as a small table, one row per finding."""
+        return pd.Series(
+            {
+                "images": int(self.counts["found"].sum()),
+                "official images": int(self.counts["official"].sum()),
+                "every split and class at its official count": self.counts_official,
+                "images with a known size": self.n_images,
+                "distinct sizes (width x height)": self.n_sizes,
+                "commonest size": "x".join(map(str, self.common_size)) if self.common_size else "none",
+                "files the official manifest names": self.n_listed,
+                "... with their official byte count": self.n_official_bytes,
+                "one size for every image (resized)": self.one_size,
+                "original files": self.originals,
+            },
+            name="this copy",
+            dtype=object,
         )
 
 
-def check_resolution(index: pd.DataFrame, manifest: pd.DataFrame | str | os.PathLike | None = None) -> ResolutionCheck:
-    """Is this copy the original files, or a resized copy? From the index's sizes and byte counts only.
-
-    Two signs, read without opening a file: every image has the same width and height (the
-    originals come at many sizes), or files have another byte count than the ``manifest``
-    (default the official one) gives for the same class and name.
-    """
-    official = index_manifest(manifest)[["label", "name", "bytes"]].rename(columns={"bytes": "official_bytes"})
+def check_copy(dataset: DatasetIndex, manifest: pd.DataFrame | str | os.PathLike | None = None) -> CopyCheck:
+    """Which copy an index describes, from the index alone: images per split and class against
+    :data:`OFFICIAL_COUNTS` (a Mendeley copy's train holds the official val images), sizes, and byte counts against
+    the ``manifest`` (default the official one), matched by class and name."""
+    official = dict(OFFICIAL_COUNTS)
+    if dataset.layout == "mendeley":
+        for label in LABELS:
+            official[("train", label)] += official.pop(("val", label))
+    index = dataset.table
+    found = index.groupby(["split", "label"]).size()
+    counts = pd.DataFrame(
+        [{"split": s, "label": c, "found": int(found.get((s, c), 0)), "official": n} for (s, c), n in official.items()]
+    )
+    counts["difference"] = counts["found"] - counts["official"]
+    manifest = index_manifest(manifest)[["label", "name", "bytes"]]
+    listed = index[["label", "name", "bytes"]].merge(manifest, on=["label", "name"], suffixes=("", "_official"))
     sized = index.dropna(subset=["width", "height"])
     sizes = list(zip(sized["width"].astype(int), sized["height"].astype(int)))
-    common = pd.Series(sizes).value_counts().index[0] if sizes else None
-    listed = index[["label", "name", "bytes"]].merge(official, on=["label", "name"], how="inner")
-    return ResolutionCheck(
+    common = pd.Series(sizes, dtype=object).value_counts().index[0] if sizes else None
+    return CopyCheck(
+        counts=counts,
         n_images=len(sizes),
         n_sizes=len(set(sizes)),
         common_size=tuple(int(v) for v in common) if common is not None else None,
         n_listed=len(listed),
-        n_official_bytes=int((listed["bytes"] == listed["official_bytes"]).sum()),
+        n_official_bytes=int((listed["bytes"] == listed["bytes_official"]).sum()),
     )

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
+from . import _progress
 from .models import BackbonePreprocessing
-from .parallel import progress_bar
 from .pipeline import CachedBatches, augmentation_layers, predict_batches
 from .weights import build_backbone, preprocess_function
 
@@ -140,7 +140,7 @@ def bottom_activations(
         augmentation = augmentation_layers(seed=view_seed, **(augmentation_options or {}))
     batches = CachedBatches(images, np.zeros(len(images)), batch_size, channels=3)
     chunks = []
-    for number in progress_bar(range(len(batches)), desc=desc, unit="batch", disable=not progress):
+    for number in _progress(range(len(batches)), desc=desc, unit="batch", disable=not progress):
         x, _ = batches[number]
         if augmentation is not None:
             x = keras.ops.convert_to_numpy(augmentation(x, training=True))

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from cxr_utils.images import file_sha256
+from cxr_utils.dataset import file_sha256
 
 ARCHIVE_NAME = "ChestXRay2017.zip"
 
@@ -80,8 +80,8 @@ def score_repeatedly(run_dir: str, seed: int, scorings: int, start, *, whole_run
     name). Run in a process of its own (kept here, not in the test module, so that such a
     process imports little); it waits at the barrier ``start`` first.
     """
-    from cxr_utils.ledger import append_scoring
     from cxr_utils.metrics import bootstrap_ci
+    from cxr_utils.records import append_scoring
     from cxr_utils.runs import finish_run
 
     index, splits, validation, test = run_inputs(seed)

@@ -112,7 +112,7 @@ def test_batchnorm_can_write_into_a_reused_copy():
 
 def _filed(files: dict[str, str]) -> dict[str, np.ndarray]:
     """Rows sorted by path, so by label folder (the order an older index gave): names and patient ids."""
-    from cxr_utils.names import parse_name
+    from cxr_utils.dataset import parse_name
 
     paths = sorted(f"test/{label}/{name}" for name, label in files.items())
     names = np.array([path.rsplit("/", 1)[1] for path in paths])

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from cxr_utils.audit import duplicate_files, shared_patients
-from cxr_utils.verification import index_manifest
+from cxr_utils.dataset import index_manifest
 
 
 def test_shared_patients_hand_computed():

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cxr_utils.dataset import OFFICIAL_COUNTS
 from cxr_utils.metrics import PAPER
 from cxr_utils.model_card import MODEL_CARD_FILE, dataset_verdict, model_card, write_model_card
 from cxr_utils.runs import finish_run
-from cxr_utils.verification import OFFICIAL_COUNTS
 
 
 def _finished_run(folder):
@@ -81,7 +81,7 @@ def test_an_ensemble_card_says_whose_metrics_and_where_its_members_are(tmp_path)
 
 def _write_record(root, runs, **fields):
     """A seed record under ``root`` (a project folder): ``runs`` rows, measured at a made-up commit on two CPUs."""
-    from cxr_utils.model_card import SEED_RECORD
+    from cxr_utils.runs import SEED_RECORD
 
     measured = {"command": "python benchmarks/seed_variance.py --record", "commit": "0123456789abcdef" * 2}
     record = {
@@ -108,8 +108,8 @@ RUNS = [
 
 
 def test_the_spread_over_runs_comes_from_the_committed_record(tmp_path, monkeypatch):
-    from cxr_utils import model_card as model_card_module
-    from cxr_utils.model_card import seed_spread
+    from cxr_utils import runs as model_card_module
+    from cxr_utils.runs import seed_spread
 
     folder = tmp_path / "runs" / "demo"
     index, splits = _finished_run(folder)
@@ -137,7 +137,7 @@ def test_the_spread_over_runs_comes_from_the_committed_record(tmp_path, monkeypa
 
 def test_a_run_of_another_configuration_is_not_given_the_records_spread(tmp_path, monkeypatch):
     """A fast run (or changed settings) has another configuration hash than the runs the record measured."""
-    from cxr_utils import model_card as model_card_module
+    from cxr_utils import runs as model_card_module
 
     folder = tmp_path / "runs" / "demo"
     index, splits = _finished_run(folder)

@@ -150,7 +150,7 @@ def test_size_scatter_plots_every_image(index):
 
 
 def test_file_sizes_log_axis_reads_as_plain_numbers(index):
-    from cxr_utils.verification import index_manifest
+    from cxr_utils.dataset import index_manifest
 
     both = plots.plot_file_sizes(index, index_manifest())
     render(both)
@@ -198,7 +198,7 @@ def test_intensity_histogram_lines_carry_the_shares():
 
 
 def test_resize_policies_grid(originals, index):
-    from cxr_utils.images import load_grayscale
+    from cxr_utils.cache import load_grayscale
 
     row = index.iloc[0]
     fig = plots.plot_resize_policies({row["name"]: load_grayscale(originals / row["path"])}, 32)
@@ -313,7 +313,7 @@ def test_reliability_points_are_the_table(scored):
 
 
 def test_gradcam_gallery(originals, index):
-    from cxr_utils.images import load_grayscale, resize_image
+    from cxr_utils.cache import load_grayscale, resize_image
 
     rows = index.head(3)
     images = np.stack([resize_image(load_grayscale(originals / p), 64) for p in rows["path"]])

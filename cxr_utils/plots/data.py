@@ -14,8 +14,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
-from ..images import RESIZE_POLICIES, load_grayscale, resize_image
-from ..layout import LABELS, SPLITS
+from ..cache import RESIZE_POLICIES, load_grayscale, resize_image
+from ..dataset import LABELS, SPLITS
 from .style import CLASS_COLOURS, figure
 
 __all__ = [
@@ -265,7 +265,7 @@ def plot_size_scatter(index: pd.DataFrame) -> Figure:
 def plot_file_sizes(index: pd.DataFrame, official: pd.DataFrame) -> Figure:
     """Histograms of file sizes in kB per class, this copy's beside the official files', on logarithmic axes.
 
-    ``index`` and ``official`` (:func:`cxr_utils.verification.index_manifest`, whatever copy
+    ``index`` and ``official`` (:func:`cxr_utils.dataset.index_manifest`, whatever copy
     this is) have the columns ``label`` and ``bytes``.
     """
     panels = {

@@ -7,7 +7,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedFormatter, FixedLocator, FuncFormatter, NullFormatter
 
-from ..layout import LABELS
+from ..dataset import LABELS
 from ..metrics import PAPER
 from .shift import plot_image_grid
 from .style import CLASS_COLOURS, MODEL_COLOURS, figure

@@ -41,8 +41,8 @@ def test_default_folder_without_data_downloads(tmp_path, monkeypatch, capsys):
     def fake_download(folder):
         calls.append(folder)
         make_dataset(folder / "chest_xray", FILES)
+        from cxr_course.verify import verify_dataset
         from cxr_utils.dataset import index_dataset
-        from cxr_utils.verification import verify_dataset
 
         manifest = index_dataset(folder / "chest_xray", sha256=True, progress=False).table[["path", "sha256", "bytes"]]
         return verify_dataset(folder / "chest_xray", manifest, progress=False)  # as the real download does
@@ -74,8 +74,8 @@ def test_a_copy_kaggle_mounted_is_found_before_any_download(tmp_path, monkeypatc
 
 def test_existing_copy_is_used_and_walked_once(tmp_path, monkeypatch):
     """The course finds, indexes and verifies the copy with one walk of its folders."""
+    from cxr_course.verify import verify_dataset
     from cxr_utils import dataset
-    from cxr_utils.verification import verify_dataset
 
     make_dataset(tmp_path / "chest_xray", FILES)
     walks = []
