@@ -6,6 +6,7 @@
 ``cxr download``        fetch, extract and verify ChestXRay2017.zip into ``data/``
 ``cxr course``          find or download the data, verify it, execute every notebook
 ``cxr ledger``          every scoring of a test split on this machine, the official one counted apart
+``cxr card RUN``        a finished run's model card, ``model_card.md`` beside its model (chapters 03 and 04)
 
 Exit status: 0 on success, 1 when a verification or a download fails, 2 on bad input (a
 missing or unreadable file, a malformed manifest or run folder): every error is one line
@@ -177,6 +178,13 @@ def _cmd_ledger(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_card(args: argparse.Namespace) -> int:
+    from .model_card import write_model_card
+
+    print(f"model card written to {write_model_card(args.name, args.runs)}")
+    return 0
+
+
 def _build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``cxr``."""
     parser = argparse.ArgumentParser(prog="cxr", description="Pediatric chest X-ray course tools.")
@@ -231,6 +239,11 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     ledger.add_argument("--runs", type=Path, default=None, help="the runs folder (default: the project's runs/)")
     ledger.set_defaults(run=_cmd_ledger)
+
+    card = commands.add_parser("card", help="write a finished run's model card (chapters 03 and 04)")
+    card.add_argument("name", metavar="RUN", help="the run's folder, e.g. 03_cnn_from_scratch (_fast in fast mode)")
+    card.add_argument("--runs", type=Path, default=None, help="the runs folder (default: the project's runs/)")
+    card.set_defaults(run=_cmd_card)
     return parser
 
 
@@ -249,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     except (CourseError, DownloadError, ArchiveError) as error:
         print(f"cxr {args.command}: {_one_line(error)}", file=sys.stderr)
         return 1
-    except (OSError, ValueError) as error:  # missing, unreadable or malformed input (DatasetLayoutError too)
+    except (OSError, ValueError, KeyError) as error:  # missing, unreadable or malformed input (DatasetLayoutError too)
         print(f"cxr {args.command}: {_one_line(error)}", file=sys.stderr)
         return 2
 

@@ -2,7 +2,8 @@
 
 This is what the README's main command (``make course``, i.e. ``cxr course``) does.
 Notebooks are executed in order with nbclient (nbconvert's executor) into
-``build/executed/``; the first failing cell stops the run and is named. Each executed
+``build/executed/``; the first failing cell stops the run and is named. After chapters 03 and 04
+the model card of their run is written beside its model (``cxr card``). Each executed
 notebook is rendered to ``build/html/``, and ``build/summary.md`` / ``build/summary.json``
 record the time each notebook took and the results table of notebook 05.
 """
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -23,9 +26,11 @@ from nbclient.exceptions import CellExecutionError
 
 import cxr_utils
 from cxr_utils.dataset import DatasetIndex, DatasetLayoutError, index_dataset
+from cxr_utils.runs import run_name
 
 from . import build_dir
 from .fetch import download_dataset
+from .model_card import CARDS
 from .verify import verify_dataset
 
 __all__ = ["CourseError", "NotebookRun", "list_notebooks", "execute_notebook", "run_course"]
@@ -225,6 +230,9 @@ def run_course(
             f"[{number}/{len(notebooks)}] {notebook.name} done in {seconds:.0f} s -> {out / notebook.name}, {html}",
             flush=True,
         )
+        if notebook.stem in CARDS:  # its model card, in a process of its own (Keras loads the saved model)
+            card = [sys.executable, "-m", "cxr_course.cli", "card", run_name(notebook.stem, fast=cxr_utils.fast_mode())]
+            subprocess.run(card, check=True)
     summary_md, _ = _write_summary(runs, out.parent, data_dir=root, fast=cxr_utils.fast_mode(), verdict=report.verdict)
     print(f"Summary: {summary_md}", flush=True)
     return runs
@@ -260,7 +268,6 @@ def _write_summary(
     it is missing).
     """
     from cxr_utils.records import read_ledger, scoring_counts, summarise, write_json
-    from cxr_utils.runs import run_name
 
     build_dir = Path(build_dir)
     build_dir.mkdir(parents=True, exist_ok=True)

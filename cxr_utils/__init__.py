@@ -32,7 +32,6 @@ One module per concern, in layers: each module imports only modules listed above
 ``adapt``         adapting to new images without labels (AdaBN, EM prior, histograms), cross-fitted
 ``plots``         the course's figures, each returned as a matplotlib Figure
 ``runs``          run folders: ``finish_run`` (the one door to the test split) and ``load_run``
-``model_card``    a run's model card (``model_card.md``): intended use, data, metrics, limits, how to load
 
 Definitions a chapter writes out and the package also needs (the augmentation, the CNN, how
 it is compiled, the callbacks, the transfer model's head, the Grad-CAM core) are marked
@@ -306,7 +305,6 @@ _HELPERS = {
     "adapt": "reestimate_batchnorm estimate_prior_em correct_for_prior reference_histogram match_histograms cross_fit",
     "records": "write_json read_ledger summarise",
     "runs": "run_name run_folder finish_run load_run seed_spread",
-    "model_card": "write_model_card",
 }
 _MODULE_OF = {name: module for module, names in _HELPERS.items() for name in names.split()}
 

@@ -13,7 +13,7 @@ import cxr_utils
 ROOT = Path(cxr_utils.__file__).resolve().parent.parent
 PACKAGE = ROOT / "cxr_utils"
 MODULES = sorted(PACKAGE.rglob("*.py"))
-MAX_LINES, MAX_FILES, MAX_MODULE_LINES, MAX_PUBLIC_NAMES = 5472, 28, 400, 154
+MAX_LINES, MAX_FILES, MAX_MODULE_LINES, MAX_PUBLIC_NAMES = 5237, 27, 400, 151
 
 
 def lines(path: Path) -> int:
