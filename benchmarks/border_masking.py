@@ -32,16 +32,18 @@ import numpy as np
 import pandas as pd
 
 import cxr_utils
+from cxr_course.chapters import saved
 from cxr_utils.cache import cache_images
 from cxr_utils.calibration import clipped_logit
-from cxr_utils.models import build_cnn, compile_binary
-from cxr_utils.pipeline import CachedBatches, augmentation_layers, predict_scores
+from cxr_utils.explore import class_weights, course_splits
+from cxr_utils.models import compile_binary
 from cxr_utils.records import write_json
 from cxr_utils.regions import occlude
 from cxr_utils.runs import finish_run, load_run, run_folder, run_name
-from cxr_utils.splits import class_weights, course_splits
 from cxr_utils.tables import table_to_markdown
-from cxr_utils.training import fit_with_callbacks, set_seeds
+from cxr_utils.training import CachedBatches, augmentation_layers, fit_with_callbacks, predict_scores, set_seeds
+
+build_cnn = saved("build_cnn")  # chapter 03's CNN, as its cell defines it
 
 #: Chapter 05's covers: the corner squares Grad-CAM's regions measure, a band a tenth of each side wide;
 #: each filled with the image's median grey level (None) or black.

@@ -35,13 +35,22 @@ from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 
 from cxr_course import build_dir, test_data_dir
+from cxr_course.chapters import saved
 from cxr_utils.cache import cache_images
 from cxr_utils.dataset import read_manifest
-from cxr_utils.models import build_cnn, compile_binary
-from cxr_utils.pipeline import CachedBatches, augmentation_layers, predict_scores, recompress_jpeg
-from cxr_utils.splits import class_weights, course_splits
+from cxr_utils.explore import class_weights, course_splits
+from cxr_utils.models import compile_binary
 from cxr_utils.tables import table_to_markdown
-from cxr_utils.training import fit_with_callbacks, set_seeds
+from cxr_utils.training import (
+    CachedBatches,
+    augmentation_layers,
+    fit_with_callbacks,
+    predict_scores,
+    recompress_jpeg,
+    set_seeds,
+)
+
+build_cnn = saved("build_cnn")  # chapter 03's CNN, as its cell defines it
 
 #: One change each to chapter 03's recipe: keyword arguments of compile_binary, and optionally
 #: a preprocessing of the cached images (the same for every split, no label used).

@@ -46,6 +46,7 @@ from pathlib import Path
 import pandas as pd
 
 from cxr_course import build_dir, test_data_dir
+from cxr_course.chapters import saved, split_backbone
 from cxr_utils.tables import table_to_markdown
 
 #: Each setting: a name and what it changes from the course's (TensorFlow, float32, no XLA, the chapters' batches).
@@ -127,12 +128,14 @@ def measure(model_name: str, setting: dict, images: int, epochs: int) -> dict:
     rows = np.linspace(0, len(cache.images) - 1, images).astype(int)  # both classes, every split
     if model_name == "cnn":
         x, y = cache.images[rows], cache.labels[rows]
-        model = cxr.compile_binary(cxr.build_cnn(128, augmentation=cxr.augmentation_layers(seed=0)), ema_momentum=0.99)
+        model = cxr.compile_binary(
+            saved("build_cnn")(128, augmentation=cxr.augmentation_layers(seed=0)), ema_momentum=0.99
+        )
         forward = cxr.multiply_adds(model)
     else:
-        split = cxr.split_backbone("MobileNetV2", input_size=224, alpha=0.5, weights_dir=cxr.weights_dir())
+        split = split_backbone("MobileNetV2", input_size=224, alpha=0.5, weights_dir=cxr.weights_dir())
         x, y = cxr.bottom_activations(split, cache.images[rows], progress=False), cache.labels[rows]
-        model = cxr.compile_binary(cxr.build_top_classifier(split), learning_rate=3e-4)
+        model = cxr.compile_binary(saved("build_top_classifier")(split), learning_rate=3e-4)
         forward = cxr.multiply_adds(model)
     if keras.backend.backend() == "tensorflow":  # JAX always compiles with XLA; PyTorch's would be torch.compile
         model.jit_compile = setting["jit"]

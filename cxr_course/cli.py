@@ -94,8 +94,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
-    from cxr_utils.audit import duplicate_files, shared_patients
     from cxr_utils.dataset import index_dataset, index_manifest
+    from cxr_utils.explore import duplicate_files, shared_patients
 
     if args.root:
         dataset = index_dataset(args.root, read_headers=False, sha256=True)

@@ -119,8 +119,7 @@ def model_card(run: str, runs_root: str | os.PathLike | None = None) -> str:
     model_file = Path(finished.folder.parent.name, run, "model.keras").as_posix()
     if (finished.folder / "model.keras").exists():
         start_keras()
-        from cxr_utils.models import load_model
-        from cxr_utils.transfer import CUT_LAYERS
+        from cxr_utils.models import CUT_LAYERS, load_model
 
         model = load_model(finished.folder / "model.keras", compile=False)
         cut = CUT_LAYERS.get(parameters.get("architecture", ""), "")

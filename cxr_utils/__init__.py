@@ -14,14 +14,9 @@ One module per concern, in layers: each module imports only modules listed above
 ``dataset``       find a dataset copy and index it (names, headers); the official counts and manifest
 ``records``       files written whole, JSON, fingerprints, and the test ledger
 ``cache``         decode images to gray, resize them, and cache every image of a copy once
-``audit``         patient ids shared between splits, byte-identical files
-``stats``         counts, patients, pathogens, colour and intensity statistics; which copy this is
-``splits``        train / validation grouped by patient; class weights; a label-free order
-``pipeline``      batches from the cache, augmentation layers, JPEG re-compression, prediction
-``weights``       ImageNet weight files found locally, backbones built without downloading
-``models``        the CNN of chapter 03, the course's custom layers, compiling, loading
-``training``      ``fit_with_callbacks``: early stopping, checkpoints, CSV log, resume
-``transfer``      a backbone cut in two, its frozen bottom cached, its top fine-tuned
+``explore``       which copy this is; counts, patients, duplicates, colour, intensities; the course's splits
+``training``      batches from the cache, augmentation, prediction, training with callbacks and resume
+``models``        custom layers, compiling, loading; ImageNet backbones found offline; transfer learning
 ``metrics``       metrics with bootstrap intervals; thresholds chosen on validation
 ``tables``        results beside the paper and the always-PNEUMONIA baseline
 ``calibration``   reliability, Brier, ECE, temperature and Platt scaling; log-odds ensembles
@@ -271,10 +266,9 @@ def _gpu_names(backend: str) -> list[str]:
 # What ``cxr.<name>`` gives, by module: the helpers the chapters call.
 _HELPERS = {
     "dataset": "index_dataset OFFICIAL_COUNTS read_manifest index_manifest",
-    "audit": "shared_patients duplicate_files",
-    "stats": (
-        "check_copy split_class_table images_per_patient pathogen_table colour_check sample_per_class "
-        "intensity_histograms"
+    "explore": (
+        "check_copy split_class_table images_per_patient pathogen_table shared_patients duplicate_files colour_check "
+        "intensity_histograms sample_per_class course_splits patients_in_two_splits class_weights label_free_order"
     ),
     "plots": (
         "plot_course_flow plot_split_counts plot_images_per_patient plot_pathogen_counts plot_sample_grid "
@@ -283,14 +277,14 @@ _HELPERS = {
         "plot_score_shift plot_reliability plot_gradcam_gallery plot_distributions plot_image_grid"
     ),
     "cache": "cache_images load_grayscale resize_image RESIZE_POLICIES",
-    "splits": "course_splits patients_in_two_splits class_weights label_free_order",
-    "pipeline": "CachedBatches augmentation_layers recompress_jpeg predict_scores",
-    "models": "PerImageStandardization BackbonePreprocessing build_cnn compile_binary multiply_adds load_model",
-    "training": "set_seeds epoch_progress resume_or_start restore_best fit_with_callbacks read_history",
-    "weights": "build_backbone",
-    "transfer": (
-        "CANDIDATES CUT_LAYERS SplitBackbone split_backbone bottom_activations pooled_features fit_logistic_head "
-        "build_top_classifier top_scores image_model"
+    "training": (
+        "CachedBatches augmentation_layers recompress_jpeg predict_scores set_seeds epoch_progress read_history "
+        "resume_or_start restore_best fit_with_callbacks"
+    ),
+    "models": (
+        "PerImageStandardization BackbonePreprocessing compile_binary multiply_adds load_model build_backbone "
+        "CANDIDATES CUT_LAYERS SplitBackbone bottom_activations pooled_features image_model fit_logistic_head "
+        "top_scores"
     ),
     "metrics": "PAPER THRESHOLD_RULES check_labels_scores binary_metrics bootstrap_ci choose_threshold",
     "tables": "evaluation_table format_table versus_paper table_to_markdown",

@@ -24,7 +24,7 @@ import keras
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .splits import label_free_order
+from .explore import label_free_order
 
 __all__ = [
     "reestimate_batchnorm",

@@ -199,7 +199,7 @@ def grad_cam(
     model : keras.Model
         Output ``(batch, 1)``: the probability of PNEUMONIA. Nested sub-models are
         allowed; a model that contains the chosen layer inside a nested model must
-        otherwise be a chain of layers (as :func:`cxr_utils.transfer.image_model`
+        otherwise be a chain of layers (as :func:`cxr_utils.models.image_model`
         and :func:`cxr_utils.models.build_cnn` are), which is checked.
     images : numpy.ndarray
         Shape ``(n, height, width, channels)``, the model's input (0..255).

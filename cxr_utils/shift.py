@@ -25,8 +25,8 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedGroupKFold
 
+from .explore import label_free_order
 from .metrics import bootstrap_ci
-from .splits import label_free_order
 
 __all__ = [
     "acquisition_features",
@@ -131,7 +131,7 @@ def domain_classifier_test(
     The ROC AUC of those out-of-fold scores is 0.5 when the two collections are alike.
 
     ``features`` ``(n, d)``; ``is_target`` ``(n,)`` bool; ``groups`` the patient ids (all images
-    of a patient fall into one fold); ``names`` the file names (:func:`cxr_utils.splits.label_free_order`):
+    of a patient fall into one fold); ``names`` the file names (:func:`cxr_utils.explore.label_free_order`):
     the folds are drawn from the sorted patient ids and the classifiers fitted on the images in
     the order of their names, so the result depends on the images alone, not on the order of
     the rows or the label folders. ``seed`` seeds the folds, the classifier and the bootstrap
@@ -175,7 +175,7 @@ def simulate_acquisition(images: np.ndarray, *, scale: float = 0.5, quality: int
     """
     from PIL import Image
 
-    from .pipeline import recompress_jpeg
+    from .training import recompress_jpeg
 
     images = np.asarray(images)
     if images.dtype != np.uint8 or images.ndim != 3:

@@ -22,6 +22,20 @@ from cxr_utils.dataset import file_sha256
 ARCHIVE_NAME = "ChestXRay2017.zip"
 
 
+def build_cnn(*args, **kwargs):
+    """Chapter 03's CNN, as its cell defines it (the package keeps no copy)."""
+    from cxr_course.chapters import saved
+
+    return saved("build_cnn")(*args, **kwargs)
+
+
+def build_top_classifier(*args, **kwargs):
+    """Chapter 04's fine-tuned top with its head, as its cell defines it."""
+    from cxr_course.chapters import saved
+
+    return saved("build_top_classifier")(*args, **kwargs)
+
+
 def jpeg_bytes(width: int = 40, height: int = 30, mode: str = "L", **save_args) -> bytes:
     """A small JPEG with a gradient, in the given Pillow mode."""
     ramp = np.linspace(0, 255, width, dtype=np.uint8)[None, :].repeat(height, axis=0)

@@ -13,7 +13,8 @@ from cxr_utils.adapt import (
     reestimate_batchnorm,
     reference_histogram,
 )
-from cxr_utils.models import build_cnn
+
+from helpers import build_cnn
 
 
 def test_batchnorm_statistics_become_the_targets_and_the_original_is_kept():
@@ -129,8 +130,8 @@ def test_halves_and_adapted_scores_do_not_depend_on_the_label_folders(resized_22
     """
     from PIL import Image
 
-    from cxr_utils.pipeline import predict_scores
     from cxr_utils.shift import acquisition_features, domain_classifier_test
+    from cxr_utils.training import predict_scores
 
     folder = resized_224 / "test"
     chosen = sorted(folder.glob("NORMAL/*.jpeg"))[:14] + sorted(folder.glob("PNEUMONIA/person1*.jpeg"))[:22]

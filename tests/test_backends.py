@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cxr_utils.transfer import bottom_activations, pooled_features, split_backbone
+from cxr_course.chapters import split_backbone
+from cxr_utils.models import bottom_activations, pooled_features
 
 SCRIPT = Path(__file__).parent / "scripts" / "backend_portability.py"
 

@@ -192,8 +192,9 @@ def test_test_rows_are_in_the_same_places_however_they_are_filed(resized_224, tm
 
     import keras
 
-    from cxr_utils.models import build_cnn
-    from cxr_utils.pipeline import predict_scores
+    from cxr_utils.training import predict_scores
+
+    from helpers import build_cnn
 
     chosen = [
         path

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from cxr_utils.explain import find_last_conv_layer, grad_cam
-from cxr_utils.models import build_cnn
+
+from helpers import build_cnn
 
 SIZE, SQUARE = 32, 6
 
@@ -103,7 +104,10 @@ def test_course_cnn_and_errors():
 
 
 def test_transfer_image_model(keras_weights):
-    from cxr_utils.transfer import build_top_classifier, image_model, split_backbone
+    from cxr_course.chapters import split_backbone
+    from cxr_utils.models import image_model
+
+    from helpers import build_top_classifier
 
     split = split_backbone("MobileNetV2", input_size=96, alpha=0.35, weights_dir=keras_weights)
     model = image_model(split, build_top_classifier(split))

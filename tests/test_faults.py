@@ -414,9 +414,10 @@ def test_row14_a_run_made_on_another_copy_of_the_data_is_named(tmp_path):
 def test_rerunning_a_finished_training_never_loads_the_old_runs_weights(tmp_path):
     import keras
 
-    from cxr_utils.models import build_cnn, compile_binary
-    from cxr_utils.pipeline import CachedBatches
-    from cxr_utils.training import fit_with_callbacks, read_history
+    from cxr_utils.models import compile_binary
+    from cxr_utils.training import CachedBatches, fit_with_callbacks, read_history
+
+    from helpers import build_cnn
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (64, 16, 16)).astype(np.uint8)
@@ -452,10 +453,11 @@ def _exercise_run(originals: Path, root: Path, seed: int, *, replace: bool):
     """What an exercise solution does: its own run folder, then ``fit`` on a tiny CNN, validation only."""
     import keras
 
-    from cxr_utils.models import build_cnn, compile_binary
-    from cxr_utils.pipeline import CachedBatches, predict_scores
+    from cxr_utils.models import compile_binary
     from cxr_utils.runs import run_folder
-    from cxr_utils.training import fit_with_callbacks, set_seeds
+    from cxr_utils.training import CachedBatches, fit_with_callbacks, predict_scores, set_seeds
+
+    from helpers import build_cnn
 
     x, y = _handful(originals)
     set_seeds(seed)

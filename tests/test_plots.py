@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 from matplotlib.collections import PathCollection
 
-from cxr_utils import plots, stats
+from cxr_utils import explore as stats
+from cxr_utils import plots
 from cxr_utils.dataset import index_dataset
 
 
@@ -228,7 +229,7 @@ def test_history_curves():
 
 
 def test_augmented_samples_grid():
-    from cxr_utils.pipeline import augmentation_layers
+    from cxr_utils.training import augmentation_layers
 
     images = np.random.default_rng(0).integers(0, 256, (2, 32, 32), dtype=np.uint8)
     fig = plots.plot_augmented_samples(images, augmentation_layers(seed=0), variants=3)

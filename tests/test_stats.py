@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from cxr_utils import stats
+from cxr_utils import explore as stats
 from cxr_utils.cache import resize_image
 from cxr_utils.dataset import DatasetIndex, index_dataset
 

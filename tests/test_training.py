@@ -14,8 +14,9 @@ TRAIN_SCRIPT = textwrap.dedent(
     import os, sys
     import keras
     from cxr_utils.cache import cache_images
-    from cxr_utils.models import build_cnn, compile_binary
-    from cxr_utils.pipeline import CachedBatches
+    from cxr_utils.models import compile_binary
+    from helpers import build_cnn
+    from cxr_utils.training import CachedBatches
     from cxr_utils.training import fit_with_callbacks, set_seeds
 
     data, cache_dir, run_dir, kill_after = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
@@ -42,7 +43,7 @@ TRAIN_SCRIPT = textwrap.dedent(
 
 
 def test_cnn_shapes():
-    from cxr_utils.models import build_cnn
+    from helpers import build_cnn
 
     model = build_cnn(64, channels=1, filters=(8, 16, 32))
     assert model.input_shape == (None, 64, 64, 1) and model.output_shape == (None, 1)

@@ -109,7 +109,7 @@ def _readable_log_axis(axis: Axis) -> None:
 
 
 def plot_split_counts(table: pd.DataFrame) -> Figure:
-    """Grouped bars: images per split and class of a :func:`cxr_utils.stats.split_class_table`, counts written on."""
+    """Grouped bars: images per split and class of a :func:`cxr_utils.explore.split_class_table`, counts written on."""
     counts = table.drop(index="total", errors="ignore")[list(LABELS)]
     fig = figure(6.5, 3.8)
     ax = fig.subplots()
@@ -128,7 +128,7 @@ def plot_split_counts(table: pd.DataFrame) -> Figure:
 
 
 def plot_images_per_patient(per_patient: pd.DataFrame) -> Figure:
-    """Histogram of :func:`cxr_utils.stats.images_per_patient`, one panel per class, counts written on the bars."""
+    """Histogram of :func:`cxr_utils.explore.images_per_patient`, one panel per class, counts written on the bars."""
     fig = figure(8, 3.4)
     axes = fig.subplots(1, len(LABELS), sharey=False)
     for ax, label in zip(axes, LABELS):
@@ -146,7 +146,7 @@ def plot_images_per_patient(per_patient: pd.DataFrame) -> Figure:
 def plot_pathogen_counts(table: pd.DataFrame) -> Figure:
     """Each split's images as shares: bacterial pneumonia, viral pneumonia, NORMAL; counts written on.
 
-    One horizontal bar per split of a :func:`cxr_utils.stats.pathogen_table`, each as long as
+    One horizontal bar per split of a :func:`cxr_utils.explore.pathogen_table`, each as long as
     100%, so that a split of 16 images is as readable as one of 5,216; every segment of 5% or
     more carries its count, and the split's total is written after its bar.
     """
@@ -183,7 +183,7 @@ def plot_sample_grid(root: str | os.PathLike, sample: pd.DataFrame, per_row: int
     """Real images, one row per class, each titled with its file name, size and mode.
 
     ``sample``: index rows (``path`` relative to ``root``, ``label``, ``name``; ``width``,
-    ``height``, ``mode`` if present), e.g. :func:`cxr_utils.stats.sample_per_class`'s; at most
+    ``height``, ``mode`` if present), e.g. :func:`cxr_utils.explore.sample_per_class`'s; at most
     ``per_row`` images per class are shown.
     """
     fig = figure(3.0 * per_row, 3.3 * len(LABELS))
@@ -295,7 +295,7 @@ def plot_file_sizes(index: pd.DataFrame, official: pd.DataFrame) -> Figure:
 
 
 def plot_intensity_histograms(histograms: pd.DataFrame) -> Figure:
-    """Mean grey-level histogram per class, of :func:`cxr_utils.stats.intensity_histograms`."""
+    """Mean grey-level histogram per class, of :func:`cxr_utils.explore.intensity_histograms`."""
     fig = figure(6.5, 3.6)
     ax = fig.subplots()
     for label, group in histograms.groupby("label", sort=True):

@@ -21,7 +21,7 @@ _METRIC_LABELS = {
 
 def plot_augmented_samples(images: np.ndarray, augmentation, variants: int = 4, seed: int = 0) -> Figure:
     """Each image (``(n, size, size)`` uint8, a few rows of the cache) as cached, then ``variants`` random
-    augmentations of it: ``augmentation`` (:func:`cxr_utils.pipeline.augmentation_layers`) with ``training=True``.
+    augmentations of it: ``augmentation`` (:func:`cxr_utils.training.augmentation_layers`) with ``training=True``.
     """
     import keras
 
