@@ -4,7 +4,7 @@ Usage:  python benchmarks/border_masking.py [--data DIR] [--seed 0] [--epochs 14
         [--widths 0.02 0.15]
 
 Chapter 05 covers the corners and the border of every validation and test film and scores them
-again (``cxr_utils.regions.occlude``). The remedy a practitioner would try when scores lean on the
+again (``cxr_utils.explain.occlude``). The remedy a practitioner would try when scores lean on the
 border is to take that cue away in training. This is chapter 03's recipe (its augmentation, CNN,
 weight averaging, class weights, the patient-grouped validation split of the same seed, the
 callbacks that keep the best epoch by validation ROC AUC) with one change: each training image,
@@ -34,13 +34,13 @@ import pandas as pd
 import cxr_utils
 from cxr_course.chapters import saved
 from cxr_utils.cache import cache_images
-from cxr_utils.calibration import clipped_logit
+from cxr_utils.compare import table_to_markdown
+from cxr_utils.explain import occlude
 from cxr_utils.explore import class_weights, course_splits
+from cxr_utils.metrics import clipped_logit
 from cxr_utils.models import compile_binary
 from cxr_utils.records import write_json
-from cxr_utils.regions import occlude
 from cxr_utils.runs import finish_run, load_run, run_folder, run_name
-from cxr_utils.tables import table_to_markdown
 from cxr_utils.training import CachedBatches, augmentation_layers, fit_with_callbacks, predict_scores, set_seeds
 
 build_cnn = saved("build_cnn")  # chapter 03's CNN, as its cell defines it
@@ -59,7 +59,7 @@ class BorderMaskedBatches(CachedBatches):
 
     For each covered image the band's width is drawn uniformly from ``widths`` (fractions of
     the side), and its fill is the image's median over what is left or black (0), half the
-    time each (:func:`cxr_utils.regions.occlude`).
+    time each (:func:`cxr_utils.explain.occlude`).
     """
 
     def __init__(self, images, labels, batch_size: int, *, probability: float, widths: tuple[float, float], seed: int):

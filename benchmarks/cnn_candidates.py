@@ -37,10 +37,10 @@ from sklearn.metrics import roc_auc_score
 from cxr_course import build_dir, test_data_dir
 from cxr_course.chapters import saved
 from cxr_utils.cache import cache_images
+from cxr_utils.compare import table_to_markdown
 from cxr_utils.dataset import read_manifest
 from cxr_utils.explore import class_weights, course_splits
 from cxr_utils.models import compile_binary
-from cxr_utils.tables import table_to_markdown
 from cxr_utils.training import (
     CachedBatches,
     augmentation_layers,
@@ -79,7 +79,7 @@ def crop_margins(images: np.ndarray, margin: float = 0.1) -> np.ndarray:
 
 def equalise(images: np.ndarray) -> np.ndarray:
     """Histogram equalisation of each image: its gray levels spread to a flat histogram."""
-    from cxr_utils.adapt import match_histograms
+    from cxr_utils.shift import match_histograms
 
     return match_histograms(images, np.linspace(1 / 256, 1, 256))
 

@@ -48,10 +48,10 @@ import pandas as pd
 import cxr_utils
 from cxr_course import build_dir
 from cxr_course.runner import execute_notebook
+from cxr_utils.compare import table_to_markdown
 from cxr_utils.metrics import binary_metrics, choose_threshold
 from cxr_utils.records import read_ledger, write_json
 from cxr_utils.runs import SEED_RECORD, load_run, run_name
-from cxr_utils.tables import table_to_markdown
 
 NOTEBOOKS = ("03_cnn_from_scratch", "04_transfer_learning", "06_domain_shift")
 

@@ -47,7 +47,7 @@ import pandas as pd
 
 from cxr_course import build_dir, test_data_dir
 from cxr_course.chapters import saved, split_backbone
-from cxr_utils.tables import table_to_markdown
+from cxr_utils.compare import table_to_markdown
 
 #: Each setting: a name and what it changes from the course's (TensorFlow, float32, no XLA, the chapters' batches).
 SETTINGS = {

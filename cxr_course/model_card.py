@@ -9,11 +9,11 @@ import os
 from pathlib import Path
 
 from cxr_utils import runs_dir, start_keras
+from cxr_utils.compare import format_interval
 from cxr_utils.dataset import OFFICIAL_COUNTS
 from cxr_utils.metrics import PAPER
 from cxr_utils.records import read_json
 from cxr_utils.runs import load_run, seed_spread
-from cxr_utils.tables import format_interval
 
 MODEL_CARD_FILE = "model_card.md"
 #: By the run's base name: title, notebook, what the network is, and its label in the seed record.

@@ -11,28 +11,23 @@ version report.
 One module per concern, in layers: each module imports only modules listed above it
 (``tests/test_package.py`` checks every import, those inside functions included).
 
-``dataset``       find a dataset copy and index it (names, headers); the official counts and manifest
-``records``       files written whole, JSON, fingerprints, and the test ledger
-``cache``         decode images to gray, resize them, and cache every image of a copy once
-``explore``       which copy this is; counts, patients, duplicates, colour, intensities; the course's splits
-``training``      batches from the cache, augmentation, prediction, training with callbacks and resume
-``models``        custom layers, compiling, loading; ImageNet backbones found offline; transfer learning
-``metrics``       metrics with bootstrap intervals; thresholds chosen on validation
-``tables``        results beside the paper and the always-PNEUMONIA baseline
-``calibration``   reliability, Brier, ECE, temperature and Platt scaling; log-odds ensembles
-``comparison``    paired tests of two models (McNemar, DeLong); errors by subgroup, confident mistakes
-``regions``       a film's corners, border and lung fields: a heatmap's heat there, or covered (occlusion)
-``explain``       Grad-CAM, nested models included
-``shift``         a shift between collections measured without labels (domain classifier)
-``adapt``         adapting to new images without labels (AdaBN, EM prior, histograms), cross-fitted
-``plots``         the course's figures, each returned as a matplotlib Figure
-``runs``          run folders: ``finish_run`` (the one door to the test split) and ``load_run``
+``dataset``        find a dataset copy and index it (names, headers); the official counts and manifest
+``records``        files written whole, JSON, fingerprints, and the test ledger
+``cache``          decode images to gray, resize them, and cache every image of a copy once
+``explore``        which copy this is; counts, patients, duplicates, colour, intensities; the course's splits
+``training``       batches from the cache, augmentation, prediction, training with callbacks and resume
+``models``         custom layers, compiling, loading; ImageNet backbones found offline; transfer learning
+``metrics``        metrics with bootstrap intervals; thresholds chosen on validation; calibration's fits
+``compare``        results beside the paper; paired tests, subgroups, confident mistakes; reliability
+``explain``        Grad-CAM, nested models included; a heatmap's corners, border and lungs; occlusion
+``shift``          a shift measured without labels; adapting to it (AdaBN, EM prior, histograms), cross-fitted
+``plots_data``     figures of the data (chapters 01-02) and the colours every figure shares
+``plots_results``  figures of training and results (chapters 03-06)
+``runs``           run folders: ``finish_run`` (the one door to the test split) and ``load_run``
 
-Definitions a chapter writes out and the package also needs (the augmentation, the CNN, how
-it is compiled, the callbacks, the transfer model's head, the Grad-CAM core) are marked
-``# @save`` in the notebook and kept here with the same code (the chapter's docstring is the
-first line of the package's); ``tests/test_saved_definitions.py`` fails when the two copies
-drift apart.
+Definitions a chapter writes out and the package also calls (the augmentation, how a model is
+compiled, the callbacks, the Grad-CAM core) are marked ``# @save`` in the notebook and kept here
+with the same code; ``tests/test_saved_definitions.py`` fails when the two copies drift apart.
 """
 
 from __future__ import annotations
@@ -270,12 +265,6 @@ _HELPERS = {
         "check_copy split_class_table images_per_patient pathogen_table shared_patients duplicate_files colour_check "
         "intensity_histograms sample_per_class course_splits patients_in_two_splits class_weights label_free_order"
     ),
-    "plots": (
-        "plot_course_flow plot_split_counts plot_images_per_patient plot_pathogen_counts plot_sample_grid "
-        "plot_size_histograms plot_size_scatter plot_file_sizes plot_intensity_histograms plot_resize_policies "
-        "plot_augmented_samples plot_history plot_confusion_matrices plot_roc_pr plot_threshold_tradeoff "
-        "plot_score_shift plot_reliability plot_gradcam_gallery plot_distributions plot_image_grid"
-    ),
     "cache": "cache_images load_grayscale resize_image RESIZE_POLICIES",
     "training": (
         "CachedBatches augmentation_layers recompress_jpeg predict_scores set_seeds epoch_progress read_history "
@@ -286,17 +275,27 @@ _HELPERS = {
         "CANDIDATES CUT_LAYERS SplitBackbone bottom_activations pooled_features image_model fit_logistic_head "
         "top_scores"
     ),
-    "metrics": "PAPER THRESHOLD_RULES check_labels_scores binary_metrics bootstrap_ci choose_threshold",
-    "tables": "evaluation_table format_table versus_paper table_to_markdown",
-    "calibration": (
-        "reliability_table calibration_summary clipped_logit mean_logit fit_temperature apply_temperature "
-        "fit_platt apply_platt"
+    "metrics": (
+        "PAPER THRESHOLD_RULES check_labels_scores binary_metrics bootstrap_ci choose_threshold clipped_logit "
+        "mean_logit fit_temperature apply_temperature fit_platt apply_platt"
     ),
-    "comparison": "compare_models subgroup_table confident_calls",
-    "regions": "heatmap_regions occlude",
-    "explain": "find_last_conv_layer grad_cam",
-    "shift": "acquisition_features univariate_shift domain_classifier_test simulate_acquisition",
-    "adapt": "reestimate_batchnorm estimate_prior_em correct_for_prior reference_histogram match_histograms cross_fit",
+    "compare": (
+        "evaluation_table format_table versus_paper table_to_markdown compare_models subgroup_table confident_calls "
+        "reliability_table calibration_summary"
+    ),
+    "explain": "find_last_conv_layer grad_cam heatmap_regions occlude",
+    "shift": (
+        "acquisition_features univariate_shift domain_classifier_test simulate_acquisition reestimate_batchnorm "
+        "estimate_prior_em correct_for_prior reference_histogram match_histograms cross_fit"
+    ),
+    "plots_data": (
+        "plot_course_flow plot_split_counts plot_images_per_patient plot_pathogen_counts plot_sample_grid "
+        "plot_size_histograms plot_size_scatter plot_file_sizes plot_intensity_histograms plot_resize_policies"
+    ),
+    "plots_results": (
+        "plot_augmented_samples plot_history plot_confusion_matrices plot_roc_pr plot_threshold_tradeoff "
+        "plot_score_shift plot_reliability plot_gradcam_gallery plot_distributions plot_image_grid"
+    ),
     "records": "write_json read_ledger summarise",
     "runs": "run_name run_folder finish_run load_run seed_spread",
 }

@@ -19,6 +19,8 @@ import math
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
+from scipy.optimize import minimize_scalar
+from scipy.special import expit, logit
 from sklearn.metrics import average_precision_score, confusion_matrix, roc_auc_score, roc_curve
 
 __all__ = [
@@ -30,6 +32,12 @@ __all__ = [
     "check_labels_scores",
     "check_threshold",
     "ratio_or_nan",
+    "clipped_logit",
+    "mean_logit",
+    "fit_temperature",
+    "apply_temperature",
+    "fit_platt",
+    "apply_platt",
 ]
 
 #: Chest X-ray results of Kermany et al., "Identifying Medical Diagnoses and Treatable
@@ -289,3 +297,61 @@ def choose_threshold(
     if not np.isfinite(threshold):
         threshold = float(np.nextafter(s.max(), np.inf))
     return threshold
+
+
+def clipped_logit(scores: ArrayLike, eps: float = 1e-7) -> np.ndarray:
+    """Log-odds of probabilities clipped to ``[eps, 1 - eps]``, so 0 and 1 stay finite."""
+    return logit(np.clip(np.asarray(scores, dtype=np.float64), eps, 1 - eps))
+
+
+def mean_logit(*scores: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    """Several models' probabilities of PNEUMONIA, each ``(n,)``, ensembled by averaging their log-odds: ``(n,)``."""
+    return expit(np.mean([clipped_logit(s, eps) for s in scores], axis=0))
+
+
+def fit_temperature(y_true: ArrayLike, scores: ArrayLike) -> float:
+    """Temperature scaling (Guo et al., 2017) fitted on validation predictions.
+
+    Finds ``T > 0`` minimising the log loss of ``sigmoid(logit(score) / T)``. ``T > 1``
+    softens an over-confident model, ``T < 1`` sharpens an under-confident one. The
+    ranking of images, hence the ROC AUC, does not change; a threshold does move, so
+    apply :func:`apply_temperature` to the threshold too. Returns ``T``, searched in ``[0.05, 20]``.
+    """
+    y, s = check_labels_scores(y_true, scores)
+    z = clipped_logit(s)
+
+    def loss(log_t: float) -> float:
+        p = np.clip(expit(z / np.exp(log_t)), 1e-12, 1 - 1e-12)
+        return float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p)))
+
+    result = minimize_scalar(loss, bounds=(math.log(0.05), math.log(20.0)), method="bounded")
+    return float(np.exp(result.x))
+
+
+def apply_temperature(scores: ArrayLike, temperature: float) -> np.ndarray:
+    """``sigmoid(logit(scores) / temperature)``: same shape as ``scores``."""
+    if not temperature > 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    return expit(clipped_logit(scores) / temperature)
+
+
+def fit_platt(y_true: ArrayLike, scores: ArrayLike) -> tuple[float, float]:
+    """Platt scaling on the log-odds, fitted on validation: ``sigmoid(slope * logit(score) + intercept)``.
+
+    Temperature scaling fixes the slope alone (``intercept = 0``); the intercept also moves
+    the probabilities' level. A model trained with balanced class weights needs it before
+    its probabilities can be read for the validation's share of PNEUMONIA, e.g. by the EM
+    estimate of a new share (:func:`cxr_utils.shift.estimate_prior_em`; "bias-corrected
+    temperature scaling", Alexandari et al., ICML 2020). Maximum likelihood, no penalty.
+    Returns ``(slope, intercept)``.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    y, s = check_labels_scores(y_true, scores)
+    model = LogisticRegression(C=1e12, max_iter=1000).fit(clipped_logit(s)[:, None], y)  # no penalty, in practice
+    return float(model.coef_[0, 0]), float(model.intercept_[0])
+
+
+def apply_platt(scores: ArrayLike, slope: float, intercept: float) -> np.ndarray:
+    """``sigmoid(slope * logit(scores) + intercept)``: same shape as ``scores``."""
+    return expit(slope * clipped_logit(scores) + intercept)

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from cxr_utils.adapt import (
+from cxr_utils.shift import (
     correct_for_prior,
     cross_fit,
     estimate_prior_em,
@@ -84,7 +84,7 @@ def test_cross_fit_never_adapts_an_image_on_itself():
 
 
 def test_prior_correction_by_hand():
-    from cxr_utils.adapt import correct_for_prior
+    from cxr_utils.shift import correct_for_prior
 
     # odds 1 (p = 0.5) calibrated for a 50% share, moved to a 80% share: odds 4, p = 0.8
     np.testing.assert_allclose(correct_for_prior([0.5, 0.2], 0.8, 0.5), [0.8, 0.5])

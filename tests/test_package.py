@@ -13,16 +13,9 @@ import pytest
 import cxr_utils
 
 PACKAGE = Path(cxr_utils.__file__).parent
-# Modules by dotted name below cxr_utils; plots is a package, listed as one layer.
-SUBPACKAGES = ("plots",)
-MODULES = sorted(
-    ".".join(path.relative_to(PACKAGE).with_suffix("").parts)
-    for path in PACKAGE.rglob("*.py")
-    if path.name != "__init__.py" and path.parent.name not in SUBPACKAGES
-)
-MODULES.extend(SUBPACKAGES)
+MODULES = sorted(path.stem for path in PACKAGE.glob("*.py") if path.name != "__init__.py")  # one flat package
 LAYERS = re.findall(r"^``([\w.]+)``", cxr_utils.__doc__, re.M)  # the docstring's list, lowest layer first
-MAX_LINES = 400
+MAX_LINES = 350
 
 
 def test_the_package_docstring_lists_every_module():

@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 from matplotlib.collections import PathCollection
 
+import cxr_utils as plots
 from cxr_utils import explore as stats
-from cxr_utils import plots
+from cxr_utils import plots_data
 from cxr_utils.dataset import index_dataset
 
 
@@ -53,7 +54,7 @@ def test_course_flow_draws_every_step_in_order_with_an_arrow_between():
     render(fig)
     ax = fig.axes[0]
     boxes = [p for p in ax.patches if isinstance(p, FancyBboxPatch)]
-    steps, readers = plots.data._COURSE_FLOW, plots.data._COURSE_READERS
+    steps, readers = plots_data._COURSE_FLOW, plots_data._COURSE_READERS
     assert len(boxes) == len(steps) + len(readers)
     titles = [t.get_text() for t in ax.texts if t.get_fontweight() == "bold"]
     assert titles == [step for step, _, _ in steps] + [chapter for chapter, _ in readers]
@@ -168,7 +169,7 @@ def test_file_sizes_log_axis_reads_as_plain_numbers(index):
 
 
 def test_a_narrow_log_axis_still_gets_plain_ticks():
-    from cxr_utils.plots.data import _readable_log_axis
+    from cxr_utils.plots_data import _readable_log_axis
 
     narrow = pd.DataFrame({"label": ["NORMAL", "PNEUMONIA"] * 50, "bytes": np.linspace(3600, 9000, 100)})
     fig = plots.plot_file_sizes(narrow, narrow)
@@ -303,7 +304,7 @@ def test_score_shift_panels_hold_every_image(scored):
 
 
 def test_reliability_points_are_the_table(scored):
-    from cxr_utils.calibration import reliability_table
+    from cxr_utils.compare import reliability_table
 
     y, models = scored
     table = reliability_table(y, models["A"][0], n_bins=5)

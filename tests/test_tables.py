@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cxr_utils.compare import evaluation_table, format_table, metrics_to_json, table_to_markdown, versus_paper
 from cxr_utils.metrics import METRICS, PAPER, bootstrap_ci
-from cxr_utils.tables import evaluation_table, format_table, metrics_to_json, table_to_markdown, versus_paper
 
 from helpers import Y
 
@@ -87,7 +87,7 @@ def test_versus_paper_verdicts_and_markdown():
 
 
 def test_format_interval_takes_none_or_nan_for_a_missing_number():
-    from cxr_utils.tables import format_interval
+    from cxr_utils.compare import format_interval
 
     assert format_interval(0.9134, 0.8891, 0.9342) == "0.913 [0.889, 0.934]"
     assert format_interval(0.9134, None, 0.93) == format_interval(0.9134, float("nan"), 0.93) == "0.913"

@@ -1,4 +1,5 @@
-"""Figures of results (chapter 05): confusion matrices, curves, thresholds, shift, calibration, Grad-CAM."""
+"""Figures of training and results (chapters 03-06): augmented samples, training history, confusion matrices,
+curves, thresholds, shift, calibration, Grad-CAM, distributions and image grids. Each returns a matplotlib Figure."""
 
 from __future__ import annotations
 
@@ -6,20 +7,82 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedFormatter, FixedLocator, FuncFormatter, NullFormatter
+from numpy.typing import ArrayLike
 
-from ..dataset import LABELS
-from ..metrics import PAPER
-from .shift import plot_image_grid
-from .style import CLASS_COLOURS, MODEL_COLOURS, figure
+from .dataset import LABELS
+from .metrics import PAPER, clipped_logit
+from .plots_data import CLASS_COLOURS, MODEL_COLOURS, figure
 
 __all__ = [
+    "plot_augmented_samples",
+    "plot_history",
     "plot_confusion_matrices",
     "plot_roc_pr",
     "plot_threshold_tradeoff",
     "plot_score_shift",
     "plot_reliability",
     "plot_gradcam_gallery",
+    "plot_distributions",
+    "plot_image_grid",
 ]
+
+
+#: How the history's metric names are written on the figures.
+_METRIC_LABELS = {
+    "loss": "loss (binary cross-entropy)",
+    "auc": "ROC AUC",
+    "accuracy": "accuracy (threshold 0.5)",
+    "learning_rate": "learning rate",
+}
+
+
+def plot_augmented_samples(images: np.ndarray, augmentation, variants: int = 4, seed: int = 0) -> Figure:
+    """Each image (``(n, size, size)`` uint8, a few rows of the cache) as cached, then ``variants`` random
+    augmentations of it: ``augmentation`` (:func:`cxr_utils.training.augmentation_layers`) with ``training=True``.
+    """
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    batch = np.asarray(images, dtype=np.float32)[..., None]
+    fig = figure(2.2 * (variants + 1), 2.3 * len(batch))
+    axes = fig.subplots(len(batch), variants + 1, squeeze=False)
+    for column in range(variants + 1):
+        shown = batch if column == 0 else keras.ops.convert_to_numpy(augmentation(batch, training=True))
+        for row in range(len(batch)):
+            ax = axes[row][column]
+            ax.imshow(np.clip(shown[row, ..., 0], 0, 255), cmap="gray", vmin=0, vmax=255)
+            ax.set_axis_off()
+            ax.set_title("as cached" if column == 0 else f"augmented {column}", fontsize=8)
+    return fig
+
+
+def plot_history(history: pd.DataFrame, metrics: tuple[str, ...] = ("loss", "auc")) -> Figure:
+    """Learning curves: each of ``metrics`` per epoch on training and validation data, one panel each.
+
+    ``history`` has one row per epoch: ``epoch``, ``<metric>`` and ``val_<metric>`` columns (as
+    ``cxr_utils.training.fit_with_callbacks`` returns it). Panels are labelled readably (``auc``
+    is "ROC AUC"); a dashed line marks the epoch of the best validation ROC AUC.
+    """
+    fig = figure(4.2 * len(metrics), 3.4)
+    axes = fig.subplots(1, len(metrics), squeeze=False)[0]
+    epochs = history["epoch"] + 1 if "epoch" in history else np.arange(1, len(history) + 1)
+    for ax, metric in zip(axes, metrics):
+        ax.plot(epochs, history[metric], marker="o", label="training")
+        if f"val_{metric}" in history:
+            ax.plot(epochs, history[f"val_{metric}"], marker="o", label="validation")
+        label = _METRIC_LABELS.get(metric, metric.replace("_", " "))
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.set_title(label)
+        ax.xaxis.get_major_locator().set_params(integer=True)  # epochs are whole numbers
+    if "val_auc" in history and "auc" in metrics:
+        best_epoch = np.asarray(epochs)[int(np.argmax(history["val_auc"].to_numpy()))]
+        axes[list(metrics).index("auc")].axvline(
+            best_epoch, color="grey", linestyle="--", linewidth=0.8, label=f"best validation (epoch {best_epoch})"
+        )
+    for ax in axes:
+        ax.legend()
+    return fig
 
 
 def plot_confusion_matrices(y_true: np.ndarray, models: dict[str, tuple[np.ndarray, float]]) -> Figure:
@@ -126,8 +189,6 @@ def plot_threshold_tradeoff(curves: dict[str, tuple[np.ndarray, np.ndarray]], th
     threshold : float
         The threshold chosen on validation, in (0, 1), drawn as a vertical line and labelled.
     """
-    from ..calibration import clipped_logit
-
     logits = np.concatenate([clipped_logit(np.asarray(s), eps=1e-6) for _, s in curves.values()])
     logits = np.append(logits, clipped_logit(threshold, eps=1e-6))
     low, high = logits.min() - 0.5, logits.max() + 0.5  # the range the scores use, in log-odds
@@ -188,8 +249,6 @@ def plot_score_shift(frames: dict[str, tuple[np.ndarray, np.ndarray]], threshold
     threshold : float, optional
         Drawn as a vertical line.
     """
-    from ..calibration import clipped_logit
-
     fig = figure(4.6 * len(frames), 3.6)
     axes = fig.subplots(1, len(frames), squeeze=False, sharex=True)[0]
     # one set of bins for every panel, spanning the scores in use (at least -2..2 in log-odds)
@@ -222,7 +281,7 @@ def plot_reliability(panels: dict[str, dict[str, pd.DataFrame]]) -> Figure:
     ----------
     panels : dict
         Panel title (a split) to curves: curve name (e.g. "as trained") to a
-        :func:`cxr_utils.calibration.reliability_table` (the same bins for all).
+        :func:`cxr_utils.compare.reliability_table` (the same bins for all).
     """
     fig = figure(4.8 * len(panels), 6.0)
     grid = fig.subplots(2, len(panels), sharex=True, squeeze=False, gridspec_kw={"height_ratios": [3, 1]})
@@ -266,4 +325,61 @@ def plot_gradcam_gallery(images: np.ndarray, heatmaps: np.ndarray, titles: list[
         shown = ax.imshow(heatmap, cmap="jet", alpha=0.35, vmin=0, vmax=1)
     bar = fig.colorbar(shown, ax=fig.axes, shrink=0.6, pad=0.02)
     bar.set_label("Grad-CAM evidence for PNEUMONIA\n(share of each map's maximum)", fontsize=8)
+    return fig
+
+
+def plot_distributions(
+    groups: dict[str, ArrayLike], *, xlabel: str, title: str, log: bool = False, bins: int = 40
+) -> Figure:
+    """Step histograms of one number in several groups, each normalised to its own total.
+
+    Parameters
+    ----------
+    groups : dict of str to array-like
+        Group name (shown with its size in the legend) to its values.
+    xlabel, title : str
+    log : bool
+        A logarithmic x axis (values must be positive), for sizes spanning decades: bins of
+        equal width in log10, and the density is per log10 unit (the area under each curve
+        is 1 on the axis as drawn).
+    bins : int
+        Bins shared by every group.
+    """
+    arrays = {name: np.asarray(values, dtype=np.float64) for name, values in groups.items()}
+    arrays = {name: values[np.isfinite(values)] for name, values in arrays.items()}
+    if not arrays or any(len(v) == 0 for v in arrays.values()):
+        raise ValueError("every group needs at least one finite value")
+    if log and any((v <= 0).any() for v in arrays.values()):
+        raise ValueError("a logarithmic axis needs positive values")
+    scale = np.log10 if log else np.asarray
+    everything = np.concatenate([scale(v) for v in arrays.values()])
+    edges = np.linspace(everything.min(), everything.max(), bins + 1)
+    fig = figure(7.0, 3.6)
+    ax = fig.subplots()
+    for (name, values), colour in zip(arrays.items(), MODEL_COLOURS):
+        density, _ = np.histogram(scale(values), bins=edges, density=True)
+        shown = 10**edges if log else edges
+        ax.stairs(density, shown, linewidth=1.8, color=colour, label=f"{name} ({len(values)})")
+    if log:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("share per log10 unit (density)" if log else "share of the group (density)")
+    ax.set_title(title)
+    ax.legend(frameon=False, fontsize=8)
+    return fig
+
+
+def plot_image_grid(images: np.ndarray, titles: list[str], per_row: int = 4) -> Figure:
+    """Gray images in a grid, each with its title. ``images``: ``(n, h, w)``, 0..255."""
+    images = np.asarray(images)
+    if len(images) != len(titles) or len(images) == 0:
+        raise ValueError(f"need as many images as titles, at least one: {len(images)}, {len(titles)}")
+    rows = -(-len(images) // per_row)
+    fig = figure(2.6 * per_row, 2.9 * rows)
+    axes = fig.subplots(rows, per_row, squeeze=False).ravel()
+    for ax, image, title in zip(axes, images, titles):
+        ax.imshow(image, cmap="gray", vmin=0, vmax=255)
+        ax.set_title(title, fontsize=7)
+    for ax in axes:
+        ax.set_axis_off()
     return fig

@@ -1,5 +1,5 @@
-"""Figures of the data (chapters 01 and 02): the course's data flow, counts, patients, sizes, intensities,
-resize policies."""
+"""Figures of the data (chapters 01 and 02): the course's data flow, counts, patients, sizes, intensities, resize
+policies; the colours and figure factory every figure shares. Each function returns a matplotlib Figure."""
 
 from __future__ import annotations
 
@@ -14,9 +14,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
-from ..cache import RESIZE_POLICIES, load_grayscale, resize_image
-from ..dataset import LABELS, SPLITS
-from .style import CLASS_COLOURS, figure
+from .cache import RESIZE_POLICIES, load_grayscale, resize_image
+from .dataset import LABELS, SPLITS
 
 __all__ = [
     "plot_course_flow",
@@ -31,6 +30,24 @@ __all__ = [
     "plot_resize_policies",
 ]
 
+
+#: One colour per class, used by every figure.
+CLASS_COLOURS = {"NORMAL": "#4C72B0", "PNEUMONIA": "#DD8452"}
+
+
+#: Colours of the models compared in one figure, in order.
+MODEL_COLOURS = ("#55A868", "#8172B3", "#C44E52", "#937860", "#DA8BC3")
+
+
+def figure(width: float, height: float) -> Figure:
+    """A :class:`~matplotlib.figure.Figure` of ``width`` x ``height`` inches with a constrained layout.
+
+    Made without pyplot, so a notebook shows it exactly once (as the cell's value) and
+    tests can render it headless.
+    """
+    return Figure(figsize=(width, height), layout="constrained")
+
+
 #: The course's data flow, top to bottom: (step, where it happens, what it holds).
 _COURSE_FLOW: tuple[tuple[str, str, str], ...] = (
     ("Files", "data/ or $CXR_DATA_DIR", "the JPEGs, in {train,val,test}/{NORMAL,PNEUMONIA}: chapters 01-02"),
@@ -44,6 +61,8 @@ _COURSE_FLOW: tuple[tuple[str, str, str], ...] = (
     ("Model", "chapters 03 and 04", "a CNN from scratch (03), an ImageNet backbone fine-tuned (04)"),
     ("Run folder", "runs/<name>/", "weights, training history, predictions, threshold, metrics (finish_run)"),
 )
+
+
 #: Where the run folders are read: (chapter, what it does with them).
 _COURSE_READERS: tuple[tuple[str, str], ...] = (
     ("Chapter 05", "error analysis: which images are wrong, and why"),
