@@ -38,9 +38,9 @@ from cxr_course import build_dir, test_data_dir
 from cxr_course.chapters import saved
 from cxr_utils.cache import cache_images
 from cxr_utils.compare import table_to_markdown
-from cxr_utils.dataset import read_manifest
 from cxr_utils.explore import class_weights, course_splits
 from cxr_utils.models import compile_binary
+from cxr_utils.records import read_manifest
 from cxr_utils.training import (
     CachedBatches,
     augmentation_layers,

@@ -30,7 +30,7 @@ __all__ = ["main"]
 def _manifest_argument(value: str | None) -> Path | None:
     if value is None:
         return None
-    from cxr_utils.dataset import official_manifest_path
+    from cxr_utils.records import official_manifest_path
 
     return official_manifest_path() if value == "official" else Path(value)
 
@@ -94,8 +94,9 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
-    from cxr_utils.dataset import index_dataset, index_manifest
+    from cxr_utils.dataset import index_dataset
     from cxr_utils.explore import duplicate_files, shared_patients
+    from cxr_utils.records import index_manifest
 
     if args.root:
         dataset = index_dataset(args.root, read_headers=False, sha256=True)

@@ -28,7 +28,8 @@ import requests
 from tqdm import tqdm
 
 from cxr_utils import data_dir as default_data_dir
-from cxr_utils.dataset import DatasetLayoutError, file_sha256, find_dataset, official_manifest_path
+from cxr_utils.dataset import DatasetLayoutError, file_sha256, find_dataset
+from cxr_utils.records import official_manifest_path
 
 from .verify import VerificationReport, verify_dataset
 

@@ -14,8 +14,9 @@ import pandas as pd
 from tqdm import tqdm
 
 from cxr_utils.cache import ImageReadError, load_grayscale
-from cxr_utils.dataset import SKIP, DatasetIndex, file_sha256, index_dataset, index_manifest
+from cxr_utils.dataset import SKIP, DatasetIndex, file_sha256, index_dataset
 from cxr_utils.explore import check_copy
+from cxr_utils.records import index_manifest
 
 _JPEG_END, _PNG_END = b"\xff\xd9", b"IEND\xaeB`\x82"
 

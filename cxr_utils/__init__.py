@@ -11,8 +11,8 @@ version report.
 One module per concern, in layers: each module imports only modules listed above it
 (``tests/test_package.py`` checks every import, those inside functions included).
 
-``dataset``        find a dataset copy and index it (names, headers); the official counts and manifest
-``records``        files written whole, JSON, fingerprints, and the test ledger
+``dataset``        find a dataset copy and index it (names, headers); the official counts
+``records``        files written whole, JSON, fingerprints, the official manifest, and the test ledger
 ``cache``          decode images to gray, resize them, and cache every image of a copy once
 ``explore``        which copy this is; counts, patients, duplicates, colour, intensities; the course's splits
 ``training``       batches from the cache, augmentation, prediction, training with callbacks and resume
@@ -154,10 +154,8 @@ def software_versions() -> dict[str, str]:
 
 
 def check_versions(packages: list[str] | None = None, *, show: bool = True):
-    """Installed versions against the ranges ``pyproject.toml`` requires (default: every required package).
-
-    Prints one line, ``Versions: python 3.11.7, numpy 2.4.6, ...``, and returns one row per package (``package``,
-    ``required``, ``installed``, ``ok``). Raises RuntimeError naming a package that is missing or out of range.
+    """Print one ``Versions:`` line and return the installed versions against ``pyproject.toml``'s ranges
+    (``package``, ``required``, ``installed``, ``ok``); RuntimeError naming a package missing or out of range.
     """
     import pandas as pd
     from packaging.requirements import Requirement
@@ -206,11 +204,10 @@ def _silenced_stderr():
 
 
 def start_keras() -> str:
-    """Import Keras and its backend without TensorFlow's start-up log, with the course's CPU setting; one line says
-    what runs.
+    """Import Keras and its backend quietly, with the course's CPU setting, and print one line saying what runs.
 
-    Call it first (the chapters' first cell). It sets ``TF_CPP_MIN_LOG_LEVEL=2`` and ``TF_ENABLE_ONEDNN_OPTS=1``
-    unless they are set, and one inter-op thread: the fastest setting measured on a CPU (README, Benchmarks).
+    Call it first. Sets ``TF_CPP_MIN_LOG_LEVEL=2`` and ``TF_ENABLE_ONEDNN_OPTS=1`` unless set, and one inter-op
+    thread.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # read once, when TensorFlow is imported
@@ -260,7 +257,7 @@ def _gpu_names(backend: str) -> list[str]:
 
 # What ``cxr.<name>`` gives, by module: the helpers the chapters call.
 _HELPERS = {
-    "dataset": "index_dataset OFFICIAL_COUNTS read_manifest index_manifest",
+    "dataset": "index_dataset OFFICIAL_COUNTS",
     "explore": (
         "check_copy split_class_table images_per_patient pathogen_table shared_patients duplicate_files colour_check "
         "intensity_histograms sample_per_class course_splits patients_in_two_splits class_weights label_free_order"
@@ -276,7 +273,7 @@ _HELPERS = {
         "top_scores"
     ),
     "metrics": (
-        "PAPER THRESHOLD_RULES check_labels_scores binary_metrics bootstrap_ci choose_threshold clipped_logit "
+        "PAPER THRESHOLD_RULES binary_metrics bootstrap_ci choose_threshold clipped_logit "
         "mean_logit fit_temperature apply_temperature fit_platt apply_platt"
     ),
     "compare": (
@@ -296,13 +293,13 @@ _HELPERS = {
         "plot_augmented_samples plot_history plot_confusion_matrices plot_roc_pr plot_threshold_tradeoff "
         "plot_score_shift plot_reliability plot_gradcam_gallery plot_distributions plot_image_grid"
     ),
-    "records": "write_json read_ledger summarise",
+    "records": "write_json read_manifest index_manifest read_ledger summarise",
     "runs": "run_name run_folder finish_run load_run seed_spread",
 }
 _MODULE_OF = {name: module for module, names in _HELPERS.items() for name in names.split()}
 
 __all__ = [
-    *("project_root", "data_dir", "weights_dir", "fast_mode", "downloads_allowed", "runs_dir", "cache_dir"),
+    *("project_root", "data_dir", "weights_dir", "fast_mode", "downloads_allowed", "runs_dir"),
     *("software_versions", "check_versions", "start_keras"),
     *sorted(_MODULE_OF),
 ]

@@ -21,7 +21,7 @@ from . import cache_dir as default_cache_dir
 from .dataset import MAX_PIXELS, DatasetIndex, binary_labels, file_sha256, index_dataset
 from .records import atomic_path, fingerprint, read_json, writable_folder, write_json
 
-__all__ = ["RESIZE_POLICIES", "ImageReadError", "load_grayscale", "resize_image", "cache_images"]
+__all__ = ["RESIZE_POLICIES", "load_grayscale", "resize_image", "cache_images"]
 
 RESIZE_POLICIES = ("squash", "pad", "crop")
 CACHE_FORMAT = 5  # bump when the array layout, the decoding or the key changes

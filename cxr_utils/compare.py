@@ -17,12 +17,8 @@ from .metrics import PAPER, binary_metrics, check_labels_scores, check_threshold
 __all__ = [
     "evaluation_table",
     "format_table",
-    "format_interval",
     "versus_paper",
-    "metrics_to_json",
     "table_to_markdown",
-    "mcnemar_test",
-    "delong_test",
     "compare_models",
     "subgroup_table",
     "confident_calls",
@@ -61,20 +57,10 @@ def evaluation_table(
     *,
     rules: str | Mapping[str, str],
 ) -> pd.DataFrame:
-    """Models side by side (``results``: name -> :func:`bootstrap_ci` frame), with the floor and the paper.
+    """Models side by side (name -> :func:`bootstrap_ci` frame) with their threshold ``rules``, the always-PNEUMONIA
+    floor (``baseline``: the true labels) and the paper's row; show it with :func:`format_table`.
 
-    ``rules`` names the rule that chose each model's threshold (one string for all, or one per
-    model, e.g. a value of :data:`THRESHOLD_RULES`), shown in the column ``threshold rule``.
-    ``include_paper`` adds the row ``"Kermany et al. 2018"`` with :data:`PAPER`; ``baseline``,
-    the test set's true labels, adds ``"always PNEUMONIA"``: :func:`binary_metrics` of all
-    scores 1 at threshold 0.5 (accuracy the share of PNEUMONIA, sensitivity 1, specificity 0,
-    ROC AUC 0.5). Both without intervals (NaN).
-
-    Returns a DataFrame indexed by model (named ``model``), in the order of ``results``, then
-    the baseline and paper rows; the column ``threshold rule``, then for each of accuracy,
-    sensitivity, specificity and roc_auc the float columns ``<metric>``, ``<metric>_ci_low``,
-    ``<metric>_ci_high``; show it with :func:`format_table`. Raises ValueError if a frame lacks
-    a metric or column, a model has no rule, or a model is named like an added row.
+    ValueError if a frame lacks a metric or column, a model has no rule, or is named like an added row.
     """
     rules = {model: rules for model in results} if isinstance(rules, str) else dict(rules)
     if set(results) - set(rules):
@@ -116,11 +102,8 @@ def format_interval(value: float | None, low: float | None = None, high: float |
 
 
 def format_table(table: pd.DataFrame) -> pd.DataFrame:
-    """An :func:`evaluation_table` as text: same index, one column of strings per metric.
-
-    ``"0.912 [0.889, 0.934]"`` (value and interval, 3 decimals), ``"0.928"`` when the interval
-    is NaN (paper and baseline rows), ``"n/a"`` when the value is NaN; the ``threshold rule``
-    column as it is.
+    """An :func:`evaluation_table` as text: ``"0.912 [0.889, 0.934]"``, ``"0.928"`` without interval, ``"n/a"`` for
+    NaN.
     """
     metrics = [c for c in table.columns if not c.endswith(("_ci_low", "_ci_high")) and c != "threshold rule"]
     text = table[["threshold rule"]].copy() if "threshold rule" in table else pd.DataFrame(index=table.index)
@@ -146,12 +129,8 @@ def metrics_to_json(frame: pd.DataFrame) -> dict[str, dict[str, float | None]]:
 
 
 def versus_paper(frame: pd.DataFrame) -> pd.DataFrame:
-    """A :func:`bootstrap_ci` frame against :data:`PAPER`: is the paper's figure inside our interval?
-
-    The paper publishes no per-image predictions, so no paired test is possible; an interval
-    that excludes the paper's figure is the evidence of a difference. Returns one row per metric
-    the paper reports: ``ours``, ``ci_low``, ``ci_high``, ``paper`` and ``verdict`` ("above the
-    paper", "below the paper" or "no difference shown").
+    """A :func:`bootstrap_ci` frame against :data:`PAPER`: ``ours``, ``ci_low``, ``ci_high``, ``paper`` and a
+    ``verdict`` per metric ("above the paper", "below the paper" or "no difference shown").
     """
     rows = {}
     for metric, paper in PAPER.items():
@@ -171,20 +150,8 @@ def table_to_markdown(table: pd.DataFrame) -> str:
 
 
 def mcnemar_test(y_true: ArrayLike, predicted_a: ArrayLike, predicted_b: ArrayLike) -> dict[str, float]:
-    """McNemar's exact test: do two classifiers' accuracies differ on the same images?
-
-    Only the discordant images count: ``a_only`` (A right, B wrong) and ``b_only``.
-    Under the null hypothesis each discordant image is a fair coin; the p-value is the
-    two-sided exact binomial one (1 when there is no discordant image).
-
-    Parameters
-    ----------
-    y_true, predicted_a, predicted_b : array-like of 0/1, shape (n_samples,)
-
-    Returns
-    -------
-    dict
-        ``a_only``, ``b_only``, ``accuracy_a``, ``accuracy_b`` and ``p_value``.
+    """McNemar's exact test on two models' 0/1 predictions: ``a_only``, ``b_only``, ``accuracy_a``, ``accuracy_b``,
+    ``p_value`` (1 without discordant images).
     """
     y = np.asarray(y_true).astype(int)
     a, b = np.asarray(predicted_a).astype(int), np.asarray(predicted_b).astype(int)
@@ -203,11 +170,7 @@ def mcnemar_test(y_true: ArrayLike, predicted_a: ArrayLike, predicted_b: ArrayLi
 
 
 def _delong_covariance(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """AUCs and their DeLong covariance for ``scores`` of shape (k models, n images).
-
-    The structural components are computed with midranks (Sun & Xu, IEEE Signal
-    Processing Letters 21(11), 2014), so ties count one half as in the AUC itself.
-    """
+    """AUCs and their DeLong covariance for ``scores`` ``(k models, n images)``, with midranks (Sun & Xu, 2014)."""
     positive = y == 1
     m, n = int(positive.sum()), int((~positive).sum())
     aucs, v_pos, v_neg = [], [], []
@@ -223,19 +186,8 @@ def _delong_covariance(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, n
 
 
 def delong_test(y_true: ArrayLike, scores_a: ArrayLike, scores_b: ArrayLike) -> dict[str, float]:
-    """DeLong's test for two correlated ROC AUCs (DeLong et al., Biometrics 44, 1988).
-
-    Returns
-    -------
-    dict
-        ``auc_a``, ``auc_b``, ``difference`` (A - B), its standard error ``se``, its 95%
-        interval ``ci_low``/``ci_high`` (normal approximation), ``z`` and the
-        two-sided ``p_value`` (1 when the two score vectors rank identically).
-
-    Raises
-    ------
-    ValueError
-        As :func:`binary_metrics`, or when a class is missing.
+    """DeLong's test for two correlated ROC AUCs: ``auc_a``, ``auc_b``, ``difference``, ``se``, ``ci_low``,
+    ``ci_high``, ``z``, ``p_value``; ValueError as :func:`binary_metrics` or when a class is missing.
     """
     y, a = check_labels_scores(y_true, scores_a)
     _, b = check_labels_scores(y_true, scores_b)
@@ -263,23 +215,8 @@ def delong_test(y_true: ArrayLike, scores_a: ArrayLike, scores_b: ArrayLike) -> 
 
 
 def compare_models(y_true: ArrayLike, models: Mapping[str, tuple[ArrayLike, float]], *, rule: str) -> pd.DataFrame:
-    """Every pair of models on the same images: McNemar on accuracy, DeLong on ROC AUC.
-
-    Parameters
-    ----------
-    y_true : array-like of shape (n_samples,)
-    models : mapping of str to (scores, threshold)
-        Each model's scores on the same images, in the same order, and its threshold.
-    rule : str
-        The one rule that chose every model's threshold (e.g. a value of
-        :data:`cxr_utils.metrics.THRESHOLD_RULES`): accuracies compared at thresholds chosen by
-        different rules would compare the rules as much as the models.
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per pair ``(model_a, model_b)``: ``threshold rule``, accuracies, ``mcnemar_p``,
-        AUCs, the AUC difference with its 95% interval and ``delong_p``.
+    """Every pair of ``models`` (name -> ``(scores, threshold)``, thresholds all chosen by ``rule``): McNemar on
+    accuracy, DeLong on ROC AUC, one row per pair.
     """
     names = list(models)
     rows = []
@@ -310,22 +247,8 @@ def compare_models(y_true: ArrayLike, models: Mapping[str, tuple[ArrayLike, floa
 
 
 def subgroup_table(y_true: ArrayLike, scores: ArrayLike, threshold: float, groups: ArrayLike) -> pd.DataFrame:
-    """Where the errors fall: counts and rates per subgroup at one threshold.
-
-    Parameters
-    ----------
-    y_true, scores, threshold
-        As :func:`binary_metrics`.
-    groups : array-like of shape (n_samples,)
-        A subgroup label per image (e.g. pathogen, size band).
-
-    Returns
-    -------
-    pandas.DataFrame
-        Index: the groups, sorted (in category order for a pandas Categorical, e.g.
-        the bands of :func:`pandas.qcut`; empty categories are left out). Columns ``images``, ``normal``, ``pneumonia``,
-        ``false_positives``, ``false_negatives``, ``error_rate``, ``sensitivity`` and
-        ``specificity`` (NaN where the group has no image of that class).
+    """Counts, errors, error rate, sensitivity and specificity per subgroup (``groups``, one label per image; a
+    Categorical keeps its order) at ``threshold``.
     """
     y, s = check_labels_scores(y_true, scores)
     threshold = check_threshold(threshold)
@@ -354,25 +277,8 @@ def confident_calls(
     n: int = 4,
     calls: tuple[str, ...] = ("false positive", "false negative"),
 ) -> pd.DataFrame:
-    """The most confident calls of each kind: the mistakes, and correct calls to compare them with.
-
-    Parameters
-    ----------
-    predictions : pandas.DataFrame
-        With ``y_true`` (1 = PNEUMONIA) and ``score`` columns (a run's prediction file).
-    threshold : float
-        The operating threshold: ``score >= threshold`` is PNEUMONIA.
-    n : int
-        Most rows of each kind.
-    calls : tuple of str
-        The kinds, in order, of "false positive", "false negative", "true positive" and
-        "true negative".
-
-    Returns
-    -------
-    pandas.DataFrame
-        Up to ``n`` rows per kind, with a column ``call``: calls of PNEUMONIA (positives)
-        highest score first, calls of NORMAL lowest score first.
+    """Up to ``n`` most confident calls of each kind of ``calls`` from a prediction frame (``y_true``, ``score``),
+    with a column ``call``: PNEUMONIA calls highest score first, NORMAL calls lowest first.
     """
     predicted = predictions["score"] >= threshold
     normal = predictions["y_true"] == 0
@@ -389,13 +295,9 @@ def confident_calls(
 
 
 def reliability_table(y_true: ArrayLike, scores: ArrayLike, n_bins: int = 10) -> pd.DataFrame:
-    """Observed share of PNEUMONIA against the mean predicted probability, per score bin.
-
-    The bins split 0..1 into ``n_bins`` equal widths (the last one closed); empty bins are
-    kept with ``count`` 0 and NaN means, so tables of two models line up. Returns one row per
-    bin: ``bin_low``, ``bin_high``, ``count``, ``mean_score``, ``observed`` (share of PNEUMONIA)
-    and ``gap`` (``observed - mean_score``). Raises ValueError as :func:`binary_metrics`, or
-    for scores outside 0..1 or ``n_bins < 1``.
+    """Observed share of PNEUMONIA against the mean score in ``n_bins`` equal bins of 0..1 (empty bins kept):
+    ``bin_low``, ``bin_high``, ``count``, ``mean_score``, ``observed``, ``gap``. ValueError for scores outside
+    0..1.
     """
     y, s = check_labels_scores(y_true, scores)
     if n_bins < 1:

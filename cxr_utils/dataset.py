@@ -1,14 +1,12 @@
-"""The dataset on disk: find a copy, index its images (one row each), the official counts and manifest."""
+"""The dataset on disk: find a copy, index its images (one row each); the official counts."""
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import NamedTuple
 
@@ -21,14 +19,9 @@ from . import _progress
 
 __all__ = [
     "OFFICIAL_COUNTS",
-    "SKIP",
     "DatasetLayoutError",
-    "DatasetIndex",
     "find_dataset",
     "index_dataset",
-    "official_manifest_path",
-    "read_manifest",
-    "index_manifest",
     "file_sha256",
 ]
 
@@ -306,13 +299,11 @@ def _read_header(path: Path, row: dict) -> str | None:
 def index_dataset(
     root: str | os.PathLike, *, read_headers: bool = True, sha256: bool = False, progress: bool = True
 ) -> DatasetIndex:
-    """One row per image of the copy in ``root`` (or a folder above it), from its name and header.
+    """One row per image of the copy in ``root``: ``path``, ``split``, ``label``, ``name``, ``patient_id``,
+    ``pathogen``, ``bytes``, ``problem``; header columns with ``read_headers``, ``sha256`` with ``sha256``.
 
-    Columns: ``path`` (relative to the root), ``split``, ``label``, ``name``, ``patient_id``, ``pathogen``,
-    ``bytes``, ``problem`` (why the image cannot be used, else None); with ``read_headers`` ``width``, ``height``
-    (pixels), ``mode``, ``format``, ``exif_orientation``; with ``sha256`` its hash. Rows are sorted by path, but test
-    rows by file name, so no test image's place depends on its class folder. Raises as :func:`find_dataset`, and
-    DatasetLayoutError when the class folders hold no image file.
+    Test rows are in file-name order (no test image's place depends on its class folder). Raises as
+    :func:`find_dataset`.
     """
     layout = find_dataset(root)
     if not layout.images:
@@ -344,50 +335,3 @@ def index_dataset(
 def _printable(name: str) -> str:
     """``name`` with bytes that are not UTF-8 written ``\\xNN`` (``caf\\xe9.jpeg``): text every table can hold."""
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-
-
-def official_manifest_path() -> Path:
-    """The manifest shipped with the package: 5,856 rows of ``path<TAB>sha256<TAB>bytes``."""
-    return Path(str(resources.files("cxr_utils") / "data" / "official_sha256.tsv"))
-
-
-def read_manifest(path: str | os.PathLike | None = None) -> pd.DataFrame:
-    """A manifest (default the official one) as ``path``, ``sha256``, ``bytes``.
-
-    Lines ``relative/path<TAB>sha256<TAB>bytes``, UTF-8 with or without a byte-order mark. Raises ValueError naming
-    the line of one that is malformed, or whose path is absolute or climbs out of the copy (``..``).
-    """
-    path, rows = Path(path) if path is not None else official_manifest_path(), []
-    with open(path, encoding="utf-8-sig") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            fields = line.rstrip("\r\n").split("\t")
-            if len(fields) != 3 or not fields[2].isdigit():
-                raise ValueError(f"{path}:{number}: expected path<TAB>sha256<TAB>bytes, got {line.rstrip()!r}")
-            if fields[0].startswith("/") or ".." in fields[0].split("/"):
-                raise ValueError(f"{path}:{number}: a path inside the copy expected, got {fields[0]!r}")
-            rows.append((fields[0], fields[1].lower(), int(fields[2])))
-    return pd.DataFrame(rows, columns=["path", "sha256", "bytes"])
-
-
-def index_manifest(manifest: pd.DataFrame | str | os.PathLike | None = None) -> pd.DataFrame:
-    """An index from a manifest's names alone (default the official one): its columns, ``split``, ``label``,
-    ``name``, ``patient_id``, ``pathogen``."""
-    frame = manifest.copy() if isinstance(manifest, pd.DataFrame) else read_manifest(manifest)
-    parts = frame["path"].str.split("/")
-    frame["split"], frame["label"], frame["name"] = parts.str[0].str.lower(), parts.str[1].str.upper(), parts.str[-1]
-    names = [parse_name(name) for name in frame["name"]]
-    frame["patient_id"], frame["pathogen"] = [n.patient_id for n in names], [n.pathogen for n in names]
-    return frame
-
-
-@functools.lru_cache(maxsize=1)
-def _official_test_paths() -> frozenset[str]:
-    paths = read_manifest()["path"]
-    return frozenset(paths[paths.str.startswith("test/")])
-
-
-def is_official_test_split(paths: list[str]) -> bool:
-    """Whether ``paths`` (``test/<class>/<name>``) are exactly the official manifest's 624 test paths."""
-    return len(paths) == len(set(paths)) and set(paths) == _official_test_paths()

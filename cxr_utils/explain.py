@@ -1,25 +1,5 @@
-"""Grad-CAM: where in an image a convolutional model looked when it scored PNEUMONIA.
-
-Grad-CAM (Selvaraju et al., ICCV 2017) weights each channel of a convolutional
-layer's output by the mean gradient of the class score over that channel, sums
-the weighted channels, keeps the positive part and upsamples the map to the
-input size. This module computes it for any Keras model whose output is the
-probability of PNEUMONIA, including models with nested sub-models such as the
-transfer models of chapter 04 (preprocessing -> frozen bottom -> fine-tuned top
--> head):
-
-- :func:`find_last_conv_layer` the path to the last layer with a spatial
-  (4-D) output, looking inside nested models;
-- :func:`grad_cam_batch` the core of the method for one batch, written out with
-  ``GradientTape`` in chapter 05 (``notebooks/05_error_analysis.ipynb``) and saved here;
-- :func:`grad_cam` heatmaps in 0..1, shape ``(n, height, width)``, for any model.
-
-Where a heatmap's heat lies (the corners, the border, the lung fields), and covering those
-regions to test what the heat hints at, are in :mod:`cxr_utils.explain`.
-
-The class score is the logit (the input of a final sigmoid ``Dense`` layer)
-where the model ends with one: gradients of a saturated probability vanish.
-Gradients need the TensorFlow backend (the course's default).
+"""Grad-CAM for any Keras model that outputs the probability of PNEUMONIA (nested models included), where a heatmap's
+heat lies (corners, border, lung fields), and those regions covered (occlusion). Gradients need TensorFlow.
 """
 
 from __future__ import annotations
@@ -32,10 +12,7 @@ from PIL import Image
 
 __all__ = [
     "find_last_conv_layer",
-    "grad_cam_batch",
     "grad_cam",
-    "CORNERS",
-    "OCCLUDED_REGIONS",
     "occlude",
     "heatmap_regions",
 ]
@@ -56,25 +33,8 @@ def _is_model(layer: keras.Layer) -> bool:
 
 
 def find_last_conv_layer(model: keras.Model) -> list[str]:
-    """The path of layer names to the last layer with a 4-D ``(batch, h, w, c)`` output.
-
-    Pooling and dropout layers are passed over, so for the course's CNN this is the
-    activation of its last convolution (before the last max pooling).
-
-    Nested models are searched from the end, so for a transfer model the path runs
-    through the classifier and the backbone's top to its last activation, e.g.
-    ``["MobileNetV2_finetuned_top", "top_block_13_expand", "out_relu"]``.
-
-    Returns
-    -------
-    list of str
-        Layer names, outermost first; ``model.get_layer(path[0]).get_layer(path[1])...``
-        is the layer.
-
-    Raises
-    ------
-    ValueError
-        If the model has no layer with a 4-D output.
+    """The path of layer names, outermost first, to the last layer with a 4-D output (pooling and dropout passed
+    over, nested models searched from the end); ValueError if there is none.
     """
     for layer in reversed(model.layers):
         if isinstance(layer, keras.layers.InputLayer):
@@ -103,12 +63,8 @@ def _is_sigmoid_dense(layer: keras.Layer) -> bool:
 
 
 def _build_forward(model: keras.Model, path: Sequence[str], logits: bool):
-    """A function ``x -> (activations at path, class score)``, and whether the score is a logit.
-
-    Built once per :func:`grad_cam` call. Where the layer sits directly in ``model``, it
-    is a two-output view of the model's own graph; where it sits in a nested model,
-    ``model`` runs as the chain of its layers, with the nested one replaced by its own
-    forward function.
+    """``x -> (activations at path, class score)`` and whether the score is a logit: a two-output view of ``model``,
+    or, for a layer in a nested model, ``model`` run as the chain of its layers.
     """
     if len(path) == 1:
         layer = model.get_layer(path[0])
@@ -163,12 +119,8 @@ def _build_forward(model: keras.Model, path: Sequence[str], logits: bool):
 def grad_cam_batch(forward, images, target: str = "PNEUMONIA") -> np.ndarray:
     """Grad-CAM maps of one batch, at the resolution of the feature maps.
 
-    ``forward(images)`` returns ``(features, scores)``: the feature maps of a convolutional
-    layer ``(n, h, w, c)`` and the class score computed from them ``(n, 1)`` (a logit, so
-    that its gradient does not vanish). Each channel is weighted by the mean gradient of
-    the score over the map, the weighted channels are summed, and the positive part is
-    kept (the evidence *for* ``target``, "PNEUMONIA" or "NORMAL"). Returns ``(n, h, w)``
-    float32 maps, each divided by its maximum (an all-zero map stays zero).
+    ``forward(images)`` gives ``(features (n, h, w, c), logits (n, 1))``; returns ``(n, h, w)`` float32, the positive
+    evidence for ``target`` ("PNEUMONIA" or "NORMAL"), each map divided by its maximum.
     """
     import tensorflow as tf  # gradients of any Python function: TensorFlow's GradientTape
 
@@ -200,38 +152,12 @@ def grad_cam(
     target: str = "PNEUMONIA",
     batch_size: int = 16,
 ) -> np.ndarray:
-    """Grad-CAM heatmaps of a binary (PNEUMONIA probability) Keras model.
+    """Grad-CAM heatmaps ``(n, height, width)`` float32 in 0..1 of ``images`` ``(n, height, width, channels)`` in
+    0..255.
 
-    Parameters
-    ----------
-    model : keras.Model
-        Output ``(batch, 1)``: the probability of PNEUMONIA. Nested sub-models are
-        allowed; a model that contains the chosen layer inside a nested model must
-        otherwise be a chain of layers (as :func:`cxr_utils.models.image_model`
-        and :func:`cxr_utils.models.build_cnn` are), which is checked.
-    images : numpy.ndarray
-        Shape ``(n, height, width, channels)``, the model's input (0..255).
-    layer : str or sequence of str, optional
-        The convolutional layer: a name in ``model``, or a path of names into nested
-        models. Default: :func:`find_last_conv_layer`.
-    target : {"PNEUMONIA", "NORMAL"}
-        Explain the PNEUMONIA score, or its opposite (the evidence for NORMAL).
-    batch_size : int
-        Images per gradient computation.
-
-    Returns
-    -------
-    numpy.ndarray
-        Shape ``(n, height, width)``, float32 in 0..1: each map divided by its own
-        maximum (an all-zero map stays zero: no positive evidence at that layer).
-
-    Raises
-    ------
-    ValueError
-        For a wrong image shape, an unknown target or layer, or a model that cannot
-        be run as a chain around a nested layer.
-    NotImplementedError
-        With a Keras backend other than TensorFlow.
+    ``layer``: a name or a path into nested models (default :func:`find_last_conv_layer`); ``target`` "PNEUMONIA" or
+    "NORMAL". Raises ValueError for a wrong shape, target or layer, or a nested model that is not a chain of layers;
+    NotImplementedError off the TensorFlow backend.
     """
     if keras.backend.backend() != "tensorflow":
         raise NotImplementedError(
@@ -299,36 +225,9 @@ def _border_mask(height: int, width: int, border: float) -> np.ndarray:
 
 
 def occlude(images: np.ndarray, region: str, *, size: float = 0.15, fill: float | None = None) -> np.ndarray:
-    """A copy of ``images`` with the four corner squares, or the outer border band, set to one grey level.
-
-    Side markers and burned-in text sit there: if a model's scores move when they are
-    covered, the scores used what was there. The corner squares are those
-    :func:`heatmap_regions` measures (with ``corner=size``).
-
-    Parameters
-    ----------
-    images : numpy.ndarray
-        Shape ``(n, height, width)`` or ``(n, height, width, channels)``, any dtype (e.g. the
-        image cache's uint8 in 0..255).
-    region : {"corners", "border"}
-        The four squares of side ``size`` (a fraction of each side) in the image's corners, or
-        the band ``size`` of each side wide along all four edges.
-    size : float
-        In ``(0, 0.5)``.
-    fill : float, optional
-        The grey level written (in the images' units). Default: each image's median over the
-        pixels left visible, so that the covered part carries no structure and no new
-        brightness.
-
-    Returns
-    -------
-    numpy.ndarray
-        Same shape and dtype as ``images``; ``images`` is not changed.
-
-    Raises
-    ------
-    ValueError
-        For an image array that is not 3-D or 4-D, an unknown ``region`` or a ``size`` out of range.
+    """A copy of ``images`` (``(n, h, w)`` or ``(n, h, w, c)``, any dtype) with the four corner squares or the border
+    band (``region`` "corners" or "border", ``size`` a fraction of each side in (0, 0.5)) set to ``fill`` (default
+    each image's median over the visible pixels). ValueError for another shape, region or size.
     """
     images = np.asarray(images)
     if images.ndim not in (3, 4):
@@ -362,50 +261,12 @@ def heatmap_regions(
     corners: Sequence[str] = CORNERS,
     mediastinum: float = 0.2,
 ):
-    """Where each heatmap's evidence lies: the corners and the outer border, or the lung fields.
+    """Where each heatmap ``(n, height, width)`` (non-negative) puts its heat: one row per map.
 
-    Side markers (the radiographer's lead *R* or *L*) and burned-in text sit near the edges
-    of a film, in any corner or along a side; the lung fields fill the inside, either side of
-    the mediastinum (heart, great vessels, spine) down the middle. For each map this measures
-    the mean heat in its hottest corner square (of ``corners``) against the mean heat in the
-    lung fields (inside the border, without a central band), the share of the map's mass in
-    the outer border beside the share of the image the border covers (what a uniform map
-    would put there), and the region where the peak lies. The regions are fixed fractions of
-    the image, not segmented anatomy.
-
-    Parameters
-    ----------
-    heatmaps : numpy.ndarray
-        Shape ``(n, height, width)``, non-negative (e.g. from :func:`cxr_utils.explain.grad_cam`).
-    border : float
-        Width of the outer border as a fraction of each side, in ``(0, 0.5)``; the centre is
-        the rest.
-    corner : float
-        Side of each corner square as a fraction of each side, in ``(0, 0.5]``.
-    corners : sequence of str
-        The corners measured, of "top left", "top right", "bottom left" and "bottom right"
-        (as the image is shown). Default: all four.
-    mediastinum : float
-        Width of the central band left out of the lung fields, as a fraction of the width, in ``[0, 1)``.
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per map: ``corner_heat`` (mean of the map in its hottest corner square, 0..1
-        for maps in 0..1), ``hottest_corner`` (which of ``corners``), ``lung_heat`` (mean in the
-        lung fields), ``corner_to_lungs`` (their ratio; NaN where the lung fields are all
-        zero), ``border_share`` (fraction of the map's mass in the border, 0..1; NaN for an
-        all-zero map), ``border_area`` (fraction of the image the border covers),
-        ``peak_region`` (where the map's maximum lies: the name of one of ``corners``, else
-        "border", "lung fields" or "mediastinum"; "none" for an all-zero map), and the
-        booleans ``peak_in_border`` (anywhere in the border, corners included) and
-        ``peak_in_corners`` (in one of ``corners``).
-
-    Raises
-    ------
-    ValueError
-        For maps that are not 3-D or have negative values, fractions out of range, or an
-        unknown or empty ``corners``.
+    Columns ``corner_heat`` and ``hottest_corner`` (of ``corners``), ``lung_heat`` (inside the ``border``, without
+    the central ``mediastinum`` band), ``corner_to_lungs``, ``border_share`` and ``border_area``, ``peak_region``,
+    ``peak_in_border``, ``peak_in_corners``. Fractions are of each side; ValueError for bad maps, fractions or
+    corners.
     """
     import pandas as pd
 

@@ -1,8 +1,5 @@
-"""Exploring a dataset index: which copy it is, counts, patients, duplicates, colour and intensity; and the
-course's split into train, validation (grouped by patient) and test.
-
-The functions take an index table (:func:`cxr_utils.dataset.index_dataset`'s ``table``, or
-:func:`cxr_utils.dataset.index_manifest` for the official names without images) and return small DataFrames.
+"""Exploring a dataset index (:func:`cxr_utils.dataset.index_dataset`'s table, or the official manifest's): which
+copy it is, counts, patients, duplicates, colour and intensity; the course's train/validation/test split.
 """
 
 from __future__ import annotations
@@ -18,7 +15,8 @@ from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.utils.class_weight import compute_class_weight
 
 from .cache import load_grayscale, load_rgb
-from .dataset import LABELS, OFFICIAL_COUNTS, SPLITS, DatasetIndex, index_manifest
+from .dataset import LABELS, OFFICIAL_COUNTS, SPLITS, DatasetIndex
+from .records import index_manifest
 
 __all__ = [
     "check_copy",
@@ -39,11 +37,8 @@ __all__ = [
 
 @dataclass(frozen=True)
 class CopyCheck:
-    """Which copy of the dataset an index describes (:func:`check_copy`).
-
-    ``counts``: per split and class the images ``found`` and ``official``, and their ``difference``. ``n_images``
-    images have a known size, in ``n_sizes`` sizes, the commonest ``common_size`` (width, height); ``n_listed`` files
-    are in the official manifest (same class and name), ``n_official_bytes`` of them with their official byte count.
+    """Which copy an index describes (:func:`check_copy`): ``counts`` found against official per split and class, the
+    image sizes, and how many files the official manifest lists with their official byte count.
     """
 
     counts: pd.DataFrame
@@ -122,11 +117,8 @@ def _splits_present(index: pd.DataFrame) -> list[str]:
 
 
 def split_class_table(index: pd.DataFrame) -> pd.DataFrame:
-    """Images per split and class, with totals and the share of PNEUMONIA.
-
-    Index: the splits present (train, val, test order) and ``total``. Columns ``NORMAL``,
-    ``PNEUMONIA``, ``total`` (image counts) and ``pneumonia_share`` (PNEUMONIA / total, 0 to 1:
-    also the accuracy of answering PNEUMONIA for every image, the floor any model must beat).
+    """Images per split (and ``total``) and class, with ``pneumonia_share``: the accuracy of always answering
+    PNEUMONIA.
     """
     table = pd.crosstab(index["split"], index["label"]).reindex(index=_splits_present(index), columns=list(LABELS))
     table = table.fillna(0).astype(int)
@@ -138,11 +130,7 @@ def split_class_table(index: pd.DataFrame) -> pd.DataFrame:
 
 
 def images_per_patient(index: pd.DataFrame) -> pd.DataFrame:
-    """Number of images per patient id, with the patient's class(es) and split(s).
-
-    One row per patient id: ``patient_id``, ``label`` (comma-joined if several), ``splits``
-    (comma-joined, train/val/test order), ``n_images``; by ``n_images`` descending, then id.
-    """
+    """One row per patient id: ``label``, ``splits``, ``n_images``, most images first."""
     known = index.dropna(subset=["patient_id"])
     order = {split: number for number, split in enumerate(SPLITS)}
     grouped = known.groupby("patient_id")
@@ -168,11 +156,8 @@ def pathogen_table(index: pd.DataFrame) -> pd.DataFrame:
 
 
 def colour_check(root: str | os.PathLike, paths: list[str], tolerance: int = 2) -> pd.DataFrame:
-    """Whether RGB files (``paths`` relative to the dataset ``root``) hold any colour.
-
-    Returns one row per file: ``path``, ``max_channel_difference`` (0-255, the largest
-    max(R, G, B) - min(R, G, B) of its pixels), ``coloured_fraction`` (share of pixels above
-    ``tolerance``, the grey levels JPEG rounding may account for) and ``has_colour`` (any).
+    """Per RGB file (``paths`` under ``root``): ``max_channel_difference``, ``coloured_fraction`` (above
+    ``tolerance``), ``has_colour``.
     """
     rows = []
     for path in paths:
@@ -197,12 +182,8 @@ def sample_per_class(index: pd.DataFrame, n: int, seed: int = 0) -> pd.DataFrame
 
 
 def intensity_histograms(root: str | os.PathLike, sample: pd.DataFrame, bins: int = 64) -> pd.DataFrame:
-    """Grey-level histograms per class of the ``sample``'s images (paths relative to ``root``), averaged.
-
-    Each image's histogram (``bins`` equal bins over 0..255) is normalised to sum to 1, so that
-    large images do not outweigh small ones; a class's curve is the mean of its images'.
-    Returns the columns ``label``, ``bin_left``, ``bin_right`` (grey levels), ``share`` (mean
-    fraction of pixels in the bin) and ``n_images``.
+    """Gray-level histograms (``bins`` over 0..255) of the ``sample``'s images, each normalised, averaged per class:
+    ``label``, ``bin_left``, ``bin_right``, ``share``, ``n_images``.
     """
     edges = np.linspace(0, 256, bins + 1)
     rows = []
@@ -218,12 +199,8 @@ def intensity_histograms(root: str | os.PathLike, sample: pd.DataFrame, bins: in
 
 
 def shared_patients(index: pd.DataFrame) -> pd.DataFrame:
-    """Patient ids that occur in more than one split of an index (``split``, ``patient_id`` columns).
-
-    One row per shared id, sorted: ``patient_id``, ``splits`` (comma-joined, train/val/test
-    order), ``pathogens`` (comma-joined), ``same_pathogen_in_two_splits`` (one pathogen under
-    this id in two splits) and an image count per split, ``n_<split>``. Names only: see
-    :mod:`cxr_utils.names` for what a shared id can and cannot mean.
+    """Patient ids found in more than one split: ``splits``, ``pathogens``, ``same_pathogen_in_two_splits`` and
+    ``n_<split>``, from names only.
     """
     known = index.dropna(subset=["patient_id"])
     counts = pd.crosstab(known["patient_id"], known["split"])
@@ -247,12 +224,8 @@ def shared_patients(index: pd.DataFrame) -> pd.DataFrame:
 
 
 def duplicate_files(index: pd.DataFrame) -> pd.DataFrame:
-    """Groups of byte-identical files, from the index's ``sha256`` column (KeyError without one).
-
-    One row per file that shares its hash with another: ``group`` (0, 1, ...), ``sha256``,
-    ``path``, ``split``, ``label``, ``patient_id``, ``cross_split`` (the group spans two splits,
-    which would leak training images into evaluation) and ``cross_patient`` (its copies carry
-    different patient ids).
+    """Byte-identical files (by the index's ``sha256``; KeyError without it), one row each, with ``group``,
+    ``cross_split`` and ``cross_patient``.
     """
     if "sha256" not in index.columns:
         raise KeyError("the index has no sha256 column: build it with index_dataset(..., sha256=True)")
@@ -266,13 +239,9 @@ def duplicate_files(index: pd.DataFrame) -> pd.DataFrame:
 
 
 def course_splits(index: pd.DataFrame, *, validation_fraction: float = 0.2, seed: int = 0) -> pd.Series:
-    """Each image's course split, ``"train"``, ``"validation"`` or ``"test"``: a Series aligned with
-    ``index`` (``split``, ``label``, ``patient_id`` columns), named ``course_split``.
-
-    Roughly ``validation_fraction`` of the pooled train + val images go to validation (the
-    exact share depends on patient group sizes); the same ``seed`` gives the same split.
-    Raises ValueError if ``validation_fraction`` is not in (0, 0.5], or a pooled image has no
-    patient id.
+    """Each image's course split ("train", "validation" or "test"), a Series aligned with ``index``: about
+    ``validation_fraction`` of train + val, grouped by patient, drawn by ``seed``. ValueError for a fraction
+    outside (0, 0.5] or a pooled image without patient id.
     """
     if not 0 < validation_fraction <= 0.5:
         raise ValueError(f"validation_fraction must be in (0, 0.5], got {validation_fraction}")
@@ -305,13 +274,8 @@ def class_weights(labels: np.ndarray) -> dict[int, float]:
 
 
 def label_free_order(names: ArrayLike) -> np.ndarray:
-    """Positions that sort the images by ``names``: an order that no label folder can change.
-
-    ``names`` are the file names (not the paths, which name the label folder), unique within
-    the images ordered. Computations whose floating-point result depends on the order of
-    the images (sums over batches, a classifier's fit) run in this order, so the same
-    images give the same numbers however they were filed. Returns shape ``(n,)``; raises
-    ValueError if a name occurs twice.
+    """Positions that sort the images by file name ``names`` (unique; ValueError otherwise), so that computations
+    whose rounding depends on order give the same numbers however the images were filed.
     """
     names = np.asarray(names).astype(str)
     order = np.argsort(names, kind="stable")

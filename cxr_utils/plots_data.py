@@ -40,11 +40,7 @@ MODEL_COLOURS = ("#55A868", "#8172B3", "#C44E52", "#937860", "#DA8BC3")
 
 
 def figure(width: float, height: float) -> Figure:
-    """A :class:`~matplotlib.figure.Figure` of ``width`` x ``height`` inches with a constrained layout.
-
-    Made without pyplot, so a notebook shows it exactly once (as the cell's value) and
-    tests can render it headless.
-    """
+    """A constrained-layout Figure of ``width`` x ``height`` inches, made without pyplot (shown once in a notebook)."""
     return Figure(figsize=(width, height), layout="constrained")
 
 
@@ -71,13 +67,7 @@ _COURSE_READERS: tuple[tuple[str, str], ...] = (
 
 
 def plot_course_flow() -> Figure:
-    """The course's data flow as boxes and arrows: files to index to cache ... to the chapters that read runs.
-
-    One box per step of ``_COURSE_FLOW``, top to bottom, with where it happens under its name
-    and what it holds beside it; the chapters that read the run folders (``_COURSE_READERS``)
-    sit side by side under the last step. One axes without ticks, in inches; each box is a
-    :class:`~matplotlib.patches.FancyBboxPatch`, each arrow an annotation.
-    """
+    """The course's data flow as boxes and arrows, files to run folders, and the chapters that read the runs."""
     steps, readers = _COURSE_FLOW, _COURSE_READERS
     row, box_width, box_height, text_x = 0.82, 2.5, 0.58, 3.0
     reader_gap = 1.25 * row  # the readers sit a little lower, so their arrows fan out visibly
@@ -163,11 +153,8 @@ def plot_images_per_patient(per_patient: pd.DataFrame) -> Figure:
 
 
 def plot_pathogen_counts(table: pd.DataFrame) -> Figure:
-    """Each split's images as shares: bacterial pneumonia, viral pneumonia, NORMAL; counts written on.
-
-    One horizontal bar per split of a :func:`cxr_utils.explore.pathogen_table`, each as long as
-    100%, so that a split of 16 images is as readable as one of 5,216; every segment of 5% or
-    more carries its count, and the split's total is written after its bar.
+    """Each split of a :func:`cxr_utils.explore.pathogen_table` as one bar of shares (bacterial, viral, NORMAL),
+    counts written on.
     """
     counts = table.drop(index="total", errors="ignore")[["bacteria", "virus", "none"]]
     totals = counts.sum(axis=1).to_numpy()
@@ -199,11 +186,8 @@ def plot_pathogen_counts(table: pd.DataFrame) -> Figure:
 
 
 def plot_sample_grid(root: str | os.PathLike, sample: pd.DataFrame, per_row: int = 4) -> Figure:
-    """Real images, one row per class, each titled with its file name, size and mode.
-
-    ``sample``: index rows (``path`` relative to ``root``, ``label``, ``name``; ``width``,
-    ``height``, ``mode`` if present), e.g. :func:`cxr_utils.explore.sample_per_class`'s; at most
-    ``per_row`` images per class are shown.
+    """Images of ``sample`` (index rows under ``root``), one row per class, at most ``per_row`` each, titled with
+    name, size and mode.
     """
     fig = figure(3.0 * per_row, 3.3 * len(LABELS))
     axes = fig.subplots(len(LABELS), per_row, squeeze=False)
@@ -220,11 +204,7 @@ def plot_sample_grid(root: str | os.PathLike, sample: pd.DataFrame, per_row: int
 
 
 def plot_size_histograms(index: pd.DataFrame, column: str, bins: int = 30, log: bool = False) -> Figure:
-    """Histograms of one size ``column`` of an index per split, NORMAL and PNEUMONIA overlaid (seaborn).
-
-    ``column`` is ``width``, ``height``, or one a chapter adds (``aspect_ratio``, ``megapixels``);
-    it labels the x axis, logarithmic with ``log``.
-    """
+    """Histograms of one size ``column`` per split, NORMAL and PNEUMONIA overlaid; ``log``: a logarithmic axis."""
     data = index.dropna(subset=[column]).astype({column: "float64"})
     splits = [s for s in SPLITS if s in set(data["split"])]
     fig = figure(3.6 * len(splits), 3.2)
@@ -282,11 +262,7 @@ def plot_size_scatter(index: pd.DataFrame) -> Figure:
 
 
 def plot_file_sizes(index: pd.DataFrame, official: pd.DataFrame) -> Figure:
-    """Histograms of file sizes in kB per class, this copy's beside the official files', on logarithmic axes.
-
-    ``index`` and ``official`` (:func:`cxr_utils.dataset.index_manifest`, whatever copy
-    this is) have the columns ``label`` and ``bytes``.
-    """
+    """File sizes in kB per class, this copy's (``index``) beside the ``official`` manifest's, on logarithmic axes."""
     panels = {
         f"this copy ({len(index):,} files)": index,
         f"official files, from the manifest ({len(official):,})": official,

@@ -57,11 +57,8 @@ def plot_augmented_samples(images: np.ndarray, augmentation, variants: int = 4, 
 
 
 def plot_history(history: pd.DataFrame, metrics: tuple[str, ...] = ("loss", "auc")) -> Figure:
-    """Learning curves: each of ``metrics`` per epoch on training and validation data, one panel each.
-
-    ``history`` has one row per epoch: ``epoch``, ``<metric>`` and ``val_<metric>`` columns (as
-    ``cxr_utils.training.fit_with_callbacks`` returns it). Panels are labelled readably (``auc``
-    is "ROC AUC"); a dashed line marks the epoch of the best validation ROC AUC.
+    """Learning curves of ``metrics`` per epoch, training and validation, one panel each; the best epoch by
+    validation ROC AUC dashed.
     """
     fig = figure(4.2 * len(metrics), 3.4)
     axes = fig.subplots(1, len(metrics), squeeze=False)[0]
@@ -86,15 +83,7 @@ def plot_history(history: pd.DataFrame, metrics: tuple[str, ...] = ("loss", "auc
 
 
 def plot_confusion_matrices(y_true: np.ndarray, models: dict[str, tuple[np.ndarray, float]]) -> Figure:
-    """One confusion matrix per model at its threshold, counts and row shares in each cell.
-
-    Parameters
-    ----------
-    y_true : numpy.ndarray
-        Shape ``(n,)``, 1 = PNEUMONIA.
-    models : dict
-        Model name to ``(scores, threshold)`` on the same images.
-    """
+    """One confusion matrix per model (name -> ``(scores, threshold)``), counts and row shares in each cell."""
     from sklearn.metrics import confusion_matrix
 
     fig = figure(3.6 * len(models), 3.4)
@@ -119,11 +108,8 @@ def plot_confusion_matrices(y_true: np.ndarray, models: dict[str, tuple[np.ndarr
 
 
 def plot_roc_pr(y_true: np.ndarray, models: dict[str, tuple[np.ndarray, float]]) -> Figure:
-    """ROC and precision-recall curves, each model's operating point marked; the ROC's top-left corner zoomed.
-
-    Parameters as :func:`plot_confusion_matrices`. Good models crowd the ROC curve into its
-    top-left corner, so an inset shows false positive rates 0 to 0.3 and sensitivities 0.7 to 1.
-    The ROC curve also marks Kermany et al.'s published operating point (:data:`PAPER`) with a star.
+    """ROC and precision-recall curves of ``models`` (name -> ``(scores, threshold)``) with their operating points
+    and the paper's; the ROC's top-left corner zoomed.
     """
     from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_curve
 
@@ -176,18 +162,8 @@ def _probability_label(p: float) -> str:
 
 
 def plot_threshold_tradeoff(curves: dict[str, tuple[np.ndarray, np.ndarray]], threshold: float) -> Figure:
-    """Sensitivity and specificity as the threshold moves, for validation and test.
-
-    The threshold axis is a logit scale (ticks are probabilities) spanning the scores' range,
-    so that thresholds close to 0 or 1, where confident models operate, are spread out rather
-    than piled up.
-
-    Parameters
-    ----------
-    curves : dict
-        Split name (e.g. ``"validation"``, ``"test"``) to ``(y_true, scores)``.
-    threshold : float
-        The threshold chosen on validation, in (0, 1), drawn as a vertical line and labelled.
+    """Sensitivity and specificity against the threshold (a logit axis) for each split (name -> ``(y_true,
+    scores)``), the chosen ``threshold`` drawn.
     """
     logits = np.concatenate([clipped_logit(np.asarray(s), eps=1e-6) for _, s in curves.values()])
     logits = np.append(logits, clipped_logit(threshold, eps=1e-6))
@@ -240,15 +216,7 @@ def plot_threshold_tradeoff(curves: dict[str, tuple[np.ndarray, np.ndarray]], th
 
 
 def plot_score_shift(frames: dict[str, tuple[np.ndarray, np.ndarray]], threshold: float | None = None) -> Figure:
-    """Score histograms per class, one panel per split, on a log-odds axis.
-
-    Parameters
-    ----------
-    frames : dict
-        Split name to ``(y_true, scores)``.
-    threshold : float, optional
-        Drawn as a vertical line.
-    """
+    """Score histograms per class on a log-odds axis, one panel per split (name -> ``(y_true, scores)``)."""
     fig = figure(4.6 * len(frames), 3.6)
     axes = fig.subplots(1, len(frames), squeeze=False, sharex=True)[0]
     # one set of bins for every panel, spanning the scores in use (at least -2..2 in log-odds)
@@ -275,13 +243,8 @@ def plot_score_shift(frames: dict[str, tuple[np.ndarray, np.ndarray]], threshold
 
 
 def plot_reliability(panels: dict[str, dict[str, pd.DataFrame]]) -> Figure:
-    """Reliability diagrams side by side (e.g. validation beside test), images per bin in a panel below each.
-
-    Parameters
-    ----------
-    panels : dict
-        Panel title (a split) to curves: curve name (e.g. "as trained") to a
-        :func:`cxr_utils.compare.reliability_table` (the same bins for all).
+    """Reliability diagrams side by side, images per bin below; ``panels``: title -> curve name ->
+    :func:`cxr_utils.compare.reliability_table`.
     """
     fig = figure(4.8 * len(panels), 6.0)
     grid = fig.subplots(2, len(panels), sharex=True, squeeze=False, gridspec_kw={"height_ratios": [3, 1]})
@@ -304,17 +267,7 @@ def plot_reliability(panels: dict[str, dict[str, pd.DataFrame]]) -> Figure:
 
 
 def plot_gradcam_gallery(images: np.ndarray, heatmaps: np.ndarray, titles: list[str], per_row: int = 4) -> Figure:
-    """Each image with its Grad-CAM heatmap laid over it (red = most evidence).
-
-    Parameters
-    ----------
-    images : numpy.ndarray
-        Shape ``(n, h, w)`` or ``(n, h, w, channels)``, 0..255 (the first channel is shown).
-    heatmaps : numpy.ndarray
-        Shape ``(n, h, w)`` in 0..1, from :func:`cxr_utils.explain.grad_cam`.
-    titles : list of str
-        One per image (file name, label, score).
-    """
+    """Each image (``(n, h, w[, c])``, 0..255) with its heatmap (``(n, h, w)`` in 0..1) laid over it, one title each."""
     images = np.asarray(images)
     if images.ndim == 4:
         images = images[..., 0]
@@ -331,19 +284,8 @@ def plot_gradcam_gallery(images: np.ndarray, heatmaps: np.ndarray, titles: list[
 def plot_distributions(
     groups: dict[str, ArrayLike], *, xlabel: str, title: str, log: bool = False, bins: int = 40
 ) -> Figure:
-    """Step histograms of one number in several groups, each normalised to its own total.
-
-    Parameters
-    ----------
-    groups : dict of str to array-like
-        Group name (shown with its size in the legend) to its values.
-    xlabel, title : str
-    log : bool
-        A logarithmic x axis (values must be positive), for sizes spanning decades: bins of
-        equal width in log10, and the density is per log10 unit (the area under each curve
-        is 1 on the axis as drawn).
-    bins : int
-        Bins shared by every group.
+    """Step histograms of one number in several groups (name -> values), each normalised to its total; ``log``: bins
+    equal in log10.
     """
     arrays = {name: np.asarray(values, dtype=np.float64) for name, values in groups.items()}
     arrays = {name: values[np.isfinite(values)] for name, values in arrays.items()}

@@ -1,4 +1,5 @@
-"""The course's files on disk: written whole or not at all, JSON, fingerprints, and the test ledger.
+"""The course's files on disk: written whole or not at all, JSON, fingerprints, the official manifest, and the test
+ledger.
 
 The ledger, ``runs/test_ledger.csv``, gets one row, only ever appended, each time :func:`cxr_utils.runs.finish_run`
 scores a test split: when, on which commit, which run and configuration (hashed without its seed), the metrics, and
@@ -8,6 +9,7 @@ which test images (a fingerprint of their paths, and whether they are exactly th
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import json
@@ -18,6 +20,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +29,16 @@ import pandas as pd
 from filelock import FileLock, Timeout
 
 from . import project_root, runs_dir
-from .dataset import is_official_test_split
+from .dataset import parse_name
 
-__all__ = ["write_json", "read_json", "read_ledger", "scoring_counts", "summarise"]
+__all__ = [
+    "write_json",
+    "read_manifest",
+    "index_manifest",
+    "read_ledger",
+    "scoring_counts",
+    "summarise",
+]
 
 LEDGER_FILE = "test_ledger.csv"
 LEDGER_METRICS = ("accuracy", "sensitivity", "specificity", "roc_auc", "pr_auc")
@@ -136,6 +146,53 @@ def _git_state() -> tuple[str, bool | None]:
     except (OSError, subprocess.SubprocessError):
         return "unknown", None
     return commit.strip(), bool(status.strip())
+
+
+def official_manifest_path() -> Path:
+    """The manifest shipped with the package: 5,856 rows of ``path<TAB>sha256<TAB>bytes``."""
+    return Path(str(resources.files("cxr_utils") / "data" / "official_sha256.tsv"))
+
+
+def read_manifest(path: str | os.PathLike | None = None) -> pd.DataFrame:
+    """A manifest (default the official one) as ``path``, ``sha256``, ``bytes``.
+
+    Lines ``relative/path<TAB>sha256<TAB>bytes``, UTF-8 with or without a byte-order mark. Raises ValueError naming
+    the line of one that is malformed, or whose path is absolute or climbs out of the copy (``..``).
+    """
+    path, rows = Path(path) if path is not None else official_manifest_path(), []
+    with open(path, encoding="utf-8-sig") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            fields = line.rstrip("\r\n").split("\t")
+            if len(fields) != 3 or not fields[2].isdigit():
+                raise ValueError(f"{path}:{number}: expected path<TAB>sha256<TAB>bytes, got {line.rstrip()!r}")
+            if fields[0].startswith("/") or ".." in fields[0].split("/"):
+                raise ValueError(f"{path}:{number}: a path inside the copy expected, got {fields[0]!r}")
+            rows.append((fields[0], fields[1].lower(), int(fields[2])))
+    return pd.DataFrame(rows, columns=["path", "sha256", "bytes"])
+
+
+def index_manifest(manifest: pd.DataFrame | str | os.PathLike | None = None) -> pd.DataFrame:
+    """An index from a manifest's names alone (default the official one): its columns, ``split``, ``label``,
+    ``name``, ``patient_id``, ``pathogen``."""
+    frame = manifest.copy() if isinstance(manifest, pd.DataFrame) else read_manifest(manifest)
+    parts = frame["path"].str.split("/")
+    frame["split"], frame["label"], frame["name"] = parts.str[0].str.lower(), parts.str[1].str.upper(), parts.str[-1]
+    names = [parse_name(name) for name in frame["name"]]
+    frame["patient_id"], frame["pathogen"] = [n.patient_id for n in names], [n.pathogen for n in names]
+    return frame
+
+
+@functools.lru_cache(maxsize=1)
+def _official_test_paths() -> frozenset[str]:
+    paths = read_manifest()["path"]
+    return frozenset(paths[paths.str.startswith("test/")])
+
+
+def is_official_test_split(paths: list[str]) -> bool:
+    """Whether ``paths`` (``test/<class>/<name>``) are exactly the official manifest's 624 test paths."""
+    return len(paths) == len(set(paths)) and set(paths) == _official_test_paths()
 
 
 def append_scoring(

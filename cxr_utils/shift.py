@@ -1,17 +1,6 @@
-"""Measuring a shift between two collections of images, without their labels.
-
-Chapter 06 asks whether the test hospital's images differ from the training images, and
-how, before any test label is looked at:
-
-- :func:`acquisition_features` label-free numbers per image (intensity, borders, bright
-  corner marks, sharpness, file sizes);
-- :func:`univariate_shift` each feature's power to tell the two collections apart (ROC AUC);
-- :func:`domain_classifier_test` a classifier trained to tell target images from source
-  images, its cross-validated ROC AUC (folds grouped by patient) as a two-sample test:
-  0.5 means the collections cannot be told apart, 1.0 that every image gives itself away;
-  its out-of-fold scores say which target images look least like the source;
-- :func:`simulate_acquisition` a known shift (fewer pixels, heavy compression) to try
-  adaptation methods on validation images, where the labels are known.
+"""A shift between two collections of images measured without their labels (acquisition features, a domain classifier
+as a two-sample test, a simulated shift), and adapting a model to it (AdaBN, the class prior by EM, histogram
+matching), cross-fitted over halves of the patients.
 """
 
 from __future__ import annotations
@@ -33,7 +22,6 @@ from .metrics import bootstrap_ci
 __all__ = [
     "acquisition_features",
     "univariate_shift",
-    "DomainTest",
     "domain_classifier_test",
     "simulate_acquisition",
     "reestimate_batchnorm",
@@ -41,20 +29,13 @@ __all__ = [
     "correct_for_prior",
     "reference_histogram",
     "match_histograms",
-    "patient_halves",
     "cross_fit",
 ]
 
 
 def acquisition_features(images: np.ndarray, *, extra: dict[str, ArrayLike] | None = None) -> pd.DataFrame:
-    """Label-free numbers describing how each image (``(n, size, size)`` uint8, a cache's) was acquired and stored.
-
-    Returns one row per image: ``mean``, ``std``, ``p05``, ``p50``, ``p95`` (gray levels),
-    ``dark share`` (pixels below 10), ``border mean`` (a frame 1/16 of the side wide),
-    ``corner marks`` (the brightest of the four corner squares, 1/6 of the side, at its 99th
-    percentile: burned-in letters and labels), ``sharpness`` (mean absolute difference between
-    neighbouring pixels: detail and compression), and the ``extra`` columns as they are (one
-    value per image, e.g. ``{"original kB": ...}``).
+    """Label-free numbers per image of ``(n, size, size)`` uint8 images: gray-level statistics, dark share, border
+    mean, corner marks, sharpness, and the ``extra`` columns (one value per image) as they are.
     """
     x = np.asarray(images, dtype=np.float32)
     if x.ndim != 3:
@@ -87,11 +68,8 @@ def acquisition_features(images: np.ndarray, *, extra: dict[str, ArrayLike] | No
 
 
 def univariate_shift(features: pd.DataFrame, is_target: ArrayLike) -> pd.DataFrame:
-    """How well each feature alone tells target images from source images.
-
-    Returns one row per feature, the strongest first: ``auc`` (ROC AUC of the feature as a score
-    for "target"; below 0.5 when the target has lower values), ``separation`` (``|auc - 0.5| * 2``,
-    0 to 1), and the feature's median in the source and target.
+    """How well each feature alone tells target from source images: ``auc``, ``separation`` (``|auc - 0.5| * 2``) and
+    both medians, strongest first.
     """
     target = np.asarray(is_target, dtype=bool)
     if target.all() or not target.any():
@@ -132,20 +110,11 @@ def domain_classifier_test(
     seed: int = 0,
     n_boot: int = 1000,
 ) -> DomainTest:
-    """Can a classifier tell target images from source images? A two-sample test by cross-validation.
+    """Can a classifier tell target from source images? Out-of-fold ROC AUC (0.5: alike) with a bootstrap interval.
 
-    A gradient-boosted tree classifier (:class:`sklearn.ensemble.HistGradientBoostingClassifier`)
-    learns "target or source" from ``features``; every image is scored by a model that
-    never saw it nor any image of its patient (:class:`sklearn.model_selection.StratifiedGroupKFold`).
-    The ROC AUC of those out-of-fold scores is 0.5 when the two collections are alike.
-
-    ``features`` ``(n, d)``; ``is_target`` ``(n,)`` bool; ``groups`` the patient ids (all images
-    of a patient fall into one fold); ``names`` the file names (:func:`cxr_utils.explore.label_free_order`):
-    the folds are drawn from the sorted patient ids and the classifiers fitted on the images in
-    the order of their names, so the result depends on the images alone, not on the order of
-    the rows or the label folders. ``seed`` seeds the folds, the classifier and the bootstrap
-    of ``n_boot`` resamples of whole patients. Raises ValueError for inputs of different
-    lengths or a single collection.
+    ``features`` ``(n, d)``, ``is_target`` ``(n,)`` bool, ``groups`` patient ids (folds grouped by patient),
+    ``names`` file names (:func:`label_free_order`, so rows' order does not matter). ValueError for unequal lengths
+    or one collection.
     """
     x = np.asarray(features, dtype=np.float64)
     target = np.asarray(is_target, dtype=bool)
@@ -176,11 +145,8 @@ def domain_classifier_test(
 
 
 def simulate_acquisition(images: np.ndarray, *, scale: float = 0.5, quality: int = 10) -> np.ndarray:
-    """Images as a poorer acquisition would store them: fewer pixels, then heavy JPEG compression.
-
-    Each image is shrunk by ``scale`` and enlarged back (detail lost), then re-encoded as
-    JPEG at ``quality``: a known shift to try adaptation methods on where the labels are
-    known (validation images). ``images``: uint8 ``(n, h, w)``; returns the same shape.
+    """uint8 images ``(n, h, w)`` shrunk by ``scale``, enlarged back and re-encoded as JPEG at ``quality``: same
+    shape.
     """
     from PIL import Image
 
@@ -205,30 +171,8 @@ def simulate_acquisition(images: np.ndarray, *, scale: float = 0.5, quality: int
 def reestimate_batchnorm(
     model: keras.Model, images: np.ndarray, *, batch_size: int = 64, into: keras.Model | None = None
 ) -> keras.Model:
-    """A copy of ``model`` whose BatchNormalization layers normalise with the statistics of ``images``.
-
-    The layers are visited in order; each one's moving mean and variance become the
-    per-channel mean and (population) variance of its inputs over all ``images``, with
-    the layers before it already adapted. Everything else (weights, the original model)
-    is unchanged, and augmentation layers stay off.
-
-    Parameters
-    ----------
-    model : keras.Model
-        A functional model whose BatchNormalization layers sit at its top level (the
-        course's CNN, :func:`cxr_utils.models.build_cnn`). Its statistics must come from
-        its own training data: a pretrained backbone's ImageNet statistics are not that,
-        and re-estimating them would change what the layers above were trained on.
-    images : numpy.ndarray
-        Shape ``(n, ...)``: unlabeled target images, as the model takes them.
-    into : keras.Model, optional
-        A copy of ``model`` (:func:`keras.models.clone_model`) to write into, reused across
-        calls so that Keras builds its prediction function once; default a new copy.
-
-    Raises
-    ------
-    ValueError
-        If the model has no BatchNormalization layer at its top level.
+    """A copy of ``model`` (or ``into``, a clone to reuse) whose top-level BatchNormalization layers take their
+    statistics from ``images``, layer by layer; ValueError if there is none.
     """
     adapted = into if into is not None else keras.models.clone_model(model)
     adapted.set_weights(model.get_weights())
@@ -251,26 +195,10 @@ def reestimate_batchnorm(
 def estimate_prior_em(
     scores: ArrayLike, source_prior: float, *, max_iter: int = 1000, tol: float = 1e-8
 ) -> tuple[float, np.ndarray]:
-    """The target's share of PNEUMONIA, and the probabilities corrected for it, by EM.
+    """The target's share of PNEUMONIA by EM (Saerens et al., 2002) and the probabilities corrected for it.
 
-    If a model's probabilities are calibrated for a share ``source_prior`` of PNEUMONIA and
-    the target differs only in that share (label shift), Bayes' rule gives the corrected
-    probabilities, and the target's share is their mean: EM alternates the two until the
-    share settles (Saerens et al., Neural Computation 14, 2002). The probabilities must be
-    calibrated for ``source_prior``: calibrate them first on data whose share is known
-    (e.g. temperature scaling on validation, then ``source_prior`` is validation's share;
-    Alexandari et al., ICML 2020). The estimate is kept within ``[0.001, 0.999]``, so that
-    a runaway estimate cannot make every probability 0 or 1.
-
-    Returns
-    -------
-    (float, numpy.ndarray)
-        The estimated share, and the corrected probabilities, shape ``(n,)``.
-
-    Raises
-    ------
-    ValueError
-        If ``source_prior`` is not strictly between 0 and 1.
+    ``scores`` must be calibrated for ``source_prior``; returns ``(share in [0.001, 0.999], corrected (n,))``.
+    ValueError if ``source_prior`` is not strictly between 0 and 1.
     """
     if not 0 < source_prior < 1:
         raise ValueError(f"source_prior must be strictly between 0 and 1, got {source_prior}")
@@ -287,11 +215,7 @@ def estimate_prior_em(
 
 
 def correct_for_prior(scores: ArrayLike, prior: float, source_prior: float) -> np.ndarray:
-    """Bayes' rule: probabilities calibrated for a share ``source_prior`` of PNEUMONIA, moved to a share ``prior``.
-
-    Each probability's odds are multiplied by the ratio of the two priors' odds. Returns
-    an array of the shape of ``scores``.
-    """
+    """Probabilities calibrated for a share ``source_prior`` of PNEUMONIA moved to a share ``prior`` (Bayes' rule)."""
     p = np.clip(np.asarray(scores, dtype=np.float64), 1e-7, 1 - 1e-7)
     positive = prior / source_prior * p
     return positive / (positive + (1 - prior) / (1 - source_prior) * (1 - p))
@@ -305,11 +229,8 @@ def reference_histogram(images: np.ndarray) -> np.ndarray:
 
 
 def match_histograms(images: np.ndarray, reference_cdf: np.ndarray) -> np.ndarray:
-    """Map each image's gray levels so that its histogram matches ``reference_cdf``.
-
-    Each gray level goes to the reference level at the same cumulative share (a monotone
-    map: brighter stays brighter). Parameters: ``images`` uint8 ``(n, h, w)``;
-    ``reference_cdf`` from :func:`reference_histogram`. Returns uint8 ``(n, h, w)``.
+    """uint8 images ``(n, h, w)`` whose gray levels are mapped (monotonically) so that each histogram matches
+    ``reference_cdf`` (:func:`reference_histogram`).
     """
     images = np.asarray(images)
     if images.dtype != np.uint8 or images.ndim != 3:
@@ -324,12 +245,8 @@ def match_histograms(images: np.ndarray, reference_cdf: np.ndarray) -> np.ndarra
 
 
 def patient_halves(groups: ArrayLike, *, seed: int = 0) -> np.ndarray:
-    """0 or 1 per image: two halves of the patients, drawn at random (all images of a patient together).
-
-    The seeded draw permutes the patient ids *sorted*, so an image's half depends on the set
-    of ids and the seed alone, never on the order of the rows (a dataset index lists a split
-    by label folder: an order of first appearance would let the labels choose the halves).
-    Labels are not used, so the halves are not stratified by class.
+    """0 or 1 per image: two halves of the patients, drawn by ``seed`` from the sorted ids (all images of a patient
+    together; independent of the rows' order; not stratified by class).
     """
     uniques, codes = np.unique(np.asarray(groups).astype(str), return_inverse=True)
     half_of_group = np.random.default_rng(seed).permutation(len(uniques)) % 2
@@ -343,25 +260,8 @@ def cross_fit(
     *,
     seed: int = 0,
 ) -> np.ndarray:
-    """Scores of every target image from a model adapted on the *other* half of the patients.
-
-    Parameters
-    ----------
-    adapt_and_score : callable
-        ``adapt_and_score(adapt_on, score)`` adapts on the target images at the indices
-        ``adapt_on`` and returns the scores of the images at ``score``, shape ``(len(score),)``.
-        Both index arrays list their images in the order of their names.
-    groups : array-like of shape (n,)
-        Patient ids of the target images (:func:`patient_halves`).
-    names : array-like of str, shape (n,)
-        File names of the target images (:func:`label_free_order`): with the halves drawn
-        from the sorted ids, the scores depend on the images alone, not on the order of the
-        rows nor on the label folders they were filed in.
-
-    Returns
-    -------
-    numpy.ndarray
-        Shape ``(n,)``, in the order of the rows.
+    """Scores ``(n,)`` of every target image from ``adapt_and_score(adapt_on, score)`` adapted on the other half of
+    the patients (:func:`patient_halves` of ``groups``; both index arrays in the order of ``names``).
     """
     halves = patient_halves(groups, seed=seed)
     order = label_free_order(names)

@@ -3,7 +3,8 @@ import collections
 import pytest
 
 from cxr_utils.dataset import Name as _ParsedName
-from cxr_utils.dataset import parse_name, read_manifest
+from cxr_utils.dataset import parse_name
+from cxr_utils.records import read_manifest
 
 
 @pytest.mark.parametrize(

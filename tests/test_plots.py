@@ -152,7 +152,7 @@ def test_size_scatter_plots_every_image(index):
 
 
 def test_file_sizes_log_axis_reads_as_plain_numbers(index):
-    from cxr_utils.dataset import index_manifest
+    from cxr_utils.records import index_manifest
 
     both = plots.plot_file_sizes(index, index_manifest())
     render(both)

@@ -5,7 +5,8 @@ import shutil
 import pytest
 
 from cxr_course.verify import inspect, verify_dataset
-from cxr_utils.dataset import OFFICIAL_COUNTS, index_dataset, read_manifest
+from cxr_utils.dataset import OFFICIAL_COUNTS, index_dataset
+from cxr_utils.records import read_manifest
 
 from helpers import KAGGLE_FILES, jpeg_bytes, make_dataset
 
