@@ -49,7 +49,7 @@ import cxr_utils
 from cxr_course import build_dir
 from cxr_course.runner import execute_notebook
 from cxr_utils.compare import table_to_markdown
-from cxr_utils.metrics import binary_metrics, choose_threshold
+from cxr_utils.metrics import PAPER, binary_metrics, choose_threshold
 from cxr_utils.records import read_ledger, write_json
 from cxr_utils.runs import SEED_RECORD, load_run, run_name
 
@@ -80,7 +80,7 @@ AT_ANOTHER_RULE = {
     "CNN (03), at chapter 04's threshold rule": ("03_cnn_from_scratch", "04"),
     "chosen transfer candidate (04), at Youden's J on validation": ("04_transfer_learning", "validation"),
 }
-METRICS = ("accuracy", "sensitivity", "specificity", "roc_auc", "ppv", "npv", "pr_auc")
+METRICS = (*PAPER, "ppv", "npv", "pr_auc")
 
 
 def run_names(seed: int, chapters: tuple[str, ...] = ("03", "04", "06")) -> dict[str, str]:

@@ -11,7 +11,7 @@ from pathlib import Path
 from cxr_utils import runs_dir, start_keras
 from cxr_utils.compare import format_interval
 from cxr_utils.dataset import OFFICIAL_COUNTS
-from cxr_utils.metrics import PAPER
+from cxr_utils.metrics import METRICS, PAPER
 from cxr_utils.records import read_json
 from cxr_utils.runs import load_run, seed_spread
 
@@ -32,7 +32,7 @@ CARDS = {
         "chosen transfer candidate (04)",
     ),
 }
-_METRICS = ("accuracy", "sensitivity", "specificity", "ppv", "npv", "roc_auc", "pr_auc")
+_METRICS = tuple(m for m in METRICS if m != "f1")
 _SPECIFICITY = (
     "[chapter 05, section 9](../../notebooks/05_error_analysis.ipynb#9.-Why-is-our-specificity-below-the-paper's?)"
 )

@@ -12,12 +12,12 @@ One module per concern, in layers: each module imports only modules listed above
 (``tests/test_package.py`` checks every import, those inside functions included).
 
 ``dataset``        find a dataset copy and index it (names, headers); the official counts
+``metrics``        metrics with bootstrap intervals; thresholds chosen on validation; calibration's fits
 ``records``        files written whole, JSON, fingerprints, the official manifest, and the test ledger
 ``cache``          decode images to gray, resize them, and cache every image of a copy once
 ``explore``        which copy this is; counts, patients, duplicates, colour, intensities; the course's splits
 ``training``       batches from the cache, augmentation, prediction, training with callbacks and resume
 ``models``         custom layers, compiling, loading; ImageNet backbones found offline; transfer learning
-``metrics``        metrics with bootstrap intervals; thresholds chosen on validation; calibration's fits
 ``compare``        results beside the paper; paired tests, subgroups, confident mistakes; reliability
 ``explain``        Grad-CAM, nested models included; a heatmap's corners, border and lungs; occlusion
 ``shift``          a shift measured without labels; adapting to it (AdaBN, EM prior, histograms), cross-fitted

@@ -28,7 +28,7 @@ __all__ = [
 
 
 #: Metrics :func:`evaluation_table` shows (the ones :data:`cxr_utils.metrics.PAPER` reports).
-_TABLE_METRICS = ("accuracy", "sensitivity", "specificity", "roc_auc")
+_TABLE_METRICS = tuple(PAPER)
 
 
 _PAPER_ROW = "Kermany et al. 2018"

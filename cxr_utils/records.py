@@ -30,6 +30,7 @@ from filelock import FileLock, Timeout
 
 from . import project_root, runs_dir
 from .dataset import parse_name
+from .metrics import PAPER
 
 __all__ = [
     "write_json",
@@ -41,7 +42,7 @@ __all__ = [
 ]
 
 LEDGER_FILE = "test_ledger.csv"
-LEDGER_METRICS = ("accuracy", "sensitivity", "specificity", "roc_auc", "pr_auc")
+LEDGER_METRICS = (*PAPER, "pr_auc")
 LEDGER_COLUMNS = (
     *("time_utc", "git_commit", "git_dirty", "run", "config_hash", "seed", "n_test", "threshold"),
     *LEDGER_METRICS,
