@@ -1,15 +1,7 @@
-"""cxr_utils: the companion package of the pediatric chest X-ray course.
-
-Chapters use it through one name, ``import cxr_utils as cxr``: ``cxr.cache_images(...)``,
-``cxr.finish_run(...)``. What reads ``cxr.`` is the course's helper; what reads ``keras.``
-is the lesson. Each helper is loaded from its module the first time it is used, so
-``import cxr_utils`` loads nothing heavy (no TensorFlow). The package itself defines the
-environment (the variables CXR_DATA_DIR, CXR_FAST, CXR_NO_DOWNLOAD, CXR_WEIGHTS_DIR and
-CXR_CACHE_DIR; a relative path is read from the project root), :func:`start_keras` and the
-version report.
-
-One module per concern, in layers: each module imports only modules listed above it
-(``tests/test_package.py`` checks every import, those inside functions included).
+"""cxr_utils: the companion package of the course, ``import cxr_utils as cxr``; ``cxr.<name>`` loads its module on
+first use, so the import itself loads no TensorFlow. Here: the environment (CXR_DATA_DIR, CXR_FAST, CXR_NO_DOWNLOAD,
+CXR_WEIGHTS_DIR, CXR_CACHE_DIR; relative paths from the project root), :func:`start_keras`, the version report.
+Modules, in layers (each imports only those above it; ``tests/test_package.py`` checks):
 
 ``dataset``        find a dataset copy and index it (names, headers); the official counts
 ``metrics``        metrics with bootstrap intervals; thresholds chosen on validation; calibration's fits
@@ -25,9 +17,7 @@ One module per concern, in layers: each module imports only modules listed above
 ``plots_results``  figures of training and results (chapters 03-06)
 ``runs``           run folders: ``finish_run`` (the one door to the test split) and ``load_run``
 
-Definitions a chapter writes out and the package also calls (the augmentation, how a model is
-compiled, the callbacks, the Grad-CAM core) are marked ``# @save`` in the notebook and kept here
-with the same code; ``tests/test_saved_definitions.py`` fails when the two copies drift apart.
+Definitions marked ``# @save`` in a chapter are kept here too; ``tests/test_saved_definitions.py`` checks them.
 """
 
 from __future__ import annotations
@@ -204,11 +194,8 @@ def _silenced_stderr():
 
 
 def start_keras() -> str:
-    """Import Keras and its backend quietly, with the course's CPU setting, and print one line saying what runs.
-
-    Call it first. Sets ``TF_CPP_MIN_LOG_LEVEL=2`` and ``TF_ENABLE_ONEDNN_OPTS=1`` unless set, and one inter-op
-    thread.
-    """
+    """Call it first: Keras imported quietly (``TF_CPP_MIN_LOG_LEVEL=2``, ``TF_ENABLE_ONEDNN_OPTS=1`` unless set,
+    one inter-op thread); returns one line saying what runs."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # read once, when TensorFlow is imported
     with _silenced_stderr():

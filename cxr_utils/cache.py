@@ -45,12 +45,8 @@ def _decoding(path: Path) -> Iterator[None]:
 
 
 def load_grayscale(path: str | os.PathLike, *, min_side: int | None = None) -> np.ndarray:
-    """An image as one upright 8-bit gray channel, shape ``(height, width)``, uint8.
-
-    EXIF rotation is applied; colour is converted with Pillow's luminance formula; 16-bit images keep their high
-    byte. With ``min_side`` a JPEG is decoded at a reduced scale (1/2 to 1/8) that keeps both sides at least that
-    large. Raises ImageReadError for an empty, unreadable, too large or damaged file.
-    """
+    """An image as one upright (EXIF) gray uint8 channel ``(height, width)``; ``min_side``: a JPEG decoded at a
+    reduced scale keeping both sides at least that large. ImageReadError for an unreadable or damaged file."""
     path = Path(path)
     if path.stat().st_size == 0:
         raise ImageReadError(f"{path}: empty file (0 bytes)")
@@ -75,12 +71,8 @@ def load_rgb(path: str | os.PathLike) -> np.ndarray:
 
 
 def resize_image(pixels: np.ndarray, size: int, policy: str = "squash") -> np.ndarray:
-    """A gray uint8 image ``(height, width)`` made square, ``(size, size)``, with Pillow's bilinear filter.
-
-    ``"squash"`` resizes each side (the aspect ratio is lost), ``"pad"`` fits the longer side and pads with black,
-    ``"crop"`` fits the shorter side and cuts the centre square. ValueError for an unknown policy, another shape or
-    a size below 1.
-    """
+    """A gray uint8 image made ``(size, size)`` (bilinear) by ``policy``: ``"squash"`` each side, ``"pad"`` with
+    black, ``"crop"`` the centre square. ValueError for an unknown policy, another shape or a size below 1."""
     if policy not in RESIZE_POLICIES:
         raise ValueError(f"unknown resize policy {policy!r}; choose one of {RESIZE_POLICIES}")
     if pixels.ndim != 2 or size < 1:
@@ -167,12 +159,9 @@ def cache_images(
     cache_dir: str | os.PathLike | None = None,
     progress: bool = True,
 ) -> ImageCache:
-    """Every usable image of a copy (a folder, or its index) decoded once, resized to ``size`` by ``policy``, cached.
-
-    Rows with a ``problem``, and files that fail to decode, are left out with a note. Raises ValueError for an
-    unknown policy, a size below 8 or a copy without one usable image, and OSError naming the cache folder
-    (``CXR_CACHE_DIR``) when it is not writable or lacks room.
-    """
+    """Every usable image of a copy (a folder, or its index) decoded once, resized to ``size`` by ``policy``, cached;
+    unusable files are left out with a note. ValueError for bad arguments or no usable image, OSError naming the
+    cache folder (``CXR_CACHE_DIR``) when it is not writable or lacks room."""
     if policy not in RESIZE_POLICIES or size < 8:
         raise ValueError(f"need a policy of {RESIZE_POLICIES} and a size of at least 8 pixels, got {policy!r}, {size}")
     folder = writable_folder(

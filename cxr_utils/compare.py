@@ -86,10 +86,7 @@ def evaluation_table(
 
 
 def format_interval(value: float | None, low: float | None = None, high: float | None = None) -> str:
-    """``"0.913 [0.889, 0.934]"``; the value alone without both bounds; ``"n/a"`` without a value.
-
-    A missing number is ``None`` or NaN.
-    """
+    """``"0.913 [0.889, 0.934]"``; the value alone without both bounds; ``"n/a"`` without a value (None or NaN)."""
 
     def missing(number: float | None) -> bool:
         return number is None or bool(np.isnan(number))

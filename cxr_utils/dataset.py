@@ -66,11 +66,8 @@ class Name(NamedTuple):
 
 
 def parse_name(name: str) -> Name:
-    """Patient id (the name up to its image counters) and pathogen (``bacteria``, ``virus``, ``none``) of a file.
-
-    ``person10_virus_35.jpeg`` is ``person10``, ``virus``; ``NORMAL2-IM-0173-0001-0002.jpeg`` is
-    ``NORMAL2-IM-0173``, ``none``. Folders in a path are ignored.
-    """
+    """Patient id and pathogen of a file name: ``person10_virus_35.jpeg`` is ``person10``, ``virus``;
+    ``NORMAL2-IM-0173-0001-0002.jpeg`` is ``NORMAL2-IM-0173``, ``none``."""
     stem = re.sub(r"\.(?:jpeg|jpg|png)\Z", "", name.replace("\\", "/").rsplit("/", 1)[-1], flags=re.IGNORECASE)
     if match := _PERSON.fullmatch(stem):
         return Name(match[1], match[2])
@@ -129,12 +126,8 @@ def _odd(parts: tuple[str, ...]) -> str | None:
 
 
 def find_dataset(path: str | os.PathLike) -> _Layout:
-    """The dataset root in ``path`` or up to 3 levels below, its layout and image files, in one walk of the tree.
-
-    ``layout`` is ``"kaggle"`` (train/val/test) or ``"mendeley"`` (train/test). The shallowest copy is used (Kaggle's
-    nested duplicate is ignored); links to folders are followed once; whatever is not indexed is listed by reason.
-    Raises FileNotFoundError, and DatasetLayoutError when no copy is found or two lie at the same depth.
-    """
+    """The shallowest dataset root in ``path`` or up to 3 levels below, its layout (``"kaggle"``, ``"mendeley"``) and
+    image files. FileNotFoundError; DatasetLayoutError when no copy is found or two lie at the same depth."""
     base = Path(os.path.abspath(Path(path).expanduser()))
     if not base.is_dir():
         why = "is a file, not a dataset folder" if base.exists() else "does not exist"
@@ -272,10 +265,7 @@ def _inspect(path: Path, headers: bool, sha256: bool) -> dict:
 
 
 def _read_header(path: Path, row: dict) -> str | None:
-    """Fill ``row``'s size, mode, format and EXIF orientation from the file's header; return its problem, if any.
-
-    Pillow's own size limit is lifted for the header: the course's, :data:`MAX_PIXELS`, names larger images.
-    """
+    """Fill ``row``'s size, mode, format and EXIF orientation from the file's header; return its problem, if any."""
     limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
     try:
         with Image.open(path) as image:
@@ -299,12 +289,8 @@ def _read_header(path: Path, row: dict) -> str | None:
 def index_dataset(
     root: str | os.PathLike, *, read_headers: bool = True, sha256: bool = False, progress: bool = True
 ) -> DatasetIndex:
-    """One row per image of the copy in ``root``: ``path``, ``split``, ``label``, ``name``, ``patient_id``,
-    ``pathogen``, ``bytes``, ``problem``; header columns with ``read_headers``, ``sha256`` with ``sha256``.
-
-    Test rows are in file-name order (no test image's place depends on its class folder). Raises as
-    :func:`find_dataset`.
-    """
+    """One row per image of the copy in ``root`` (``path``, ``split``, ``label``, ``name``, ``patient_id``,
+    ``pathogen``, ``bytes``, ``problem``, header columns, ``sha256``); test rows in file-name order."""
     layout = find_dataset(root)
     if not layout.images:
         others = Counter(Path(p).suffix.lower() or Path(p).name for p in layout.skipped.get(SKIP["not image"], []))

@@ -152,13 +152,8 @@ def grad_cam(
     target: str = "PNEUMONIA",
     batch_size: int = 16,
 ) -> np.ndarray:
-    """Grad-CAM heatmaps ``(n, height, width)`` float32 in 0..1 of ``images`` ``(n, height, width, channels)`` in
-    0..255.
-
-    ``layer``: a name or a path into nested models (default :func:`find_last_conv_layer`); ``target`` "PNEUMONIA" or
-    "NORMAL". Raises ValueError for a wrong shape, target or layer, or a nested model that is not a chain of layers;
-    NotImplementedError off the TensorFlow backend.
-    """
+    """Grad-CAM heatmaps ``(n, h, w)`` float32 in 0..1 of ``images`` ``(n, h, w, c)`` in 0..255; ``layer`` a name or a
+    path into nested models (default :func:`find_last_conv_layer`). NotImplementedError off TensorFlow."""
     if keras.backend.backend() != "tensorflow":
         raise NotImplementedError(
             f"grad_cam needs the TensorFlow backend (gradients through tf.GradientTape); "
@@ -261,13 +256,8 @@ def heatmap_regions(
     corners: Sequence[str] = CORNERS,
     mediastinum: float = 0.2,
 ):
-    """Where each heatmap ``(n, height, width)`` (non-negative) puts its heat: one row per map.
-
-    Columns ``corner_heat`` and ``hottest_corner`` (of ``corners``), ``lung_heat`` (inside the ``border``, without
-    the central ``mediastinum`` band), ``corner_to_lungs``, ``border_share`` and ``border_area``, ``peak_region``,
-    ``peak_in_border``, ``peak_in_corners``. Fractions are of each side; ValueError for bad maps, fractions or
-    corners.
-    """
+    """Where each heatmap ``(n, h, w)`` puts its heat, one row per map: corners, lungs (inside ``border`` without
+    the ``mediastinum`` band), border, and where the peak lies. Fractions are of each side."""
     import pandas as pd
 
     maps = np.asarray(heatmaps, dtype=np.float64)

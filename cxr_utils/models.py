@@ -1,10 +1,5 @@
-"""Models: the course's custom layers, compiling and loading, ImageNet backbones found on disk before any download,
-and transfer learning with the backbone cut in two (its frozen bottom cached, its top fine-tuned).
-
-Every model takes ``(size, size, channels)`` inputs in 0..255 and outputs one probability of PNEUMONIA. A backbone's
-weights are looked for in ``weights_dir`` (default ``$CXR_WEIGHTS_DIR``), then ``$KERAS_HOME/models``; Keras
-downloads them only when none is found and downloading is allowed.
-"""
+"""Models (inputs in 0..255, one probability of PNEUMONIA): custom layers, compiling, loading, ImageNet backbones
+found on disk before any download, and transfer learning with the backbone cut in two."""
 
 from __future__ import annotations
 
@@ -160,12 +155,8 @@ def build_backbone(
     weights_dir: str | os.PathLike | None = None,
     allow_download: bool = False,
 ) -> keras.Model:
-    """MobileNetV2 (width ``alpha``) without its classifier, with ImageNet weights read from a local file.
-
-    Input ``(batch, input_size, input_size, 3)`` already preprocessed (:func:`preprocess_function`); output the
-    last feature map. Raises WeightsNotFoundError without a local file when downloading is not allowed, or when
-    Keras's server cannot be reached (at once, instead of hanging offline).
-    """
+    """MobileNetV2 (width ``alpha``) without its classifier, ImageNet weights from ``weights_dir``, then
+    ``$KERAS_HOME/models``; WeightsNotFoundError when none is there and downloading is off or unreachable."""
     try:
         weights = str(_find_weights(architecture, alpha, weights_dir))
     except WeightsNotFoundError as error:
@@ -228,12 +219,8 @@ def bottom_activations(
     progress: bool = True,
     desc: str = "Bottom activations",
 ) -> np.ndarray:
-    """The frozen bottom's activations for cached gray images ``(n, size, size)`` uint8 (repeated to RGB): ``(n, h, w,
-    c)`` float16.
-
-    ``view_seed``: one augmented view of each image (:func:`cxr_utils.training.augmentation_layers` with that seed and
-    ``augmentation_options``); None: the images as they are.
-    """
+    """The frozen bottom's float16 activations for cached gray images ``(n, size, size)`` uint8; ``view_seed``: one
+    augmented view of each image (with ``augmentation_options``), None: the images as they are."""
     if images.shape[1:] != (split.input_size, split.input_size):
         raise ValueError(f"images are {images.shape[1:]}, the backbone takes {split.input_size}x{split.input_size}")
     augmentation = None

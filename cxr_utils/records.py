@@ -1,10 +1,5 @@
-"""The course's files on disk: written whole or not at all, JSON, fingerprints, the official manifest, and the test
-ledger.
-
-The ledger, ``runs/test_ledger.csv``, gets one row, only ever appended, each time :func:`cxr_utils.runs.finish_run`
-scores a test split: when, on which commit, which run and configuration (hashed without its seed), the metrics, and
-which test images (a fingerprint of their paths, and whether they are exactly the official test split's).
-"""
+"""Files written whole, JSON, fingerprints, the official manifest, and the test ledger ``runs/test_ledger.csv`` (one
+row appended each time :func:`cxr_utils.runs.finish_run` scores a test split)."""
 
 from __future__ import annotations
 
@@ -155,11 +150,8 @@ def official_manifest_path() -> Path:
 
 
 def read_manifest(path: str | os.PathLike | None = None) -> pd.DataFrame:
-    """A manifest (default the official one) as ``path``, ``sha256``, ``bytes``.
-
-    Lines ``relative/path<TAB>sha256<TAB>bytes``, UTF-8 with or without a byte-order mark. Raises ValueError naming
-    the line of one that is malformed, or whose path is absolute or climbs out of the copy (``..``).
-    """
+    """A manifest (default the official one; lines ``path<TAB>sha256<TAB>bytes``) as ``path``, ``sha256``, ``bytes``.
+    ValueError naming a malformed line, or one whose path is absolute or climbs out (``..``)."""
     path, rows = Path(path) if path is not None else official_manifest_path(), []
     with open(path, encoding="utf-8-sig") as handle:
         for number, line in enumerate(handle, start=1):
@@ -206,12 +198,8 @@ def append_scoring(
     n_test: int | None = None,
     test_paths: Iterable[str] | None = None,
 ) -> dict:
-    """Append one scoring to ``<runs_root>/test_ledger.csv`` and return the row.
-
-    ``test`` is the run's bootstrap_ci frame at ``threshold``; ``test_paths`` (``test/<class>/<name>``) give the
-    test fingerprint and whether they are the official test split. Raises ValueError without ``n_test`` or
-    ``test_paths``, ``filelock.Timeout`` when another process held the ledger for a minute.
-    """
+    """Append one scoring (``test``: the bootstrap_ci frame at ``threshold``) to ``<runs_root>/test_ledger.csv`` and
+    return the row. ValueError without ``n_test`` or ``test_paths``; ``filelock.Timeout`` after a minute's wait."""
     paths = None if test_paths is None else [str(p) for p in test_paths]
     if n_test is None and paths is None:
         raise ValueError("append_scoring needs n_test or test_paths")
@@ -255,11 +243,8 @@ def read_ledger(runs_root: str | os.PathLike | None = None) -> pd.DataFrame:
 
 
 def scoring_counts(ledger: pd.DataFrame) -> pd.DataFrame:
-    """Scorings and distinct configurations of a :func:`read_ledger` table, by which test images were scored.
-
-    Index ``official``, ``other``, ``unknown`` (rows from before the ledger recorded it) and ``all``; integer
-    columns ``scorings`` and ``configurations`` (distinct configuration hashes, seeds not counted apart).
-    """
+    """``scorings`` and distinct ``configurations`` of a :func:`read_ledger` table, by which test images were scored
+    (``official``, ``other``, ``unknown``, ``all``)."""
     official = ledger["official_test_paths"].astype("boolean")
     kinds = {"official": official.fillna(False), "other": (~official).fillna(False), "unknown": official.isna()}
     kinds["all"] = pd.Series(True, index=ledger.index)

@@ -1,10 +1,7 @@
 """Run folders: :func:`finish_run`, the one door to the test split, writes a run's results; :func:`load_run` reads them.
 
-A run folder (``runs/<name>/``) holds ``predictions_validation.csv`` and ``predictions_test.csv`` (one row per image),
-``threshold.json``, ``config.json``, the run's extra ``<table>.csv`` files, optionally ``model.keras``, and
-``metrics.json``, written last with the SHA-256 of every other file. A rerun never leaves a mixture of two runs:
-``run_folder(replace=True)`` deletes the old folder, ``fit_with_callbacks`` keeps a finished run's training files as
-``previous.*``, and ``finish_run`` stages its files and moves them in when all are written.
+A rerun never leaves a mixture of two runs: ``run_folder(replace=True)`` deletes the old folder, ``fit_with_callbacks``
+keeps a finished run's files as ``previous.*``, ``finish_run`` stages its files and moves them in when all are written.
 """
 
 from __future__ import annotations
@@ -217,11 +214,8 @@ def _predictions(path: Path) -> pd.DataFrame:
 
 
 def load_run(name: str, notebook: str | None = None, root: str | os.PathLike | None = None) -> Run:
-    """The run folder ``<runs>/<name>`` (``notebook`` is named in errors; default the chapter of the name's prefix).
-
-    Raises FileNotFoundError for a missing file and RunFolderError for a damaged one, or one that does not match
-    the digest ``metrics.json`` recorded (two runs mixed): each names the file and the notebook to execute again.
-    """
+    """The run folder ``<runs>/<name>``; FileNotFoundError for a missing file, RunFolderError for a damaged or mixed
+    one, each naming the file and the notebook to execute again (``notebook``, default from the name's prefix)."""
     folder = (Path(root) if root is not None else runs_dir()) / name
     notebook = notebook or (f"chapter {name[:2]}" if name[:2].isdigit() else "the notebook that made it")
     if missing := [f for f in RUN_FILES if not (folder / f).exists()]:

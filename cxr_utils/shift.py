@@ -1,7 +1,4 @@
-"""A shift between two collections of images measured without their labels (acquisition features, a domain classifier
-as a two-sample test, a simulated shift), and adapting a model to it (AdaBN, the class prior by EM, histogram
-matching), cross-fitted over halves of the patients.
-"""
+"""A shift between two collections of images measured without labels, and adapting a model to it, cross-fitted."""
 
 from __future__ import annotations
 
@@ -110,12 +107,8 @@ def domain_classifier_test(
     seed: int = 0,
     n_boot: int = 1000,
 ) -> DomainTest:
-    """Can a classifier tell target from source images? Out-of-fold ROC AUC (0.5: alike) with a bootstrap interval.
-
-    ``features`` ``(n, d)``, ``is_target`` ``(n,)`` bool, ``groups`` patient ids (folds grouped by patient),
-    ``names`` file names (:func:`label_free_order`, so rows' order does not matter). ValueError for unequal lengths
-    or one collection.
-    """
+    """Can a classifier tell target from source images? Out-of-fold ROC AUC (0.5: alike) with a bootstrap interval;
+    folds grouped by patient (``groups``), rows ordered by ``names``. ValueError: unequal lengths, one collection."""
     x = np.asarray(features, dtype=np.float64)
     target = np.asarray(is_target, dtype=bool)
     groups = np.asarray(groups).astype(str)
@@ -195,11 +188,8 @@ def reestimate_batchnorm(
 def estimate_prior_em(
     scores: ArrayLike, source_prior: float, *, max_iter: int = 1000, tol: float = 1e-8
 ) -> tuple[float, np.ndarray]:
-    """The target's share of PNEUMONIA by EM (Saerens et al., 2002) and the probabilities corrected for it.
-
-    ``scores`` must be calibrated for ``source_prior``; returns ``(share in [0.001, 0.999], corrected (n,))``.
-    ValueError if ``source_prior`` is not strictly between 0 and 1.
-    """
+    """The target's share of PNEUMONIA by EM (Saerens et al., 2002) and the scores (calibrated for ``source_prior``)
+    corrected for it: ``(share in [0.001, 0.999], corrected (n,))``."""
     if not 0 < source_prior < 1:
         raise ValueError(f"source_prior must be strictly between 0 and 1, got {source_prior}")
     p = np.clip(np.asarray(scores, dtype=np.float64), 1e-7, 1 - 1e-7)

@@ -1,11 +1,5 @@
-"""Batches from the image cache, augmentation, prediction, and training with seeds, early stopping on validation
-ROC AUC, checkpoints, a CSV log and resume.
-
-Batches are a :class:`keras.utils.PyDataset` of float32 pixels in 0..255, so every Keras backend runs them; each
-model rescales its input itself. A run folder gets ``history.csv`` (one row per epoch), ``best.weights.h5`` (the
-best epoch's weights) and, while training, ``backup/``: a rerun resumes an interrupted run and sets a finished one
-aside as ``previous.*``.
-"""
+"""Batches from the image cache (float32 in 0..255, every backend), augmentation, prediction, and training with
+early stopping on validation ROC AUC, checkpoints, a CSV log (``history.csv``) and resume."""
 
 from __future__ import annotations
 
@@ -38,12 +32,8 @@ BEST_WEIGHTS_FILE = "best.weights.h5"
 
 
 class CachedBatches(keras.utils.PyDataset):
-    """Batches ``(x, y)`` of cached images and labels (0 NORMAL, 1 PNEUMONIA): ``x`` float32 in 0..255.
-
-    ``images`` ``(n, size, size)`` uint8 give ``x`` of ``(batch, size, size, channels)`` (``channels=3`` repeats the
-    gray channel); ``(n, h, w, c)`` arrays (cached activations) are served unchanged. ``shuffle`` draws a new order
-    every epoch, seeded by ``seed``.
-    """
+    """Batches ``(x, y)`` of cached images (gray repeated to ``channels``; 4-d activations unchanged) as float32 in
+    0..255 and labels (0 NORMAL, 1 PNEUMONIA); ``shuffle`` draws a new order every epoch, seeded by ``seed``."""
 
     def __init__(
         self, images, labels, batch_size: int = 32, *, shuffle: bool = False, seed: int = 0, channels: int = 1, **kwargs
@@ -247,12 +237,8 @@ def fit_with_callbacks(
     extra_callbacks: list[keras.callbacks.Callback] | None = None,
     verbose: int | str = 0,
 ) -> pd.DataFrame:
-    """``model.fit`` with :func:`course_callbacks` and a progress bar: the best epoch by validation ROC AUC kept, every
-    epoch logged in ``run_dir``.
-
-    ``model`` is compiled with an ``auc`` metric; ``epochs`` counts a resumed run's epochs too. Returns the history,
-    one row per epoch; the model then holds its best epoch's weights.
-    """
+    """``model.fit`` (compiled with an ``auc`` metric) with :func:`course_callbacks`, logged in ``run_dir``; returns the
+    history (``epochs`` counts a resumed run's too), the model holding its best epoch's weights."""
     resume_from = resume_or_start(run_dir)  # resume an interrupted run, set a finished one aside
     callbacks = course_callbacks(
         run_dir,
