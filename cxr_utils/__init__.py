@@ -145,8 +145,7 @@ def software_versions() -> dict[str, str]:
 
 def check_versions(packages: list[str] | None = None, *, show: bool = True):
     """Print one ``Versions:`` line and return the installed versions against ``pyproject.toml``'s ranges
-    (``package``, ``required``, ``installed``, ``ok``); RuntimeError naming a package missing or out of range.
-    """
+    (``package``, ``required``, ``installed``, ``ok``); RuntimeError naming a package missing or out of range."""
     import pandas as pd
     from packaging.requirements import Requirement
     from packaging.specifiers import SpecifierSet

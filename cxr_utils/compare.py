@@ -59,9 +59,7 @@ def evaluation_table(
 ) -> pd.DataFrame:
     """Models side by side (name -> :func:`bootstrap_ci` frame) with their threshold ``rules``, the always-PNEUMONIA
     floor (``baseline``: the true labels) and the paper's row; show it with :func:`format_table`.
-
-    ValueError if a frame lacks a metric or column, a model has no rule, or is named like an added row.
-    """
+    ValueError if a frame lacks a metric or column, a model has no rule, or is named like an added row."""
     rules = {model: rules for model in results} if isinstance(rules, str) else dict(rules)
     if set(results) - set(rules):
         raise ValueError(f"no threshold rule for {sorted(set(results) - set(rules))}: name the rule of every model")
@@ -100,8 +98,7 @@ def format_interval(value: float | None, low: float | None = None, high: float |
 
 def format_table(table: pd.DataFrame) -> pd.DataFrame:
     """An :func:`evaluation_table` as text: ``"0.912 [0.889, 0.934]"``, ``"0.928"`` without interval, ``"n/a"`` for
-    NaN.
-    """
+    NaN."""
     metrics = [c for c in table.columns if not c.endswith(("_ci_low", "_ci_high")) and c != "threshold rule"]
     text = table[["threshold rule"]].copy() if "threshold rule" in table else pd.DataFrame(index=table.index)
     for metric in metrics:
@@ -127,8 +124,7 @@ def metrics_to_json(frame: pd.DataFrame) -> dict[str, dict[str, float | None]]:
 
 def versus_paper(frame: pd.DataFrame) -> pd.DataFrame:
     """A :func:`bootstrap_ci` frame against :data:`PAPER`: ``ours``, ``ci_low``, ``ci_high``, ``paper`` and a
-    ``verdict`` per metric ("above the paper", "below the paper" or "no difference shown").
-    """
+    ``verdict`` per metric ("above the paper", "below the paper" or "no difference shown")."""
     rows = {}
     for metric, paper in PAPER.items():
         value, low, high = (float(frame.loc[metric, c]) for c in ("value", "ci_low", "ci_high"))
@@ -148,8 +144,7 @@ def table_to_markdown(table: pd.DataFrame) -> str:
 
 def mcnemar_test(y_true: ArrayLike, predicted_a: ArrayLike, predicted_b: ArrayLike) -> dict[str, float]:
     """McNemar's exact test on two models' 0/1 predictions: ``a_only``, ``b_only``, ``accuracy_a``, ``accuracy_b``,
-    ``p_value`` (1 without discordant images).
-    """
+    ``p_value`` (1 without discordant images)."""
     y = np.asarray(y_true).astype(int)
     a, b = np.asarray(predicted_a).astype(int), np.asarray(predicted_b).astype(int)
     if not (y.shape == a.shape == b.shape) or y.ndim != 1:
@@ -184,8 +179,7 @@ def _delong_covariance(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, n
 
 def delong_test(y_true: ArrayLike, scores_a: ArrayLike, scores_b: ArrayLike) -> dict[str, float]:
     """DeLong's test for two correlated ROC AUCs: ``auc_a``, ``auc_b``, ``difference``, ``se``, ``ci_low``,
-    ``ci_high``, ``z``, ``p_value``; ValueError as :func:`binary_metrics` or when a class is missing.
-    """
+    ``ci_high``, ``z``, ``p_value``; ValueError as :func:`binary_metrics` or when a class is missing."""
     y, a = check_labels_scores(y_true, scores_a)
     _, b = check_labels_scores(y_true, scores_b)
     if np.unique(y).size < 2:
@@ -213,8 +207,7 @@ def delong_test(y_true: ArrayLike, scores_a: ArrayLike, scores_b: ArrayLike) -> 
 
 def compare_models(y_true: ArrayLike, models: Mapping[str, tuple[ArrayLike, float]], *, rule: str) -> pd.DataFrame:
     """Every pair of ``models`` (name -> ``(scores, threshold)``, thresholds all chosen by ``rule``): McNemar on
-    accuracy, DeLong on ROC AUC, one row per pair.
-    """
+    accuracy, DeLong on ROC AUC, one row per pair."""
     names = list(models)
     rows = []
     for i, first in enumerate(names):
@@ -245,8 +238,7 @@ def compare_models(y_true: ArrayLike, models: Mapping[str, tuple[ArrayLike, floa
 
 def subgroup_table(y_true: ArrayLike, scores: ArrayLike, threshold: float, groups: ArrayLike) -> pd.DataFrame:
     """Counts, errors, error rate, sensitivity and specificity per subgroup (``groups``, one label per image; a
-    Categorical keeps its order) at ``threshold``.
-    """
+    Categorical keeps its order) at ``threshold``."""
     y, s = check_labels_scores(y_true, scores)
     threshold = check_threshold(threshold)
     groups = pd.Series(groups).reset_index(drop=True)  # a Categorical keeps its order
@@ -275,8 +267,7 @@ def confident_calls(
     calls: tuple[str, ...] = ("false positive", "false negative"),
 ) -> pd.DataFrame:
     """Up to ``n`` most confident calls of each kind of ``calls`` from a prediction frame (``y_true``, ``score``),
-    with a column ``call``: PNEUMONIA calls highest score first, NORMAL calls lowest first.
-    """
+    with a column ``call``: PNEUMONIA calls highest score first, NORMAL calls lowest first."""
     predicted = predictions["score"] >= threshold
     normal = predictions["y_true"] == 0
     rows = {
@@ -294,8 +285,7 @@ def confident_calls(
 def reliability_table(y_true: ArrayLike, scores: ArrayLike, n_bins: int = 10) -> pd.DataFrame:
     """Observed share of PNEUMONIA against the mean score in ``n_bins`` equal bins of 0..1 (empty bins kept):
     ``bin_low``, ``bin_high``, ``count``, ``mean_score``, ``observed``, ``gap``. ValueError for scores outside
-    0..1.
-    """
+    0..1."""
     y, s = check_labels_scores(y_true, scores)
     if n_bins < 1:
         raise ValueError(f"n_bins must be at least 1, got {n_bins}")

@@ -1,6 +1,5 @@
 """Grad-CAM for any Keras model that outputs the probability of PNEUMONIA (nested models included), where a heatmap's
-heat lies (corners, border, lung fields), and those regions covered (occlusion). Gradients need TensorFlow.
-"""
+heat lies (corners, border, lung fields), and those regions covered (occlusion). Gradients need TensorFlow."""
 
 from __future__ import annotations
 
@@ -34,8 +33,7 @@ def _is_model(layer: keras.Layer) -> bool:
 
 def find_last_conv_layer(model: keras.Model) -> list[str]:
     """The path of layer names, outermost first, to the last layer with a 4-D output (pooling and dropout passed
-    over, nested models searched from the end); ValueError if there is none.
-    """
+    over, nested models searched from the end); ValueError if there is none."""
     for layer in reversed(model.layers):
         if isinstance(layer, keras.layers.InputLayer):
             continue
@@ -64,8 +62,7 @@ def _is_sigmoid_dense(layer: keras.Layer) -> bool:
 
 def _build_forward(model: keras.Model, path: Sequence[str], logits: bool):
     """``x -> (activations at path, class score)`` and whether the score is a logit: a two-output view of ``model``,
-    or, for a layer in a nested model, ``model`` run as the chain of its layers.
-    """
+    or, for a layer in a nested model, ``model`` run as the chain of its layers."""
     if len(path) == 1:
         layer = model.get_layer(path[0])
         last = model.layers[-1]
@@ -222,8 +219,7 @@ def _border_mask(height: int, width: int, border: float) -> np.ndarray:
 def occlude(images: np.ndarray, region: str, *, size: float = 0.15, fill: float | None = None) -> np.ndarray:
     """A copy of ``images`` (``(n, h, w)`` or ``(n, h, w, c)``, any dtype) with the four corner squares or the border
     band (``region`` "corners" or "border", ``size`` a fraction of each side in (0, 0.5)) set to ``fill`` (default
-    each image's median over the visible pixels). ValueError for another shape, region or size.
-    """
+    each image's median over the visible pixels). ValueError for another shape, region or size."""
     images = np.asarray(images)
     if images.ndim not in (3, 4):
         raise ValueError(f"images must have shape (n, height, width[, channels]), got {images.shape}")

@@ -1,6 +1,5 @@
 """Exploring a dataset index (:func:`cxr_utils.dataset.index_dataset`'s table, or the official manifest's): which
-copy it is, counts, patients, duplicates, colour and intensity; the course's train/validation/test split.
-"""
+copy it is, counts, patients, duplicates, colour and intensity; the course's train/validation/test split."""
 
 from __future__ import annotations
 
@@ -38,8 +37,7 @@ __all__ = [
 @dataclass(frozen=True)
 class CopyCheck:
     """Which copy an index describes (:func:`check_copy`): ``counts`` found against official per split and class, the
-    image sizes, and how many files the official manifest lists with their official byte count.
-    """
+    image sizes, and how many files the official manifest lists with their official byte count."""
 
     counts: pd.DataFrame
     n_images: int
@@ -118,8 +116,7 @@ def _splits_present(index: pd.DataFrame) -> list[str]:
 
 def split_class_table(index: pd.DataFrame) -> pd.DataFrame:
     """Images per split (and ``total``) and class, with ``pneumonia_share``: the accuracy of always answering
-    PNEUMONIA.
-    """
+    PNEUMONIA."""
     table = pd.crosstab(index["split"], index["label"]).reindex(index=_splits_present(index), columns=list(LABELS))
     table = table.fillna(0).astype(int)
     table.loc["total"] = table.sum()
@@ -157,8 +154,7 @@ def pathogen_table(index: pd.DataFrame) -> pd.DataFrame:
 
 def colour_check(root: str | os.PathLike, paths: list[str], tolerance: int = 2) -> pd.DataFrame:
     """Per RGB file (``paths`` under ``root``): ``max_channel_difference``, ``coloured_fraction`` (above
-    ``tolerance``), ``has_colour``.
-    """
+    ``tolerance``), ``has_colour``."""
     rows = []
     for path in paths:
         pixels = load_rgb(Path(root) / path).astype(np.int16)
@@ -183,8 +179,7 @@ def sample_per_class(index: pd.DataFrame, n: int, seed: int = 0) -> pd.DataFrame
 
 def intensity_histograms(root: str | os.PathLike, sample: pd.DataFrame, bins: int = 64) -> pd.DataFrame:
     """Gray-level histograms (``bins`` over 0..255) of the ``sample``'s images, each normalised, averaged per class:
-    ``label``, ``bin_left``, ``bin_right``, ``share``, ``n_images``.
-    """
+    ``label``, ``bin_left``, ``bin_right``, ``share``, ``n_images``."""
     edges = np.linspace(0, 256, bins + 1)
     rows = []
     for label, group in sample.groupby("label", sort=True):
@@ -200,8 +195,7 @@ def intensity_histograms(root: str | os.PathLike, sample: pd.DataFrame, bins: in
 
 def shared_patients(index: pd.DataFrame) -> pd.DataFrame:
     """Patient ids found in more than one split: ``splits``, ``pathogens``, ``same_pathogen_in_two_splits`` and
-    ``n_<split>``, from names only.
-    """
+    ``n_<split>``, from names only."""
     known = index.dropna(subset=["patient_id"])
     counts = pd.crosstab(known["patient_id"], known["split"])
     counts = counts[[s for s in SPLITS if s in counts.columns]]
@@ -225,8 +219,7 @@ def shared_patients(index: pd.DataFrame) -> pd.DataFrame:
 
 def duplicate_files(index: pd.DataFrame) -> pd.DataFrame:
     """Byte-identical files (by the index's ``sha256``; KeyError without it), one row each, with ``group``,
-    ``cross_split`` and ``cross_patient``.
-    """
+    ``cross_split`` and ``cross_patient``."""
     if "sha256" not in index.columns:
         raise KeyError("the index has no sha256 column: build it with index_dataset(..., sha256=True)")
     repeated = index[index.duplicated("sha256", keep=False)].sort_values(["sha256", "path"])
@@ -241,8 +234,7 @@ def duplicate_files(index: pd.DataFrame) -> pd.DataFrame:
 def course_splits(index: pd.DataFrame, *, validation_fraction: float = 0.2, seed: int = 0) -> pd.Series:
     """Each image's course split ("train", "validation" or "test"), a Series aligned with ``index``: about
     ``validation_fraction`` of train + val, grouped by patient, drawn by ``seed``. ValueError for a fraction
-    outside (0, 0.5] or a pooled image without patient id.
-    """
+    outside (0, 0.5] or a pooled image without patient id."""
     if not 0 < validation_fraction <= 0.5:
         raise ValueError(f"validation_fraction must be in (0, 0.5], got {validation_fraction}")
     result = pd.Series("test", index=index.index, name="course_split", dtype=object)
@@ -265,9 +257,7 @@ def patients_in_two_splits(index: pd.DataFrame, splits: pd.Series, between=("tra
 
 def class_weights(labels: np.ndarray) -> dict[int, float]:
     """Balanced class weights ``n / (2 n_c)`` of labels 0 (NORMAL) and 1 (PNEUMONIA), shape ``(n,)``.
-
-    Returns ``{0: weight of NORMAL, 1: weight of PNEUMONIA}``: each class contributes equally to the loss.
-    """
+    Returns ``{0: weight of NORMAL, 1: weight of PNEUMONIA}``: each class contributes equally to the loss."""
     classes = np.array([0, 1])
     weights = compute_class_weight("balanced", classes=classes, y=np.asarray(labels))
     return {int(c): float(w) for c, w in zip(classes, weights)}
@@ -275,8 +265,7 @@ def class_weights(labels: np.ndarray) -> dict[int, float]:
 
 def label_free_order(names: ArrayLike) -> np.ndarray:
     """Positions that sort the images by file name ``names`` (unique; ValueError otherwise), so that computations
-    whose rounding depends on order give the same numbers however the images were filed.
-    """
+    whose rounding depends on order give the same numbers however the images were filed."""
     names = np.asarray(names).astype(str)
     order = np.argsort(names, kind="stable")
     repeated = names[order][1:][names[order][1:] == names[order][:-1]]

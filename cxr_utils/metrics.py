@@ -1,6 +1,5 @@
 """Metrics of a NORMAL (0) vs PNEUMONIA (1) classifier, bootstrap intervals, thresholds chosen on validation, and
-calibration's fits. A ratio with a zero denominator is NaN, so are the AUCs with one class only.
-"""
+calibration's fits. A ratio with a zero denominator is NaN, so are the AUCs with one class only."""
 
 from __future__ import annotations
 
@@ -105,9 +104,7 @@ def _score_metrics(y: np.ndarray, s: np.ndarray) -> tuple[float, float]:
 def binary_metrics(y_true: ArrayLike, scores: ArrayLike, threshold: float) -> dict[str, float]:
     """Every metric of :data:`METRICS` at ``threshold`` (PNEUMONIA when ``score >= threshold``), plus the threshold
     and the counts ``n``, ``n_positive``, ``n_negative``, ``tp``, ``fp``, ``tn``, ``fn``.
-
-    ValueError for unequal or empty inputs, labels other than 0/1, a score not finite or a NaN threshold.
-    """
+    ValueError for unequal or empty inputs, labels other than 0/1, a score not finite or a NaN threshold."""
     y, s = check_labels_scores(y_true, scores)
     threshold = check_threshold(threshold)
     predicted = (s >= threshold).astype(np.int64)
@@ -151,8 +148,7 @@ def _resample_weights(rng: np.random.Generator, size: int, codes: np.ndarray) ->
 
 def _replicates(y: np.ndarray, s: np.ndarray, threshold: float, weights: np.ndarray) -> np.ndarray:
     """:func:`binary_metrics` on every resample at once: ``weights`` ``(n_resamples, n_images)`` -> ``(n_resamples,
-    len(METRICS))``.
-    """
+    len(METRICS))``."""
     positive, predicted = y == 1, s >= threshold
     w = weights.astype(np.float64)
     tp, fp = w @ (positive & predicted), w @ (~positive & predicted)
@@ -167,8 +163,7 @@ def _replicates(y: np.ndarray, s: np.ndarray, threshold: float, weights: np.ndar
 
 def _weighted_aucs(y: np.ndarray, s: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """ROC AUC and average precision of every resample at once (weights ``(n_resamples, n_images)``), as scikit-learn
-    computes them with ``sample_weight``; NaN without both classes.
-    """
+    computes them with ``sample_weight``; NaN without both classes."""
     order = np.argsort(s, kind="mergesort")[::-1]  # high to low, as scikit-learn sorts
     last_of_each_score = np.r_[np.flatnonzero(np.diff(s[order])), s.size - 1]
     is_positive, w_sorted = y[order] == 1, w[:, order]  # the weights reordered once: a copy of the whole matrix
@@ -195,10 +190,8 @@ def bootstrap_ci(
     groups: ArrayLike | None = None,
 ) -> pd.DataFrame:
     """Percentile bootstrap intervals of every metric of :data:`METRICS`: columns ``value``, ``ci_low``, ``ci_high``.
-
     Resamples images, or whole ``groups`` (e.g. patients); the same ``seed`` gives the same frame. ValueError for the
-    inputs :func:`binary_metrics` refuses, ``n_boot < 1``, ``confidence`` outside (0, 1) or bad ``groups``.
-    """
+    inputs :func:`binary_metrics` refuses, ``n_boot < 1``, ``confidence`` outside (0, 1) or bad ``groups``."""
     y, s = check_labels_scores(y_true, scores)
     point = binary_metrics(y, s, threshold)
     n_boot = int(n_boot)
@@ -232,8 +225,7 @@ def choose_threshold(
     target_sensitivity: float | None = None,
 ) -> float:
     """A threshold chosen on validation: ``"youden"`` maximises sensitivity + specificity - 1, ``"sensitivity"``
-    takes the largest threshold reaching ``target_sensitivity``. ValueError for a bad method, target or labels.
-    """
+    takes the largest threshold reaching ``target_sensitivity``. ValueError for a bad method, target or labels."""
     if method not in ("youden", "sensitivity"):
         raise ValueError(f"unknown method {method!r}: use 'youden' or 'sensitivity'")
     if method == "sensitivity":

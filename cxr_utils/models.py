@@ -247,8 +247,7 @@ def pooled_features(split: SplitBackbone, activations: np.ndarray, batch_size: i
 
 def image_model(split: SplitBackbone, classifier: keras.Model) -> keras.Model:
     """One model from images ``(batch, size, size, 3)`` in 0..255 to the probability of PNEUMONIA ``(batch, 1)``:
-    preprocessing, the frozen bottom, the trained ``classifier``. The model to save, and to explain with Grad-CAM.
-    """
+    preprocessing, the frozen bottom, the trained ``classifier``. The model to save, and to explain with Grad-CAM."""
     inputs = keras.Input((split.input_size, split.input_size, 3), name="image")
     x = BackbonePreprocessing(split.architecture, name="preprocess")(inputs)
     x = split.bottom(x, training=False)
@@ -259,8 +258,7 @@ def image_model(split: SplitBackbone, classifier: keras.Model) -> keras.Model:
 @dataclass
 class LogisticHead:
     """A logistic regression on frozen features (a scikit-learn pipeline ``model``), its ``C`` chosen on validation
-    among ``validation_auc_by_c``.
-    """
+    among ``validation_auc_by_c``."""
 
     model: object
     C: float
@@ -279,8 +277,7 @@ def fit_logistic_head(
     Cs: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0),
 ) -> LogisticHead:
     """A logistic regression (standardised features ``(n, d)``, balanced class weights) per ``C`` in ``Cs``; the best on
-    validation ROC AUC.
-    """
+    validation ROC AUC."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
     from sklearn.pipeline import make_pipeline

@@ -38,8 +38,7 @@ _METRIC_LABELS = {
 
 def plot_augmented_samples(images: np.ndarray, augmentation, variants: int = 4, seed: int = 0) -> Figure:
     """Each image (``(n, size, size)`` uint8, a few rows of the cache) as cached, then ``variants`` random
-    augmentations of it: ``augmentation`` (:func:`cxr_utils.training.augmentation_layers`) with ``training=True``.
-    """
+    augmentations of it: ``augmentation`` (:func:`cxr_utils.training.augmentation_layers`) with ``training=True``."""
     import keras
 
     keras.utils.set_random_seed(seed)
@@ -58,8 +57,7 @@ def plot_augmented_samples(images: np.ndarray, augmentation, variants: int = 4, 
 
 def plot_history(history: pd.DataFrame, metrics: tuple[str, ...] = ("loss", "auc")) -> Figure:
     """Learning curves of ``metrics`` per epoch, training and validation, one panel each; the best epoch by
-    validation ROC AUC dashed.
-    """
+    validation ROC AUC dashed."""
     fig = figure(4.2 * len(metrics), 3.4)
     axes = fig.subplots(1, len(metrics), squeeze=False)[0]
     epochs = history["epoch"] + 1 if "epoch" in history else np.arange(1, len(history) + 1)
@@ -109,8 +107,7 @@ def plot_confusion_matrices(y_true: np.ndarray, models: dict[str, tuple[np.ndarr
 
 def plot_roc_pr(y_true: np.ndarray, models: dict[str, tuple[np.ndarray, float]]) -> Figure:
     """ROC and precision-recall curves of ``models`` (name -> ``(scores, threshold)``) with their operating points
-    and the paper's; the ROC's top-left corner zoomed.
-    """
+    and the paper's; the ROC's top-left corner zoomed."""
     from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_curve
 
     fig = figure(10, 4.2)
@@ -163,8 +160,7 @@ def _probability_label(p: float) -> str:
 
 def plot_threshold_tradeoff(curves: dict[str, tuple[np.ndarray, np.ndarray]], threshold: float) -> Figure:
     """Sensitivity and specificity against the threshold (a logit axis) for each split (name -> ``(y_true,
-    scores)``), the chosen ``threshold`` drawn.
-    """
+    scores)``), the chosen ``threshold`` drawn."""
     logits = np.concatenate([clipped_logit(np.asarray(s), eps=1e-6) for _, s in curves.values()])
     logits = np.append(logits, clipped_logit(threshold, eps=1e-6))
     low, high = logits.min() - 0.5, logits.max() + 0.5  # the range the scores use, in log-odds
@@ -244,8 +240,7 @@ def plot_score_shift(frames: dict[str, tuple[np.ndarray, np.ndarray]], threshold
 
 def plot_reliability(panels: dict[str, dict[str, pd.DataFrame]]) -> Figure:
     """Reliability diagrams side by side, images per bin below; ``panels``: title -> curve name ->
-    :func:`cxr_utils.compare.reliability_table`.
-    """
+    :func:`cxr_utils.compare.reliability_table`."""
     fig = figure(4.8 * len(panels), 6.0)
     grid = fig.subplots(2, len(panels), sharex=True, squeeze=False, gridspec_kw={"height_ratios": [3, 1]})
     most = max(t["count"].max() for tables in panels.values() for t in tables.values())
@@ -285,8 +280,7 @@ def plot_distributions(
     groups: dict[str, ArrayLike], *, xlabel: str, title: str, log: bool = False, bins: int = 40
 ) -> Figure:
     """Step histograms of one number in several groups (name -> values), each normalised to its total; ``log``: bins
-    equal in log10.
-    """
+    equal in log10."""
     arrays = {name: np.asarray(values, dtype=np.float64) for name, values in groups.items()}
     arrays = {name: values[np.isfinite(values)] for name, values in arrays.items()}
     if not arrays or any(len(v) == 0 for v in arrays.values()):

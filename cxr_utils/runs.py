@@ -1,5 +1,4 @@
 """Run folders: :func:`finish_run`, the one door to the test split, writes a run's results; :func:`load_run` reads them.
-
 A rerun never leaves a mixture of two runs: ``run_folder(replace=True)`` deletes the old folder, ``fit_with_callbacks``
 keeps a finished run's files as ``previous.*``, ``finish_run`` stages its files and moves them in when all are written.
 """
@@ -89,13 +88,11 @@ def finish_run(
     tables: dict[str, pd.DataFrame] | None = None,
 ) -> dict:
     """Choose the threshold on validation, score the test split once (a ledger row), write the run folder.
-
     ``validation_scores`` and ``test_scores`` follow ``index``'s rows of each course split (``splits``);
     ``threshold_data`` (labels, scores) replaces the validation predictions for choosing the threshold. The
     ledger hashes ``parameters``, not ``measurements``; ``tables`` are saved as ``<name>.csv``. Returns
     ``threshold`` and the ``validation`` and ``test`` bootstrap frames. A second finish of the same folder waits;
-    RunFolderError after 10 minutes, nothing scored.
-    """
+    RunFolderError after 10 minutes, nothing scored."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     busy = RunFolderError(
@@ -245,11 +242,9 @@ def seed_spread(
     this_run: dict[str, pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
     """The spread of the test metrics over every run of the seed record (``benchmarks/records``), by model label.
-
     Index ``(model, metric)``; columns ``mean``, ``sd``, ``min``, ``max``, ``runs``, and with ``this_run`` (label ->
     bootstrap_ci frame) ``this run`` and ``inside the range``. ``attrs`` hold ``record`` (how it was measured, or
-    the command that makes one: the table is then empty), ``cpu_kinds`` and ``config_hashes``.
-    """
+    the command that makes one: the table is then empty), ``cpu_kinds`` and ``config_hashes``."""
     path = project_root() / SEED_RECORD
     columns = ["mean", "sd", "min", "max", "runs"]
     if not path.exists():

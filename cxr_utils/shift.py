@@ -32,8 +32,7 @@ __all__ = [
 
 def acquisition_features(images: np.ndarray, *, extra: dict[str, ArrayLike] | None = None) -> pd.DataFrame:
     """Label-free numbers per image of ``(n, size, size)`` uint8 images: gray-level statistics, dark share, border
-    mean, corner marks, sharpness, and the ``extra`` columns (one value per image) as they are.
-    """
+    mean, corner marks, sharpness, and the ``extra`` columns (one value per image) as they are."""
     x = np.asarray(images, dtype=np.float32)
     if x.ndim != 3:
         raise ValueError(f"images must have shape (n, size, size), got {x.shape}")
@@ -66,8 +65,7 @@ def acquisition_features(images: np.ndarray, *, extra: dict[str, ArrayLike] | No
 
 def univariate_shift(features: pd.DataFrame, is_target: ArrayLike) -> pd.DataFrame:
     """How well each feature alone tells target from source images: ``auc``, ``separation`` (``|auc - 0.5| * 2``) and
-    both medians, strongest first.
-    """
+    both medians, strongest first."""
     target = np.asarray(is_target, dtype=bool)
     if target.all() or not target.any():
         raise ValueError("is_target must mark some images as target and some as source")
@@ -139,8 +137,7 @@ def domain_classifier_test(
 
 def simulate_acquisition(images: np.ndarray, *, scale: float = 0.5, quality: int = 10) -> np.ndarray:
     """uint8 images ``(n, h, w)`` shrunk by ``scale``, enlarged back and re-encoded as JPEG at ``quality``: same
-    shape.
-    """
+    shape."""
     from PIL import Image
 
     from .training import recompress_jpeg
@@ -165,8 +162,7 @@ def reestimate_batchnorm(
     model: keras.Model, images: np.ndarray, *, batch_size: int = 64, into: keras.Model | None = None
 ) -> keras.Model:
     """A copy of ``model`` (or ``into``, a clone to reuse) whose top-level BatchNormalization layers take their
-    statistics from ``images``, layer by layer; ValueError if there is none.
-    """
+    statistics from ``images``, layer by layer; ValueError if there is none."""
     adapted = into if into is not None else keras.models.clone_model(model)
     adapted.set_weights(model.get_weights())
     layers = [layer for layer in adapted.layers if isinstance(layer, keras.layers.BatchNormalization)]
@@ -220,8 +216,7 @@ def reference_histogram(images: np.ndarray) -> np.ndarray:
 
 def match_histograms(images: np.ndarray, reference_cdf: np.ndarray) -> np.ndarray:
     """uint8 images ``(n, h, w)`` whose gray levels are mapped (monotonically) so that each histogram matches
-    ``reference_cdf`` (:func:`reference_histogram`).
-    """
+    ``reference_cdf`` (:func:`reference_histogram`)."""
     images = np.asarray(images)
     if images.dtype != np.uint8 or images.ndim != 3:
         raise ValueError(f"images must be uint8 of shape (n, h, w), got {images.dtype} {images.shape}")
@@ -236,8 +231,7 @@ def match_histograms(images: np.ndarray, reference_cdf: np.ndarray) -> np.ndarra
 
 def patient_halves(groups: ArrayLike, *, seed: int = 0) -> np.ndarray:
     """0 or 1 per image: two halves of the patients, drawn by ``seed`` from the sorted ids (all images of a patient
-    together; independent of the rows' order; not stratified by class).
-    """
+    together; independent of the rows' order; not stratified by class)."""
     uniques, codes = np.unique(np.asarray(groups).astype(str), return_inverse=True)
     half_of_group = np.random.default_rng(seed).permutation(len(uniques)) % 2
     return half_of_group[codes.reshape(-1)]
@@ -251,8 +245,7 @@ def cross_fit(
     seed: int = 0,
 ) -> np.ndarray:
     """Scores ``(n,)`` of every target image from ``adapt_and_score(adapt_on, score)`` adapted on the other half of
-    the patients (:func:`patient_halves` of ``groups``; both index arrays in the order of ``names``).
-    """
+    the patients (:func:`patient_halves` of ``groups``; both index arrays in the order of ``names``)."""
     halves = patient_halves(groups, seed=seed)
     order = label_free_order(names)
     if len(order) != len(halves):

@@ -103,8 +103,7 @@ def augmentation_layers(
 
 def recompress_jpeg(images: np.ndarray, quality: int | np.ndarray) -> np.ndarray:
     """Gray uint8 images ``(n, h, w)`` encoded as JPEG at ``quality`` (1..95; one for all or one per image) and decoded
-    again: same shape and dtype.
-    """
+    again: same shape and dtype."""
     images = np.asarray(images)
     if images.ndim != 3 or images.dtype != np.uint8:
         raise ValueError(f"images must be uint8 of shape (n, h, w), got {images.dtype} {images.shape}")
@@ -122,8 +121,7 @@ def recompress_jpeg(images: np.ndarray, quality: int | np.ndarray) -> np.ndarray
 
 def predict_batches(model: keras.Model, batches: CachedBatches) -> np.ndarray:
     """A model's outputs for every batch, flattened to ``(n,)`` float64; the last, short batch is padded to full size so
-    that the model is traced for one input shape only.
-    """
+    that the model is traced for one input shape only."""
     outputs = []
     for number in range(len(batches)):
         x, _ = batches[number]
@@ -165,8 +163,7 @@ def read_history(run_dir: str | os.PathLike) -> pd.DataFrame:
 
 def resume_or_start(run_dir: str | os.PathLike) -> float | None:
     """Prepare ``run_dir`` for training; return the best validation ROC AUC of an interrupted run to resume, else None
-    (a finished run's log and weights are renamed ``previous.*``, never taken for the new run's).
-    """
+    (a finished run's log and weights are renamed ``previous.*``, never taken for the new run's)."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if not (run_dir / "backup").exists():  # the backup exists only while a run is unfinished
