@@ -247,10 +247,7 @@ def subgroup_table(y_true: ArrayLike, scores: ArrayLike, threshold: float, group
     predicted = s >= threshold
     frame = pd.DataFrame({"group": groups, "y": y, "fp": (y == 0) & predicted, "fn": (y == 1) & ~predicted})
     table = frame.groupby("group", sort=True, observed=True).agg(
-        images=("y", "size"),
-        pneumonia=("y", "sum"),
-        false_positives=("fp", "sum"),
-        false_negatives=("fn", "sum"),
+        images=("y", "size"), pneumonia=("y", "sum"), false_positives=("fp", "sum"), false_negatives=("fn", "sum")
     )
     table.insert(1, "normal", table["images"] - table["pneumonia"])
     table["error_rate"] = (table["false_positives"] + table["false_negatives"]) / table["images"]

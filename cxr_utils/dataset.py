@@ -17,13 +17,7 @@ from PIL import Image, UnidentifiedImageError
 
 from . import _progress
 
-__all__ = [
-    "OFFICIAL_COUNTS",
-    "DatasetLayoutError",
-    "find_dataset",
-    "index_dataset",
-    "file_sha256",
-]
+__all__ = ["OFFICIAL_COUNTS", "DatasetLayoutError", "find_dataset", "index_dataset", "file_sha256"]
 
 SPLITS = ("train", "val", "test")
 LABELS = ("NORMAL", "PNEUMONIA")

@@ -9,12 +9,7 @@ import keras
 import numpy as np
 from PIL import Image
 
-__all__ = [
-    "find_last_conv_layer",
-    "grad_cam",
-    "occlude",
-    "heatmap_regions",
-]
+__all__ = ["find_last_conv_layer", "grad_cam", "occlude", "heatmap_regions"]
 
 
 #: Layers passed over when looking for the last convolutional layer: pooling halves the

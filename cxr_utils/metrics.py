@@ -218,11 +218,7 @@ def bootstrap_ci(
 
 
 def choose_threshold(
-    y_true: ArrayLike,
-    scores: ArrayLike,
-    *,
-    method: str = "youden",
-    target_sensitivity: float | None = None,
+    y_true: ArrayLike, scores: ArrayLike, *, method: str = "youden", target_sensitivity: float | None = None
 ) -> float:
     """A threshold chosen on validation: ``"youden"`` maximises sensitivity + specificity - 1, ``"sensitivity"``
     takes the largest threshold reaching ``target_sensitivity``. ValueError for a bad method, target or labels."""

@@ -66,10 +66,7 @@ class BackbonePreprocessing(keras.layers.Layer):
 
 # Saved from notebooks/03_cnn_from_scratch.ipynb: the chapter writes it out; keep both copies' code identical.
 def compile_binary(
-    model: keras.Model,
-    learning_rate: float = 1e-3,
-    label_smoothing: float = 0.0,
-    ema_momentum: float | None = None,
+    model: keras.Model, learning_rate: float = 1e-3, label_smoothing: float = 0.0, ema_momentum: float | None = None
 ) -> keras.Model:
     """Compile for NORMAL/PNEUMONIA: Adam, binary cross-entropy, ROC AUC and accuracy.
 
@@ -189,7 +186,7 @@ CANDIDATES = {
 
 #: Where each architecture is cut by default: the fine-tuned top is what follows.
 CUT_LAYERS = {
-    "MobileNetV2": "block_12_add",  # top: blocks 13-16 and the last 1x1 convolution (7x7 resolution)
+    "MobileNetV2": "block_12_add"  # top: blocks 13-16 and the last 1x1 convolution (7x7 resolution)
 }
 
 

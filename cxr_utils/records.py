@@ -27,14 +27,7 @@ from . import project_root, runs_dir
 from .dataset import parse_name
 from .metrics import PAPER
 
-__all__ = [
-    "write_json",
-    "read_manifest",
-    "index_manifest",
-    "read_ledger",
-    "scoring_counts",
-    "summarise",
-]
+__all__ = ["write_json", "read_manifest", "index_manifest", "read_ledger", "scoring_counts", "summarise"]
 
 LEDGER_FILE = "test_ledger.csv"
 LEDGER_METRICS = (*PAPER, "pr_auc")
