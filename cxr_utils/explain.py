@@ -78,7 +78,6 @@ def _build_forward(model: keras.Model, path: Sequence[str], logits: bool):
             return to_logit, True
         probe = keras.Model(model.inputs, [layer.output, model.outputs[0]])
         return (lambda x: probe(x, training=False)), False
-
     layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
     steps, is_logit = [], False
     for number, layer in enumerate(layers):
@@ -110,7 +109,6 @@ def _build_forward(model: keras.Model, path: Sequence[str], logits: bool):
 # Saved from notebooks/05_error_analysis.ipynb: the chapter writes it out; keep both copies' code identical.
 def grad_cam_batch(forward, images, target: str = "PNEUMONIA") -> np.ndarray:
     """Grad-CAM maps of one batch, at the resolution of the feature maps.
-
     ``forward(images)`` gives ``(features (n, h, w, c), logits (n, 1))``; returns ``(n, h, w)`` float32, the positive
     evidence for ``target`` ("PNEUMONIA" or "NORMAL"), each map divided by its maximum.
     """
@@ -151,7 +149,6 @@ def grad_cam(
             f"grad_cam needs the TensorFlow backend (gradients through tf.GradientTape); "
             f"this process runs Keras on {keras.backend.backend()!r}"
         )
-
     if target not in ("PNEUMONIA", "NORMAL"):
         raise ValueError(f"target must be 'PNEUMONIA' or 'NORMAL', got {target!r}")
     images = np.asarray(images, dtype=np.float32)
@@ -161,7 +158,6 @@ def grad_cam(
     node = model
     for name in path:
         node = node.get_layer(name)  # raises ValueError for an unknown name
-
     forward, is_logit = _build_forward(model, path, logits=True)
     _check_chain(model, images[:batch_size], forward, is_logit)
     maps = [

@@ -69,7 +69,6 @@ def compile_binary(
     model: keras.Model, learning_rate: float = 1e-3, label_smoothing: float = 0.0, ema_momentum: float | None = None
 ) -> keras.Model:
     """Compile for NORMAL/PNEUMONIA: Adam, binary cross-entropy, ROC AUC and accuracy.
-
     The ROC AUC metric is named ``auc`` (``val_auc`` on validation: early stopping and checkpoints watch it). With
     ``ema_momentum`` the optimizer keeps a moving average of the weights, which ``fit`` validates. Returns ``model``.
     """

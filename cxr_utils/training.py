@@ -80,7 +80,6 @@ def augmentation_layers(
     seed: int = 0,
 ) -> keras.Sequential:
     """Random rotations, zoom, shifts, stretching, brightness and contrast for 0..255 images; no flips.
-
     Rotations in degrees, zoom and shifts in fractions of the side, ``stretch`` of the width, brightness as a fraction
     of 0..255, contrast as a factor 1 +- ``contrast``. Active only with ``training=True`` (as in ``fit``).
     """
@@ -191,7 +190,6 @@ def course_callbacks(
     averaged: bool = False,
 ) -> list[keras.callbacks.Callback]:
     """The callbacks of the course's training; all watch validation ROC AUC (``val_auc``).
-
     ``resume_from``: an interrupted run's best ``val_auc`` (None for a new run); ``averaged``: the optimizer keeps a
     moving average of the weights, which is validated and checkpointed.
     """
