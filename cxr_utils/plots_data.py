@@ -74,8 +74,7 @@ def plot_course_flow() -> Figure:
     height = row * len(steps) + reader_gap + 0.2
     fig = figure(10.5, height)
     ax = fig.subplots()
-    ax.set_xlim(0, 10.5)
-    ax.set_ylim(0, height)
+    ax.set(xlim=(0, 10.5), ylim=(0, height))
     ax.set_axis_off()
 
     def box(x: float, y: float, width: float, title: str, subtitle: str, colour: str) -> None:
@@ -128,9 +127,7 @@ def plot_split_counts(table: pd.DataFrame) -> Figure:
         bars = ax.bar(positions + offset, counts[label], width, label=label, color=CLASS_COLOURS[label])
         ax.bar_label(bars, fmt="%d", padding=2)
     ax.set_xticks(positions, counts.index)
-    ax.set_xlabel("split")
-    ax.set_ylabel("images")
-    ax.set_title("Images per split and class")
+    ax.set(xlabel="split", ylabel="images", title="Images per split and class")
     ax.legend(title="class")
     ax.margins(y=0.12)
     return fig
@@ -146,9 +143,7 @@ def plot_images_per_patient(per_patient: pd.DataFrame) -> Figure:
         ax.bar_label(bars, fmt="%d", padding=2, fontsize=8)  # a bar of one patient id is too short to see
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.margins(y=0.12)
-        ax.set_title(f"{label}: {int(counts.sum())} patient ids")
-        ax.set_xlabel("images per patient id")
-        ax.set_ylabel("patient ids")
+        ax.set(title=f"{label}: {int(counts.sum())} patient ids", xlabel="images per patient id", ylabel="patient ids")
     return fig
 
 
@@ -177,9 +172,7 @@ def plot_pathogen_counts(table: pd.DataFrame) -> Figure:
     ax.set_yticks(positions, counts.index)
     ax.set_xlim(0, 1.13)
     ax.set_xticks([0, 0.25, 0.5, 0.75, 1], ["0%", "25%", "50%", "75%", "100%"])
-    ax.set_xlabel("share of the split's images")
-    ax.set_ylabel("split")
-    ax.set_title("Pathogen per split (from file names)")
+    ax.set(xlabel="share of the split's images", ylabel="split", title="Pathogen per split (from file names)")
     ax.legend(loc="upper center", bbox_to_anchor=(0.45, -0.35 - 0.1 / len(counts)), ncol=3, fontsize=9, frameon=False)
     return fig
 
@@ -220,9 +213,7 @@ def plot_size_histograms(index: pd.DataFrame, column: str, bins: int = 30, log: 
             alpha=0.55,
             ax=ax,
         )
-        ax.set_title(f"{split}: {column}")
-        ax.set_xlabel(column)
-        ax.set_ylabel("images")
+        ax.set(title=f"{split}: {column}", xlabel=column, ylabel="images")
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no 0.2 images on a small split
         if ax is axes[0]:  # one legend for the figure: on a small split it would hide bars
             sns.move_legend(ax, "best", title="class", fontsize=8, title_fontsize=8)
@@ -252,9 +243,7 @@ def plot_size_scatter(index: pd.DataFrame) -> Figure:
     )
     top = float(max(data["width"].max(), data["height"].max()))
     ax.plot([0, top], [0, top], color="grey", linewidth=0.8, linestyle="--", label="square")
-    ax.set_xlabel("width (pixels)")
-    ax.set_ylabel("height (pixels)")
-    ax.set_title("Image sizes")
+    ax.set(xlabel="width (pixels)", ylabel="height (pixels)", title="Image sizes")
     ax.legend(fontsize=8)
     return fig
 
@@ -281,9 +270,7 @@ def plot_file_sizes(index: pd.DataFrame, official: pd.DataFrame) -> Figure:
         )
         _readable_log_axis(ax.xaxis)
         sns.move_legend(ax, "upper right", title="class")
-        ax.set_xlabel("file size (kB)")
-        ax.set_ylabel("images")
-        ax.set_title(f"File sizes: {title}")
+        ax.set(xlabel="file size (kB)", ylabel="images", title=f"File sizes: {title}")
     return fig
 
 
@@ -299,9 +286,7 @@ def plot_intensity_histograms(histograms: pd.DataFrame) -> Figure:
             label=f"{label} ({int(group['n_images'].iloc[0])} images)",
             color=CLASS_COLOURS.get(label),
         )
-    ax.set_xlabel("grey level (0 = black, 255 = white)")
-    ax.set_ylabel("share of pixels")
-    ax.set_title("Pixel intensities per class")
+    ax.set(xlabel="grey level (0 = black, 255 = white)", ylabel="share of pixels", title="Pixel intensities per class")
     ax.legend()
     return fig
 

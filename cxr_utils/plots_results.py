@@ -66,9 +66,7 @@ def plot_history(history: pd.DataFrame, metrics: tuple[str, ...] = ("loss", "auc
         if f"val_{metric}" in history:
             ax.plot(epochs, history[f"val_{metric}"], marker="o", label="validation")
         label = _METRIC_LABELS.get(metric, metric.replace("_", " "))
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(label)
-        ax.set_title(label)
+        ax.set(xlabel="epoch", ylabel=label, title=label)
         ax.xaxis.get_major_locator().set_params(integer=True)  # epochs are whole numbers
     if "val_auc" in history and "auc" in metrics:
         best_epoch = np.asarray(epochs)[int(np.argmax(history["val_auc"].to_numpy()))]
@@ -298,9 +296,9 @@ def plot_distributions(
         ax.stairs(density, shown, linewidth=1.8, color=colour, label=f"{name} ({len(values)})")
     if log:
         ax.set_xscale("log")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("share per log10 unit (density)" if log else "share of the group (density)")
-    ax.set_title(title)
+    ax.set(
+        xlabel=xlabel, ylabel="share per log10 unit (density)" if log else "share of the group (density)", title=title
+    )
     ax.legend(frameon=False, fontsize=8)
     return fig
 
