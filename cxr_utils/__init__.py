@@ -157,14 +157,8 @@ def check_versions(packages: list[str] | None = None, *, show: bool = True):
     for name in [name.lower() for name in packages] if packages is not None else list(wanted):
         required, installed = wanted.get(name), _installed(name)
         ok = installed is not None and (required is None or required.specifier.contains(installed, prereleases=True))
-        rows.append(
-            {
-                "package": name,
-                "required": str(required.specifier) if required else "",
-                "installed": installed or "missing",
-                "ok": ok,
-            }
-        )
+        spec = str(required.specifier) if required else ""
+        rows.append({"package": name, "required": spec, "installed": installed or "missing", "ok": ok})
     table = pd.DataFrame(rows)
     if not (bad := table[~table["ok"]]).empty:
         listing = ", ".join(f"{r.package} {r.installed} (needs {r.required})" for r in bad.itertuples())
