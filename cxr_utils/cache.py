@@ -159,9 +159,8 @@ def cache_images(
     cache_dir: str | os.PathLike | None = None,
     progress: bool = True,
 ) -> ImageCache:
-    """Every usable image of a copy (a folder, or its index) decoded once, resized to ``size`` by ``policy``, cached;
-    unusable files are left out with a note. ValueError for bad arguments or no usable image, OSError naming the
-    cache folder (``CXR_CACHE_DIR``) when it is not writable or lacks room."""
+    """Every usable image of a copy (a folder, or its index) decoded once, resized to ``size`` by ``policy``, cached.
+    ValueError for bad arguments or no usable image, OSError when the cache folder is not writable or lacks room."""
     if policy not in RESIZE_POLICIES or size < 8:
         raise ValueError(f"need a policy of {RESIZE_POLICIES} and a size of at least 8 pixels, got {policy!r}, {size}")
     folder = writable_folder(

@@ -281,8 +281,7 @@ def confident_calls(
 
 def reliability_table(y_true: ArrayLike, scores: ArrayLike, n_bins: int = 10) -> pd.DataFrame:
     """Observed share of PNEUMONIA against the mean score in ``n_bins`` equal bins of 0..1 (empty bins kept):
-    ``bin_low``, ``bin_high``, ``count``, ``mean_score``, ``observed``, ``gap``. ValueError for scores outside
-    0..1."""
+    ``bin_low``, ``bin_high``, ``count``, ``mean_score``, ``observed``, ``gap``. ValueError for scores outside 0..1."""
     y, s = check_labels_scores(y_true, scores)
     if n_bins < 1:
         raise ValueError(f"n_bins must be at least 1, got {n_bins}")

@@ -110,8 +110,7 @@ def _build_forward(model: keras.Model, path: Sequence[str], logits: bool):
 def grad_cam_batch(forward, images, target: str = "PNEUMONIA") -> np.ndarray:
     """Grad-CAM maps of one batch, at the resolution of the feature maps.
     ``forward(images)`` gives ``(features (n, h, w, c), logits (n, 1))``; returns ``(n, h, w)`` float32, the positive
-    evidence for ``target`` ("PNEUMONIA" or "NORMAL"), each map divided by its maximum.
-    """
+    evidence for ``target`` ("PNEUMONIA" or "NORMAL"), each map divided by its maximum."""
     import tensorflow as tf  # gradients of any Python function: TensorFlow's GradientTape
 
     images = tf.convert_to_tensor(images)

@@ -232,9 +232,8 @@ def duplicate_files(index: pd.DataFrame) -> pd.DataFrame:
 
 
 def course_splits(index: pd.DataFrame, *, validation_fraction: float = 0.2, seed: int = 0) -> pd.Series:
-    """Each image's course split ("train", "validation" or "test"), a Series aligned with ``index``: about
-    ``validation_fraction`` of train + val, grouped by patient, drawn by ``seed``. ValueError for a fraction
-    outside (0, 0.5] or a pooled image without patient id."""
+    """Each image's course split ("train", "validation", "test"), a Series aligned with ``index``: about
+    ``validation_fraction`` of train + val, grouped by patient, drawn by ``seed``."""
     if not 0 < validation_fraction <= 0.5:
         raise ValueError(f"validation_fraction must be in (0, 0.5], got {validation_fraction}")
     result = pd.Series("test", index=index.index, name="course_split", dtype=object)

@@ -70,8 +70,7 @@ def compile_binary(
 ) -> keras.Model:
     """Compile for NORMAL/PNEUMONIA: Adam, binary cross-entropy, ROC AUC and accuracy.
     The ROC AUC metric is named ``auc`` (``val_auc`` on validation: early stopping and checkpoints watch it). With
-    ``ema_momentum`` the optimizer keeps a moving average of the weights, which ``fit`` validates. Returns ``model``.
-    """
+    ``ema_momentum`` the optimizer keeps a moving average of the weights, which ``fit`` validates. Returns ``model``."""
     model.compile(
         optimizer=keras.optimizers.Adam(
             learning_rate, use_ema=ema_momentum is not None, ema_momentum=ema_momentum or 0.99

@@ -1,7 +1,5 @@
 """Run folders: :func:`finish_run`, the one door to the test split, writes a run's results; :func:`load_run` reads them.
-A rerun never leaves a mixture of two runs: ``run_folder(replace=True)`` deletes the old folder, ``fit_with_callbacks``
-keeps a finished run's files as ``previous.*``, ``finish_run`` stages its files and moves them in when all are written.
-"""
+A rerun never mixes two runs: ``run_folder(replace=True)``, training's ``previous.*``, ``finish_run``'s staging."""
 
 from __future__ import annotations
 
@@ -87,12 +85,9 @@ def finish_run(
     measurements: dict | None = None,
     tables: dict[str, pd.DataFrame] | None = None,
 ) -> dict:
-    """Choose the threshold on validation, score the test split once (a ledger row), write the run folder.
-    ``validation_scores`` and ``test_scores`` follow ``index``'s rows of each course split (``splits``);
-    ``threshold_data`` (labels, scores) replaces the validation predictions for choosing the threshold. The
-    ledger hashes ``parameters``, not ``measurements``; ``tables`` are saved as ``<name>.csv``. Returns
-    ``threshold`` and the ``validation`` and ``test`` bootstrap frames. A second finish of the same folder waits;
-    RunFolderError after 10 minutes, nothing scored."""
+    """Choose the threshold on validation (or on ``threshold_data``), score the test split once (a ledger row hashing
+    ``parameters``), write the run folder; returns ``threshold`` and the ``validation`` and ``test`` bootstrap frames.
+    Scores follow ``index``'s rows of each course split. RunFolderError after 10 minutes' wait for the folder."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     busy = RunFolderError(
@@ -241,10 +236,8 @@ def seed_spread(
     models: tuple[str, ...] = ("CNN (03)", "chosen transfer candidate (04)"),
     this_run: dict[str, pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
-    """The spread of the test metrics over every run of the seed record (``benchmarks/records``), by model label.
-    Index ``(model, metric)``; columns ``mean``, ``sd``, ``min``, ``max``, ``runs``, and with ``this_run`` (label ->
-    bootstrap_ci frame) ``this run`` and ``inside the range``. ``attrs`` hold ``record`` (how it was measured, or
-    the command that makes one: the table is then empty), ``cpu_kinds`` and ``config_hashes``."""
+    """The spread (``mean``, ``sd``, ``min``, ``max``) of the test metrics over the seed record's runs by ``(model,
+    metric)``; with ``this_run`` (label -> bootstrap_ci frame), whether it lies inside. Empty without a record."""
     path = project_root() / SEED_RECORD
     columns = ["mean", "sd", "min", "max", "runs"]
     if not path.exists():

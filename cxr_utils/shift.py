@@ -84,9 +84,8 @@ def univariate_shift(features: pd.DataFrame, is_target: ArrayLike) -> pd.DataFra
 
 @dataclass
 class DomainTest:
-    """The result of :func:`domain_classifier_test`: the cross-validated ROC AUC of target vs source
-    (``auc``) and its 95% interval, patients resampled; ``scores`` ``(n,)``, each image's out-of-fold
-    probability of being a target image; ``fold_aucs`` the AUC within each fold."""
+    """:func:`domain_classifier_test`'s ROC AUC of target vs source (``auc``) with its 95% interval, each image's
+    out-of-fold probability of being a target image (``scores``) and the AUC within each fold (``fold_aucs``)."""
 
     auc: float
     ci_low: float

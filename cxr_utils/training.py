@@ -81,8 +81,7 @@ def augmentation_layers(
 ) -> keras.Sequential:
     """Random rotations, zoom, shifts, stretching, brightness and contrast for 0..255 images; no flips.
     Rotations in degrees, zoom and shifts in fractions of the side, ``stretch`` of the width, brightness as a fraction
-    of 0..255, contrast as a factor 1 +- ``contrast``. Active only with ``training=True`` (as in ``fit``).
-    """
+    of 0..255, contrast as a factor 1 +- ``contrast``. Active only with ``training=True`` (as in ``fit``)."""
     return keras.Sequential(
         [
             keras.layers.RandomRotation(rotation_degrees / 360.0, fill_mode="constant", seed=seed),
@@ -191,8 +190,7 @@ def course_callbacks(
 ) -> list[keras.callbacks.Callback]:
     """The callbacks of the course's training; all watch validation ROC AUC (``val_auc``).
     ``resume_from``: an interrupted run's best ``val_auc`` (None for a new run); ``averaged``: the optimizer keeps a
-    moving average of the weights, which is validated and checkpointed.
-    """
+    moving average of the weights, which is validated and checkpointed."""
     callbacks = [
         # the state after every epoch: a rerun after a crash continues from there
         keras.callbacks.BackupAndRestore(f"{run_dir}/backup", save_freq="epoch", delete_checkpoint=True),
