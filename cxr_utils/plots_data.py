@@ -38,6 +38,9 @@ CLASS_COLOURS = {"NORMAL": "#4C72B0", "PNEUMONIA": "#DD8452"}
 #: Colours of the models compared in one figure, in order.
 MODEL_COLOURS = ("#55A868", "#8172B3", "#C44E52", "#937860", "#DA8BC3")
 
+#: seaborn's arguments for colouring by class.
+_BY_CLASS = {"hue": "label", "hue_order": list(LABELS), "palette": CLASS_COLOURS}
+
 
 def figure(width: float, height: float) -> Figure:
     """A constrained-layout Figure of ``width`` x ``height`` inches, made without pyplot (shown once in a notebook)."""
@@ -201,18 +204,7 @@ def plot_size_histograms(index: pd.DataFrame, column: str, bins: int = 30, log: 
     fig = figure(3.6 * len(splits), 3.2)
     axes = fig.subplots(1, len(splits), squeeze=False)[0]
     for ax, split in zip(axes, splits):
-        sns.histplot(
-            data=data[data["split"] == split],
-            x=column,
-            hue="label",
-            hue_order=list(LABELS),
-            palette=CLASS_COLOURS,
-            bins=bins,
-            log_scale=log,
-            stat="count",
-            alpha=0.55,
-            ax=ax,
-        )
+        sns.histplot(data[data["split"] == split], x=column, bins=bins, log_scale=log, alpha=0.55, ax=ax, **_BY_CLASS)
         ax.set(title=f"{split}: {column}", xlabel=column, ylabel="images")
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no 0.2 images on a small split
         if ax is axes[0]:  # one legend for the figure: on a small split it would hide bars
@@ -229,18 +221,7 @@ def plot_size_scatter(index: pd.DataFrame) -> Figure:
     data = index.dropna(subset=["width", "height"]).astype({"width": "float64", "height": "float64"})
     fig = figure(6, 5)
     ax = fig.subplots()
-    sns.scatterplot(
-        data=data,
-        x="width",
-        y="height",
-        hue="label",
-        hue_order=list(LABELS),
-        palette=CLASS_COLOURS,
-        style="split",
-        s=18,
-        alpha=0.7,
-        ax=ax,
-    )
+    sns.scatterplot(data, x="width", y="height", style="split", s=18, alpha=0.7, ax=ax, **_BY_CLASS)
     top = float(max(data["width"].max(), data["height"].max()))
     ax.plot([0, top], [0, top], color="grey", linewidth=0.8, linestyle="--", label="square")
     ax.set(xlabel="width (pixels)", ylabel="height (pixels)", title="Image sizes")
@@ -257,17 +238,8 @@ def plot_file_sizes(index: pd.DataFrame, official: pd.DataFrame) -> Figure:
     fig = figure(11, 3.6)
     axes = fig.subplots(1, len(panels))
     for ax, (title, frame) in zip(axes, panels.items()):
-        sns.histplot(
-            data=frame.assign(kilobytes=frame["bytes"] / 1000),
-            x="kilobytes",
-            hue="label",
-            hue_order=list(LABELS),
-            palette=CLASS_COLOURS,
-            log_scale=True,
-            bins=30,
-            element="step",
-            ax=ax,
-        )
+        data = frame.assign(kilobytes=frame["bytes"] / 1000)
+        sns.histplot(data, x="kilobytes", log_scale=True, bins=30, element="step", ax=ax, **_BY_CLASS)
         _readable_log_axis(ax.xaxis)
         sns.move_legend(ax, "upper right", title="class")
         ax.set(xlabel="file size (kB)", ylabel="images", title=f"File sizes: {title}")
@@ -280,12 +252,8 @@ def plot_intensity_histograms(histograms: pd.DataFrame) -> Figure:
     ax = fig.subplots()
     for label, group in histograms.groupby("label", sort=True):
         centres = (group["bin_left"] + group["bin_right"]) / 2
-        ax.plot(
-            centres,
-            group["share"],
-            label=f"{label} ({int(group['n_images'].iloc[0])} images)",
-            color=CLASS_COLOURS.get(label),
-        )
+        name = f"{label} ({int(group['n_images'].iloc[0])} images)"
+        ax.plot(centres, group["share"], label=name, color=CLASS_COLOURS.get(label))
     ax.set(xlabel="grey level (0 = black, 255 = white)", ylabel="share of pixels", title="Pixel intensities per class")
     ax.legend()
     return fig

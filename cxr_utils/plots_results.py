@@ -89,14 +89,8 @@ def plot_confusion_matrices(y_true: np.ndarray, models: dict[str, tuple[np.ndarr
         shares = matrix / matrix.sum(axis=1, keepdims=True)
         ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
         for (row, column), count in np.ndenumerate(matrix):
-            ax.text(
-                column,
-                row,
-                f"{count}\n{shares[row, column]:.1%}",
-                ha="center",
-                va="center",
-                color="white" if shares[row, column] > 0.6 else "black",
-            )
+            colour = "white" if shares[row, column] > 0.6 else "black"
+            ax.text(column, row, f"{count}\n{shares[row, column]:.1%}", ha="center", va="center", color=colour)
         ax.set_xticks([0, 1], [f"predicted\n{label}" for label in LABELS])
         ax.set_yticks([0, 1], [f"true\n{label}" for label in LABELS])
         ax.set_title(f"{name}\nthreshold {threshold:.3f}", fontsize=9)
@@ -168,20 +162,9 @@ def plot_threshold_tradeoff(curves: dict[str, tuple[np.ndarray, np.ndarray]], th
     for style, (name, (y_true, scores)) in zip(("-", "--", ":"), curves.items()):
         y_true, scores = np.asarray(y_true), np.asarray(scores)
         above = scores[None, :] >= grid[:, None]
-        ax.plot(
-            grid,
-            above[:, y_true == 1].mean(axis=1),
-            style,
-            color=CLASS_COLOURS["PNEUMONIA"],
-            label=f"sensitivity ({name})",
-        )
-        ax.plot(
-            grid,
-            1 - above[:, y_true == 0].mean(axis=1),
-            style,
-            color=CLASS_COLOURS["NORMAL"],
-            label=f"specificity ({name})",
-        )
+        sensitivity, specificity = above[:, y_true == 1].mean(axis=1), 1 - above[:, y_true == 0].mean(axis=1)
+        ax.plot(grid, sensitivity, style, color=CLASS_COLOURS["PNEUMONIA"], label=f"sensitivity ({name})")
+        ax.plot(grid, specificity, style, color=CLASS_COLOURS["NORMAL"], label=f"specificity ({name})")
     ax.set_xscale("logit")
     ax.set_xlim(grid[0], grid[-1])
     ticks = [t for t in _LOGIT_TICKS if grid[0] <= t <= grid[-1]]
@@ -191,14 +174,9 @@ def plot_threshold_tradeoff(curves: dict[str, tuple[np.ndarray, np.ndarray]], th
     ax.xaxis.set_major_formatter(FixedFormatter([_probability_label(t) for t in ticks]))
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.axvline(threshold, color="black", linewidth=1.0)
-    ax.annotate(
-        f"chosen on validation: {threshold:.4g}",
-        (threshold, 0.04),
-        xytext=(5, 0),
-        textcoords="offset points",
-        fontsize=9,
-        bbox=dict(boxstyle="round,pad=0.2", facecolor="white", edgecolor="none", alpha=0.8),
-    )
+    box = dict(boxstyle="round,pad=0.2", facecolor="white", edgecolor="none", alpha=0.8)
+    text = f"chosen on validation: {threshold:.4g}"
+    ax.annotate(text, (threshold, 0.04), xytext=(5, 0), textcoords="offset points", fontsize=9, bbox=box)
     ax.set(
         xlabel="threshold on the PNEUMONIA probability (logit scale)",
         ylabel="share",
@@ -220,15 +198,9 @@ def plot_score_shift(frames: dict[str, tuple[np.ndarray, np.ndarray]], threshold
         y_true = np.asarray(y_true)
         logits = clipped_logit(scores, eps=1e-6)
         for value, label in enumerate(LABELS):
-            share = np.ones((y_true == value).sum()) / max((y_true == value).sum(), 1)
-            ax.hist(
-                logits[y_true == value],
-                bins=bins,
-                weights=share,
-                alpha=0.6,
-                color=CLASS_COLOURS[label],
-                label=f"{label} ({(y_true == value).sum()})",
-            )
+            n = (y_true == value).sum()
+            share, colour = np.ones(n) / max(n, 1), CLASS_COLOURS[label]
+            ax.hist(logits[y_true == value], bins=bins, weights=share, alpha=0.6, color=colour, label=f"{label} ({n})")
         if threshold is not None:
             ax.axvline(clipped_logit(threshold), color="black", linewidth=0.8)
         ax.set(xlabel="log-odds of PNEUMONIA", ylabel="share of the class", title=name)
