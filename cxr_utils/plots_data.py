@@ -122,18 +122,13 @@ def _readable_log_axis(axis: Axis) -> None:
 def plot_split_counts(table: pd.DataFrame) -> Figure:
     """Grouped bars: images per split and class of a :func:`cxr_utils.explore.split_class_table`, counts written on."""
     counts = table.drop(index="total", errors="ignore")[list(LABELS)]
-    fig = figure(6.5, 3.8)
-    ax = fig.subplots()
-    positions = np.arange(len(counts))
-    width = 0.38
-    for offset, label in zip((-width / 2, width / 2), LABELS):
-        bars = ax.bar(positions + offset, counts[label], width, label=label, color=CLASS_COLOURS[label])
+    ax = counts.plot.bar(ax=figure(6.5, 3.8).subplots(), width=0.76, rot=0, color=CLASS_COLOURS)
+    for bars in ax.containers:
         ax.bar_label(bars, fmt="%d", padding=2)
-    ax.set_xticks(positions, counts.index)
     ax.set(xlabel="split", ylabel="images", title="Images per split and class")
     ax.legend(title="class")
     ax.margins(y=0.12)
-    return fig
+    return ax.figure
 
 
 def plot_images_per_patient(per_patient: pd.DataFrame) -> Figure:
