@@ -153,20 +153,27 @@ def plot_pathogen_counts(table: pd.DataFrame) -> Figure:
     totals = counts.sum(axis=1).to_numpy()
     shares = counts.to_numpy() / np.maximum(totals, 1)[:, None]
     names = {"bacteria": "bacterial pneumonia", "virus": "viral pneumonia", "none": "NORMAL (no pathogen)"}
-    colours = ["#C44E52", "#8172B2", CLASS_COLOURS["NORMAL"]]
-    table = pd.DataFrame(shares, index=counts.index, columns=[names[c] for c in counts.columns]).iloc[::-1]
-    ax = table.plot.barh(ax=figure(7.5, 1.2 + 0.55 * len(counts)).subplots(), stacked=True, width=0.6, color=colours)
-    for bars, column in zip(ax.containers, counts.columns):  # the first split on top
-        labels = [f"{v:,}" if share >= 0.05 else "" for v, share in zip(counts[column][::-1], bars.datavalues)]
+    colours = {"bacteria": "#C44E52", "virus": "#8172B2", "none": CLASS_COLOURS["NORMAL"]}
+    fig = figure(7.5, 1.2 + 0.55 * len(counts))
+    ax = fig.subplots()
+    positions = np.arange(len(counts))[::-1]  # the first split on top
+    left = np.zeros(len(counts))
+    for column, pathogen in enumerate(counts.columns):
+        values = counts[pathogen].to_numpy()
+        bars = ax.barh(positions, shares[:, column], left=left, height=0.6, label=names[pathogen])
+        for bar in bars:
+            bar.set_color(colours[pathogen])
+        labels = [f"{v:,}" if share >= 0.05 else "" for v, share in zip(values, shares[:, column])]
         ax.bar_label(bars, labels=labels, label_type="center", color="white", fontsize=9, fontweight="bold")
-    for position, total in enumerate(totals[::-1]):
+        left += shares[:, column]
+    for position, total in zip(positions, totals):
         ax.text(1.01, position, f"n = {total:,}", va="center", fontsize=9)
-    ax.autoscale(axis="y")  # matplotlib's margins, not pandas's
+    ax.set_yticks(positions, counts.index)
     ax.set_xlim(0, 1.13)
     ax.set_xticks([0, 0.25, 0.5, 0.75, 1], ["0%", "25%", "50%", "75%", "100%"])
     ax.set(xlabel="share of the split's images", ylabel="split", title="Pathogen per split (from file names)")
     ax.legend(loc="upper center", bbox_to_anchor=(0.45, -0.35 - 0.1 / len(counts)), ncol=3, fontsize=9, frameon=False)
-    return ax.figure
+    return fig
 
 
 def plot_sample_grid(root: str | os.PathLike, sample: pd.DataFrame, per_row: int = 4) -> Figure:
