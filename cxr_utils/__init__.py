@@ -117,8 +117,7 @@ def cpu_kind() -> str:
 
 
 def tensorflow_onednn() -> bool | None:
-    """Whether TensorFlow runs its oneDNN kernels in this process (they round differently); None before TensorFlow
-    is imported."""
+    """Whether TensorFlow runs its oneDNN kernels (they round differently); None before TensorFlow is imported."""
     if "tensorflow" not in sys.modules:
         return None
     from tensorflow.python.util import _pywrap_util_port  # TensorFlow's own test of the setting

@@ -97,8 +97,7 @@ def format_interval(value: float | None, low: float | None = None, high: float |
 
 
 def format_table(table: pd.DataFrame) -> pd.DataFrame:
-    """An :func:`evaluation_table` as text: ``"0.912 [0.889, 0.934]"``, ``"0.928"`` without interval, ``"n/a"`` for
-    NaN."""
+    """An :func:`evaluation_table` as text: ``"0.912 [0.889, 0.934]"``, ``"0.928"`` without interval, ``"n/a"``."""
     metrics = [c for c in table.columns if not c.endswith(("_ci_low", "_ci_high")) and c != "threshold rule"]
     text = table[["threshold rule"]].copy() if "threshold rule" in table else pd.DataFrame(index=table.index)
     for metric in metrics:

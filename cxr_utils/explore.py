@@ -115,8 +115,7 @@ def _splits_present(index: pd.DataFrame) -> list[str]:
 
 
 def split_class_table(index: pd.DataFrame) -> pd.DataFrame:
-    """Images per split (and ``total``) and class, with ``pneumonia_share``: the accuracy of always answering
-    PNEUMONIA."""
+    """Images per split (and ``total``) and class; ``pneumonia_share``: the accuracy of always answering PNEUMONIA."""
     table = pd.crosstab(index["split"], index["label"]).reindex(index=_splits_present(index), columns=list(LABELS))
     table = table.fillna(0).astype(int)
     table.loc["total"] = table.sum()
@@ -153,8 +152,7 @@ def pathogen_table(index: pd.DataFrame) -> pd.DataFrame:
 
 
 def colour_check(root: str | os.PathLike, paths: list[str], tolerance: int = 2) -> pd.DataFrame:
-    """Per RGB file (``paths`` under ``root``): ``max_channel_difference``, ``coloured_fraction`` (above
-    ``tolerance``), ``has_colour``."""
+    """Per RGB file under ``root``: ``max_channel_difference``, ``coloured_fraction``, ``has_colour``."""
     rows = []
     for path in paths:
         pixels = load_rgb(Path(root) / path).astype(np.int16)
@@ -194,8 +192,7 @@ def intensity_histograms(root: str | os.PathLike, sample: pd.DataFrame, bins: in
 
 
 def shared_patients(index: pd.DataFrame) -> pd.DataFrame:
-    """Patient ids found in more than one split: ``splits``, ``pathogens``, ``same_pathogen_in_two_splits`` and
-    ``n_<split>``, from names only."""
+    """Patient ids in more than one split (from names): ``splits``, ``pathogens``, ``n_<split>``, ..."""
     known = index.dropna(subset=["patient_id"])
     counts = pd.crosstab(known["patient_id"], known["split"])
     counts = counts[[s for s in SPLITS if s in counts.columns]]
@@ -218,8 +215,7 @@ def shared_patients(index: pd.DataFrame) -> pd.DataFrame:
 
 
 def duplicate_files(index: pd.DataFrame) -> pd.DataFrame:
-    """Byte-identical files (by the index's ``sha256``; KeyError without it), one row each, with ``group``,
-    ``cross_split`` and ``cross_patient``."""
+    """Byte-identical files (by ``sha256``), one row each, with ``group``, ``cross_split`` and ``cross_patient``."""
     if "sha256" not in index.columns:
         raise KeyError("the index has no sha256 column: build it with index_dataset(..., sha256=True)")
     repeated = index[index.duplicated("sha256", keep=False)].sort_values(["sha256", "path"])

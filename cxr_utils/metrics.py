@@ -147,8 +147,7 @@ def _resample_weights(rng: np.random.Generator, size: int, codes: np.ndarray) ->
 
 
 def _replicates(y: np.ndarray, s: np.ndarray, threshold: float, weights: np.ndarray) -> np.ndarray:
-    """:func:`binary_metrics` on every resample at once: ``weights`` ``(n_resamples, n_images)`` -> ``(n_resamples,
-    len(METRICS))``."""
+    """:func:`binary_metrics` of every resample at once: ``weights`` ``(n_resamples, n_images)``."""
     positive, predicted = y == 1, s >= threshold
     w = weights.astype(np.float64)
     tp, fp = w @ (positive & predicted), w @ (~positive & predicted)

@@ -252,8 +252,7 @@ def image_model(split: SplitBackbone, classifier: keras.Model) -> keras.Model:
 
 @dataclass
 class LogisticHead:
-    """A logistic regression on frozen features (a scikit-learn pipeline ``model``), its ``C`` chosen on validation
-    among ``validation_auc_by_c``."""
+    """A logistic regression on frozen features (``model``), its ``C`` chosen on validation (``validation_auc_by_c``)"""
 
     model: object
     C: float
@@ -271,8 +270,7 @@ def fit_logistic_head(
     validation_labels: np.ndarray,
     Cs: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0),
 ) -> LogisticHead:
-    """A logistic regression (standardised features ``(n, d)``, balanced class weights) per ``C`` in ``Cs``; the best on
-    validation ROC AUC."""
+    """A logistic regression (standardised features, balanced weights) per ``C``; the best on validation ROC AUC."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
     from sklearn.pipeline import make_pipeline

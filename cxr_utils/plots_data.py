@@ -147,8 +147,7 @@ def plot_images_per_patient(per_patient: pd.DataFrame) -> Figure:
 
 
 def plot_pathogen_counts(table: pd.DataFrame) -> Figure:
-    """Each split of a :func:`cxr_utils.explore.pathogen_table` as one bar of shares (bacterial, viral, NORMAL),
-    counts written on."""
+    """Each split of a :func:`cxr_utils.explore.pathogen_table` as one bar of pathogen shares, counts written on."""
     counts = table.drop(index="total", errors="ignore")[["bacteria", "virus", "none"]]
     totals = counts.sum(axis=1).to_numpy()
     shares = counts.to_numpy() / np.maximum(totals, 1)[:, None]
@@ -177,8 +176,7 @@ def plot_pathogen_counts(table: pd.DataFrame) -> Figure:
 
 
 def plot_sample_grid(root: str | os.PathLike, sample: pd.DataFrame, per_row: int = 4) -> Figure:
-    """Images of ``sample`` (index rows under ``root``), one row per class, at most ``per_row`` each, titled with
-    name, size and mode."""
+    """Images of ``sample`` (index rows under ``root``), one row per class, titled with name, size and mode."""
     fig = figure(3.0 * per_row, 3.3 * len(LABELS))
     axes = fig.subplots(len(LABELS), per_row, squeeze=False)
     for row, label in zip(axes, LABELS):

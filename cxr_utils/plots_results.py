@@ -56,8 +56,7 @@ def plot_augmented_samples(images: np.ndarray, augmentation, variants: int = 4, 
 
 
 def plot_history(history: pd.DataFrame, metrics: tuple[str, ...] = ("loss", "auc")) -> Figure:
-    """Learning curves of ``metrics`` per epoch, training and validation, one panel each; the best epoch by
-    validation ROC AUC dashed."""
+    """Learning curves of ``metrics``, training and validation, one panel each; the best validation epoch dashed."""
     fig = figure(4.2 * len(metrics), 3.4)
     axes = fig.subplots(1, len(metrics), squeeze=False)[0]
     epochs = history["epoch"] + 1 if "epoch" in history else np.arange(1, len(history) + 1)
@@ -209,8 +208,7 @@ def plot_score_shift(frames: dict[str, tuple[np.ndarray, np.ndarray]], threshold
 
 
 def plot_reliability(panels: dict[str, dict[str, pd.DataFrame]]) -> Figure:
-    """Reliability diagrams side by side, images per bin below; ``panels``: title -> curve name ->
-    :func:`cxr_utils.compare.reliability_table`."""
+    """Reliability diagrams, images per bin below; ``panels``: title -> name -> ``reliability_table``."""
     fig = figure(4.8 * len(panels), 6.0)
     grid = fig.subplots(2, len(panels), sharex=True, squeeze=False, gridspec_kw={"height_ratios": [3, 1]})
     most = max(t["count"].max() for tables in panels.values() for t in tables.values())
@@ -249,8 +247,7 @@ def plot_gradcam_gallery(images: np.ndarray, heatmaps: np.ndarray, titles: list[
 def plot_distributions(
     groups: dict[str, ArrayLike], *, xlabel: str, title: str, log: bool = False, bins: int = 40
 ) -> Figure:
-    """Step histograms of one number in several groups (name -> values), each normalised to its total; ``log``: bins
-    equal in log10."""
+    """Step histograms of one number in several groups (name -> values), each normalised; ``log``: log10 bins."""
     arrays = {name: np.asarray(values, dtype=np.float64) for name, values in groups.items()}
     arrays = {name: values[np.isfinite(values)] for name, values in arrays.items()}
     if not arrays or any(len(v) == 0 for v in arrays.values()):

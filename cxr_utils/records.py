@@ -117,8 +117,7 @@ def read_json(path: str | os.PathLike) -> dict:
 
 
 def configuration_hash(parameters: dict) -> str:
-    """12 hex digits of the parameters as canonical JSON, the ``seed`` left out (runs of several seeds are
-    replicates of one configuration)."""
+    """12 hex digits of the parameters as canonical JSON without ``seed`` (seeds replicate one configuration)."""
     kept = {k: v for k, v in parameters.items() if k != "seed"}
     return fingerprint([json.dumps(kept, sort_keys=True, default=str, separators=(",", ":"))])
 

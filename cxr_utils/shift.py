@@ -135,8 +135,7 @@ def domain_classifier_test(
 
 
 def simulate_acquisition(images: np.ndarray, *, scale: float = 0.5, quality: int = 10) -> np.ndarray:
-    """uint8 images ``(n, h, w)`` shrunk by ``scale``, enlarged back and re-encoded as JPEG at ``quality``: same
-    shape."""
+    """uint8 images ``(n, h, w)`` shrunk by ``scale``, enlarged back and re-encoded as JPEG at ``quality``."""
     from PIL import Image
 
     from .training import recompress_jpeg
