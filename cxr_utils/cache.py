@@ -96,8 +96,7 @@ def resize_image(pixels: np.ndarray, size: int, policy: str = "squash") -> np.nd
 
 @dataclass
 class ImageCache:
-    """``images`` ``(n, size, size)`` uint8 (read-only) and their ``index`` rows in the same order, from
-    ``dataset``; ``built`` when this call decoded them."""
+    """``images`` ``(n, size, size)`` uint8 (read-only), their ``index`` rows; ``built``: decoded by this call."""
 
     images: np.ndarray
     index: pd.DataFrame

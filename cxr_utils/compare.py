@@ -108,8 +108,7 @@ def format_table(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def metrics_to_json(frame: pd.DataFrame) -> dict[str, dict[str, float | None]]:
-    """A :func:`bootstrap_ci` frame as ``{metric: {"value": ..., "ci_low": ..., "ci_high": ...}}``, in its order,
-    with Python floats and ``None`` for NaN (JSON-ready)."""
+    """A :func:`bootstrap_ci` frame as ``{metric: {"value", "ci_low", "ci_high"}}``, JSON-ready (NaN: None)."""
 
     def clean(value: float) -> float | None:
         value = float(value)
@@ -142,8 +141,7 @@ def table_to_markdown(table: pd.DataFrame) -> str:
 
 
 def mcnemar_test(y_true: ArrayLike, predicted_a: ArrayLike, predicted_b: ArrayLike) -> dict[str, float]:
-    """McNemar's exact test on two models' 0/1 predictions: ``a_only``, ``b_only``, ``accuracy_a``, ``accuracy_b``,
-    ``p_value`` (1 without discordant images)."""
+    """McNemar's exact test on two models' 0/1 predictions: ``a_only``, ``b_only``, ``accuracy_a``, ``p_value``, ..."""
     y = np.asarray(y_true).astype(int)
     a, b = np.asarray(predicted_a).astype(int), np.asarray(predicted_b).astype(int)
     if not (y.shape == a.shape == b.shape) or y.ndim != 1:
@@ -205,8 +203,7 @@ def delong_test(y_true: ArrayLike, scores_a: ArrayLike, scores_b: ArrayLike) -> 
 
 
 def compare_models(y_true: ArrayLike, models: Mapping[str, tuple[ArrayLike, float]], *, rule: str) -> pd.DataFrame:
-    """Every pair of ``models`` (name -> ``(scores, threshold)``, thresholds all chosen by ``rule``): McNemar on
-    accuracy, DeLong on ROC AUC, one row per pair."""
+    """McNemar on accuracy and DeLong on ROC AUC of every pair of ``models`` (name -> ``(scores, threshold)``)."""
     names = list(models)
     rows = []
     for i, first in enumerate(names):
@@ -236,8 +233,7 @@ def compare_models(y_true: ArrayLike, models: Mapping[str, tuple[ArrayLike, floa
 
 
 def subgroup_table(y_true: ArrayLike, scores: ArrayLike, threshold: float, groups: ArrayLike) -> pd.DataFrame:
-    """Counts, errors, error rate, sensitivity and specificity per subgroup (``groups``, one label per image; a
-    Categorical keeps its order) at ``threshold``."""
+    """Counts, errors, error rate, sensitivity and specificity at ``threshold`` per subgroup (``groups``)."""
     y, s = check_labels_scores(y_true, scores)
     threshold = check_threshold(threshold)
     groups = pd.Series(groups).reset_index(drop=True)  # a Categorical keeps its order

@@ -97,8 +97,7 @@ def plot_confusion_matrices(y_true: np.ndarray, models: dict[str, tuple[np.ndarr
 
 
 def plot_roc_pr(y_true: np.ndarray, models: dict[str, tuple[np.ndarray, float]]) -> Figure:
-    """ROC and precision-recall curves of ``models`` (name -> ``(scores, threshold)``) with their operating points
-    and the paper's; the ROC's top-left corner zoomed."""
+    """ROC and precision-recall curves of ``models`` with their operating points and the paper's; a zoomed corner."""
     from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_curve
 
     fig = figure(10, 4.2)
@@ -150,8 +149,7 @@ def _probability_label(p: float) -> str:
 
 
 def plot_threshold_tradeoff(curves: dict[str, tuple[np.ndarray, np.ndarray]], threshold: float) -> Figure:
-    """Sensitivity and specificity against the threshold (a logit axis) for each split (name -> ``(y_true,
-    scores)``), the chosen ``threshold`` drawn."""
+    """Sensitivity and specificity against the threshold (logit axis) per split, the chosen ``threshold`` drawn."""
     logits = np.concatenate([clipped_logit(np.asarray(s), eps=1e-6) for _, s in curves.values()])
     logits = np.append(logits, clipped_logit(threshold, eps=1e-6))
     low, high = logits.min() - 0.5, logits.max() + 0.5  # the range the scores use, in log-odds

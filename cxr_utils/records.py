@@ -159,8 +159,7 @@ def read_manifest(path: str | os.PathLike | None = None) -> pd.DataFrame:
 
 
 def index_manifest(manifest: pd.DataFrame | str | os.PathLike | None = None) -> pd.DataFrame:
-    """An index from a manifest's names alone (default the official one): its columns, ``split``, ``label``,
-    ``name``, ``patient_id``, ``pathogen``."""
+    """An index from a manifest's names alone (default the official one): ``split``, ``label``, ``patient_id``, ..."""
     frame = manifest.copy() if isinstance(manifest, pd.DataFrame) else read_manifest(manifest)
     parts = frame["path"].str.split("/")
     frame["split"], frame["label"], frame["name"] = parts.str[0].str.lower(), parts.str[1].str.upper(), parts.str[-1]
@@ -235,8 +234,7 @@ def read_ledger(runs_root: str | os.PathLike | None = None) -> pd.DataFrame:
 
 
 def scoring_counts(ledger: pd.DataFrame) -> pd.DataFrame:
-    """``scorings`` and distinct ``configurations`` of a :func:`read_ledger` table, by which test images were scored
-    (``official``, ``other``, ``unknown``, ``all``)."""
+    """``scorings`` and distinct ``configurations`` of a :func:`read_ledger` table, by which test images."""
     official = ledger["official_test_paths"].astype("boolean")
     kinds = {"official": official.fillna(False), "other": (~official).fillna(False), "unknown": official.isna()}
     kinds["all"] = pd.Series(True, index=ledger.index)

@@ -64,8 +64,7 @@ def acquisition_features(images: np.ndarray, *, extra: dict[str, ArrayLike] | No
 
 
 def univariate_shift(features: pd.DataFrame, is_target: ArrayLike) -> pd.DataFrame:
-    """How well each feature alone tells target from source images: ``auc``, ``separation`` (``|auc - 0.5| * 2``) and
-    both medians, strongest first."""
+    """How well each feature alone tells target from source: ``auc``, ``separation``, both medians; strongest first."""
     target = np.asarray(is_target, dtype=bool)
     if target.all() or not target.any():
         raise ValueError("is_target must mark some images as target and some as source")
@@ -213,8 +212,7 @@ def reference_histogram(images: np.ndarray) -> np.ndarray:
 
 
 def match_histograms(images: np.ndarray, reference_cdf: np.ndarray) -> np.ndarray:
-    """uint8 images ``(n, h, w)`` whose gray levels are mapped (monotonically) so that each histogram matches
-    ``reference_cdf`` (:func:`reference_histogram`)."""
+    """uint8 images ``(n, h, w)`` mapped monotonically so that each histogram matches ``reference_cdf``."""
     images = np.asarray(images)
     if images.dtype != np.uint8 or images.ndim != 3:
         raise ValueError(f"images must be uint8 of shape (n, h, w), got {images.dtype} {images.shape}")

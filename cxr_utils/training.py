@@ -100,8 +100,7 @@ def augmentation_layers(
 
 
 def recompress_jpeg(images: np.ndarray, quality: int | np.ndarray) -> np.ndarray:
-    """Gray uint8 images ``(n, h, w)`` encoded as JPEG at ``quality`` (1..95; one for all or one per image) and decoded
-    again: same shape and dtype."""
+    """Gray uint8 images ``(n, h, w)`` encoded as JPEG at ``quality`` (1..95, scalar or per image), decoded again."""
     images = np.asarray(images)
     if images.ndim != 3 or images.dtype != np.uint8:
         raise ValueError(f"images must be uint8 of shape (n, h, w), got {images.dtype} {images.shape}")
