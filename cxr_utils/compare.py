@@ -107,19 +107,6 @@ def format_table(table: pd.DataFrame) -> pd.DataFrame:
     return text
 
 
-def metrics_to_json(frame: pd.DataFrame) -> dict[str, dict[str, float | None]]:
-    """A :func:`bootstrap_ci` frame as ``{metric: {"value", "ci_low", "ci_high"}}``, JSON-ready (NaN: None)."""
-
-    def clean(value: float) -> float | None:
-        value = float(value)
-        return None if math.isnan(value) else value
-
-    return {
-        str(metric): {column: clean(frame.loc[metric, column]) for column in ("value", "ci_low", "ci_high")}
-        for metric in frame.index
-    }
-
-
 def versus_paper(frame: pd.DataFrame) -> pd.DataFrame:
     """A :func:`bootstrap_ci` frame against :data:`PAPER`: ``ours``, ``ci_low``, ``ci_high``, ``paper`` and a
     ``verdict`` per metric ("above the paper", "below the paper" or "no difference shown")."""

@@ -1,13 +1,11 @@
-"""Result tables: models beside the paper and the baseline, text, JSON and Markdown."""
-
-import json
+"""Result tables: models beside the paper and the baseline, text and Markdown."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from cxr_utils.compare import evaluation_table, format_table, metrics_to_json, table_to_markdown, versus_paper
-from cxr_utils.metrics import METRICS, PAPER, bootstrap_ci
+from cxr_utils.compare import evaluation_table, format_table, table_to_markdown, versus_paper
+from cxr_utils.metrics import PAPER
 
 from helpers import Y
 
@@ -62,16 +60,6 @@ def test_format_table_text():
     assert text.loc["cnn", "sensitivity"] == "n/a"
     assert text.loc["Kermany et al. 2018"].tolist()[1:] == ["0.928", "0.932", "0.901", "0.968"]
     assert text.loc["always PNEUMONIA"].tolist()[1:] == ["0.500", "1.000", "0.000", "0.500"]
-
-
-def test_metrics_to_json_round_trips():
-    one_class = bootstrap_ci([1, 1, 1], [0.2, 0.7, 0.9], 0.5, n_boot=20)
-    data = metrics_to_json(one_class)
-    assert list(data) == list(METRICS)
-    assert data["roc_auc"] == {"value": None, "ci_low": None, "ci_high": None}
-    assert data["sensitivity"]["value"] == 2 / 3
-    assert type(data["sensitivity"]["ci_low"]) is float
-    assert json.loads(json.dumps(data, allow_nan=False)) == data
 
 
 def test_versus_paper_verdicts_and_markdown():
