@@ -1,5 +1,4 @@
-"""Decoding images: gray pixels from a file, squared by a resize policy, and every image of a copy decoded once
-into a ``.npy`` cache reused across runs (keyed by every file's path and bytes, the size and the policy)."""
+"""Decoding images to gray, resizing them, and a ``.npy`` cache of every image of a copy, reused across runs."""
 
 from __future__ import annotations
 

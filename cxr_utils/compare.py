@@ -1,5 +1,4 @@
-"""Models compared: beside Kermany et al. and the always-PNEUMONIA floor with 95% intervals, paired tests of two
-models (McNemar, DeLong), errors by subgroup, the most confident mistakes, and calibration (reliability, Brier, ECE)."""
+"""Models compared: beside the paper and the floor, paired tests, subgroups, confident mistakes, calibration."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Grad-CAM for any Keras model that outputs the probability of PNEUMONIA (nested models included), where a heatmap's
-heat lies (corners, border, lung fields), and those regions covered (occlusion). Gradients need TensorFlow."""
+"""Grad-CAM (nested models included), where a heatmap's heat lies, and occlusion. Gradients need TensorFlow."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Exploring a dataset index (:func:`cxr_utils.dataset.index_dataset`'s table, or the official manifest's): which
-copy it is, counts, patients, duplicates, colour and intensity; the course's train/validation/test split."""
+"""Exploring a dataset index: which copy, counts, patients, duplicates, colour, intensity; the course's splits."""
 
 from __future__ import annotations
 

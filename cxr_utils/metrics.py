@@ -1,5 +1,4 @@
-"""Metrics of a NORMAL (0) vs PNEUMONIA (1) classifier, bootstrap intervals, thresholds chosen on validation, and
-calibration's fits. A ratio with a zero denominator is NaN, so are the AUCs with one class only."""
+"""Metrics (a zero denominator gives NaN), bootstrap intervals, thresholds chosen on validation, calibration."""
 
 from __future__ import annotations
 

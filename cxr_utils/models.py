@@ -1,5 +1,4 @@
-"""Models (inputs in 0..255, one probability of PNEUMONIA): custom layers, compiling, loading, ImageNet backbones
-found on disk before any download, and transfer learning with the backbone cut in two."""
+"""Models (0..255 in, P(PNEUMONIA) out): custom layers, compiling, loading, offline backbones, transfer learning."""
 
 from __future__ import annotations
 

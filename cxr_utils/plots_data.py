@@ -1,5 +1,4 @@
-"""Figures of the data (chapters 01 and 02): the course's data flow, counts, patients, sizes, intensities, resize
-policies; the colours and figure factory every figure shares. Each function returns a matplotlib Figure."""
+"""Figures of the data (chapters 01-02) and the colours and figure factory every figure shares."""
 
 from __future__ import annotations
 

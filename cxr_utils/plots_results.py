@@ -1,5 +1,4 @@
-"""Figures of training and results (chapters 03-06): augmented samples, training history, confusion matrices,
-curves, thresholds, shift, calibration, Grad-CAM, distributions and image grids. Each returns a matplotlib Figure."""
+"""Figures of training and results (chapters 03-06); each returns a matplotlib Figure."""
 
 from __future__ import annotations
 

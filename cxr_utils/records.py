@@ -1,5 +1,4 @@
-"""Files written whole, JSON, fingerprints, the official manifest, and the test ledger ``runs/test_ledger.csv`` (one
-row appended each time :func:`cxr_utils.runs.finish_run` scores a test split)."""
+"""Files written whole, JSON, fingerprints, the official manifest, and the test ledger ``runs/test_ledger.csv``."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Batches from the image cache (float32 in 0..255, every backend), augmentation, prediction, and training with
-early stopping on validation ROC AUC, checkpoints, a CSV log (``history.csv``) and resume."""
+"""Batches from the cache, augmentation, prediction, training with early stopping, checkpoints, log and resume."""
 
 from __future__ import annotations
 
