@@ -60,8 +60,7 @@ class Name(NamedTuple):
 
 
 def parse_name(name: str) -> Name:
-    """Patient id and pathogen of a file name: ``person10_virus_35.jpeg`` is ``person10``, ``virus``;
-    ``NORMAL2-IM-0173-0001-0002.jpeg`` is ``NORMAL2-IM-0173``, ``none``."""
+    """Patient id and pathogen of a file name: ``person10_virus_35.jpeg`` is ``person10``, ``virus``."""
     stem = re.sub(r"\.(?:jpeg|jpg|png)\Z", "", name.replace("\\", "/").rsplit("/", 1)[-1], flags=re.IGNORECASE)
     if match := _PERSON.fullmatch(stem):
         return Name(match[1], match[2])
@@ -98,8 +97,7 @@ class _Layout:
 
 
 def _named(folders: dict, parent: Path, names: tuple[str, ...], case) -> dict[str, Path]:
-    """Name -> sub-folder of ``parent`` whose name, in ``case``, is one of ``names``; two that differ in case
-    (``NORMAL`` and ``normal``) are a DatasetLayoutError."""
+    """Name -> sub-folder of ``parent`` named one of ``names`` (in ``case``); DatasetLayoutError for two."""
     found: dict[str, Path] = {}
     for name in folders.get(parent, ([], []))[0]:
         if (key := case(name)) in names:

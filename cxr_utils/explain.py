@@ -26,8 +26,7 @@ def _is_model(layer: keras.Layer) -> bool:
 
 
 def find_last_conv_layer(model: keras.Model) -> list[str]:
-    """The path of layer names, outermost first, to the last layer with a 4-D output (pooling and dropout passed
-    over, nested models searched from the end); ValueError if there is none."""
+    """The path of layer names, outermost first, to the last layer with a 4-D output; ValueError if none."""
     for layer in reversed(model.layers):
         if isinstance(layer, keras.layers.InputLayer):
             continue
@@ -55,8 +54,7 @@ def _is_sigmoid_dense(layer: keras.Layer) -> bool:
 
 
 def _build_forward(model: keras.Model, path: Sequence[str], logits: bool):
-    """``x -> (activations at path, class score)`` and whether the score is a logit: a two-output view of ``model``,
-    or, for a layer in a nested model, ``model`` run as the chain of its layers."""
+    """``x -> (activations at path, class score)``, and whether the score is a logit."""
     if len(path) == 1:
         layer = model.get_layer(path[0])
         last = model.layers[-1]

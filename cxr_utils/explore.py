@@ -175,8 +175,7 @@ def sample_per_class(index: pd.DataFrame, n: int, seed: int = 0) -> pd.DataFrame
 
 
 def intensity_histograms(root: str | os.PathLike, sample: pd.DataFrame, bins: int = 64) -> pd.DataFrame:
-    """Gray-level histograms (``bins`` over 0..255) of the ``sample``'s images, each normalised, averaged per class:
-    ``label``, ``bin_left``, ``bin_right``, ``share``, ``n_images``."""
+    """Gray-level histograms of the ``sample``'s images, each normalised, averaged per class."""
     edges = np.linspace(0, 256, bins + 1)
     rows = []
     for label, group in sample.groupby("label", sort=True):

@@ -160,8 +160,7 @@ def _replicates(y: np.ndarray, s: np.ndarray, threshold: float, weights: np.ndar
 
 
 def _weighted_aucs(y: np.ndarray, s: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """ROC AUC and average precision of every resample at once (weights ``(n_resamples, n_images)``), as scikit-learn
-    computes them with ``sample_weight``; NaN without both classes."""
+    """ROC AUC and average precision of every resample at once, as scikit-learn computes them with weights."""
     order = np.argsort(s, kind="mergesort")[::-1]  # high to low, as scikit-learn sorts
     last_of_each_score = np.r_[np.flatnonzero(np.diff(s[order])), s.size - 1]
     is_positive, w_sorted = y[order] == 1, w[:, order]  # the weights reordered once: a copy of the whole matrix

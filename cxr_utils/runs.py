@@ -46,8 +46,7 @@ def run_folder(name: str, root: str | os.PathLike | None = None, *, replace: boo
 
 
 def _with_backend(parameters: dict) -> dict:
-    """``parameters`` with ``keras_backend`` when Keras runs on another backend than TensorFlow (another
-    configuration in the ledger; TensorFlow's runs keep their hashes)."""
+    """``parameters`` with ``keras_backend`` when it is not TensorFlow (TensorFlow's runs keep their hashes)."""
     import keras
 
     backend = keras.backend.backend()

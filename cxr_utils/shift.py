@@ -158,8 +158,7 @@ def simulate_acquisition(images: np.ndarray, *, scale: float = 0.5, quality: int
 def reestimate_batchnorm(
     model: keras.Model, images: np.ndarray, *, batch_size: int = 64, into: keras.Model | None = None
 ) -> keras.Model:
-    """A copy of ``model`` (or ``into``, a clone to reuse) whose top-level BatchNormalization layers take their
-    statistics from ``images``, layer by layer; ValueError if there is none."""
+    """A copy of ``model`` (or ``into``) whose BatchNormalization statistics come from ``images``."""
     adapted = into if into is not None else keras.models.clone_model(model)
     adapted.set_weights(model.get_weights())
     layers = [layer for layer in adapted.layers if isinstance(layer, keras.layers.BatchNormalization)]
@@ -226,8 +225,7 @@ def match_histograms(images: np.ndarray, reference_cdf: np.ndarray) -> np.ndarra
 
 
 def patient_halves(groups: ArrayLike, *, seed: int = 0) -> np.ndarray:
-    """0 or 1 per image: two halves of the patients, drawn by ``seed`` from the sorted ids (all images of a patient
-    together; independent of the rows' order; not stratified by class)."""
+    """0 or 1 per image: two halves of the patients, drawn by ``seed`` from the sorted ids."""
     uniques, codes = np.unique(np.asarray(groups).astype(str), return_inverse=True)
     half_of_group = np.random.default_rng(seed).permutation(len(uniques)) % 2
     return half_of_group[codes.reshape(-1)]

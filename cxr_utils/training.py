@@ -116,8 +116,7 @@ def recompress_jpeg(images: np.ndarray, quality: int | np.ndarray) -> np.ndarray
 
 
 def predict_batches(model: keras.Model, batches: CachedBatches) -> np.ndarray:
-    """A model's outputs for every batch, flattened to ``(n,)`` float64; the last, short batch is padded to full size so
-    that the model is traced for one input shape only."""
+    """A model's outputs for every batch as ``(n,)`` float64; the short last batch padded (one traced shape)."""
     outputs = []
     for number in range(len(batches)):
         x, _ = batches[number]
