@@ -122,11 +122,8 @@ def plot_roc_pr(y_true: np.ndarray, models: dict[str, tuple[np.ndarray, float]])
     roc_ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=0.8)
     zoom.tick_params(labelsize=7)
     roc_ax.indicate_inset_zoom(zoom, edgecolor="grey")
-    roc_ax.set(
-        xlabel="1 - specificity (false positive rate)",
-        ylabel="sensitivity",
-        title="ROC curve (dots: chosen thresholds)",
-    )
+    roc_ax.set(xlabel="1 - specificity (false positive rate)", ylabel="sensitivity")
+    roc_ax.set_title("ROC curve (dots: chosen thresholds)")
     pr_ax.axhline(y_true.mean(), color="grey", linestyle=":", linewidth=0.8, label="always PNEUMONIA")
     pr_ax.set(xlabel="recall (sensitivity)", ylabel="precision (PPV)", title="Precision-recall curve")
     for ax in (roc_ax, pr_ax):
@@ -173,12 +170,8 @@ def plot_threshold_tradeoff(curves: dict[str, tuple[np.ndarray, np.ndarray]], th
     box = dict(boxstyle="round,pad=0.2", facecolor="white", edgecolor="none", alpha=0.8)
     text = f"chosen on validation: {threshold:.4g}"
     ax.annotate(text, (threshold, 0.04), xytext=(5, 0), textcoords="offset points", fontsize=9, bbox=box)
-    ax.set(
-        xlabel="threshold on the PNEUMONIA probability (logit scale)",
-        ylabel="share",
-        ylim=(0, 1.02),
-        title="The threshold trade-off",
-    )
+    ax.set(xlabel="threshold on the PNEUMONIA probability (logit scale)", ylabel="share", ylim=(0, 1.02))
+    ax.set_title("The threshold trade-off")
     ax.legend(fontsize=8, loc="center left")
     return fig
 
