@@ -107,8 +107,7 @@ def format_table(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def versus_paper(frame: pd.DataFrame) -> pd.DataFrame:
-    """A :func:`bootstrap_ci` frame against :data:`PAPER`: ``ours``, ``ci_low``, ``ci_high``, ``paper`` and a
-    ``verdict`` per metric ("above the paper", "below the paper" or "no difference shown")."""
+    """A :func:`bootstrap_ci` frame against :data:`PAPER`: ``ours``, interval, ``paper``, a ``verdict`` per metric."""
     rows = {}
     for metric, paper in PAPER.items():
         value, low, high = (float(frame.loc[metric, c]) for c in ("value", "ci_low", "ci_high"))
@@ -161,8 +160,7 @@ def _delong_covariance(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, n
 
 
 def delong_test(y_true: ArrayLike, scores_a: ArrayLike, scores_b: ArrayLike) -> dict[str, float]:
-    """DeLong's test for two correlated ROC AUCs: ``auc_a``, ``auc_b``, ``difference``, ``se``, ``ci_low``,
-    ``ci_high``, ``z``, ``p_value``; ValueError as :func:`binary_metrics` or when a class is missing."""
+    """DeLong's test for two correlated ROC AUCs: ``auc_a``, ``auc_b``, ``difference``, interval, ``p_value``."""
     y, a = check_labels_scores(y_true, scores_a)
     _, b = check_labels_scores(y_true, scores_b)
     if np.unique(y).size < 2:
@@ -287,8 +285,7 @@ def reliability_table(y_true: ArrayLike, scores: ArrayLike, n_bins: int = 10) ->
 
 
 def _expected_calibration_error(y_true: ArrayLike, scores: ArrayLike, n_bins: int = 10) -> float:
-    """ECE: the count-weighted mean of ``|observed - mean_score|`` over the bins of
-    :func:`reliability_table` (0 = perfectly calibrated; same units as a probability)."""
+    """ECE: the count-weighted mean of ``|observed - mean_score|`` over the bins of :func:`reliability_table`."""
     table = reliability_table(y_true, scores, n_bins)
     used = table["count"] > 0
     return float((table.loc[used, "count"] * table.loc[used, "gap"].abs()).sum() / table["count"].sum())

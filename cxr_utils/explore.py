@@ -249,16 +249,14 @@ def patients_in_two_splits(index: pd.DataFrame, splits: pd.Series, between=("tra
 
 
 def class_weights(labels: np.ndarray) -> dict[int, float]:
-    """Balanced class weights ``n / (2 n_c)`` of labels 0 (NORMAL) and 1 (PNEUMONIA), shape ``(n,)``.
-    Returns ``{0: weight of NORMAL, 1: weight of PNEUMONIA}``: each class contributes equally to the loss."""
+    """Balanced class weights ``{0: NORMAL's, 1: PNEUMONIA's}`` (``n / (2 n_c)``): each class weighs equally."""
     classes = np.array([0, 1])
     weights = compute_class_weight("balanced", classes=classes, y=np.asarray(labels))
     return {int(c): float(w) for c, w in zip(classes, weights)}
 
 
 def label_free_order(names: ArrayLike) -> np.ndarray:
-    """Positions that sort the images by file name ``names`` (unique; ValueError otherwise), so that computations
-    whose rounding depends on order give the same numbers however the images were filed."""
+    """Positions sorting the images by (unique) file name ``names``: order-dependent rounding then does not vary."""
     names = np.asarray(names).astype(str)
     order = np.argsort(names, kind="stable")
     repeated = names[order][1:][names[order][1:] == names[order][:-1]]

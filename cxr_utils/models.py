@@ -240,8 +240,7 @@ def pooled_features(split: SplitBackbone, activations: np.ndarray, batch_size: i
 
 
 def image_model(split: SplitBackbone, classifier: keras.Model) -> keras.Model:
-    """One model from images ``(batch, size, size, 3)`` in 0..255 to the probability of PNEUMONIA ``(batch, 1)``:
-    preprocessing, the frozen bottom, the trained ``classifier``. The model to save, and to explain with Grad-CAM."""
+    """One model from images in 0..255 to P(PNEUMONIA): preprocessing, frozen bottom, ``classifier``; to save."""
     inputs = keras.Input((split.input_size, split.input_size, 3), name="image")
     x = BackbonePreprocessing(split.architecture, name="preprocess")(inputs)
     x = split.bottom(x, training=False)

@@ -219,8 +219,7 @@ def append_scoring(
 
 
 def read_ledger(runs_root: str | os.PathLike | None = None) -> pd.DataFrame:
-    """The ledger, one row per scoring (empty when nothing was scored); rows of an older, shorter header read with
-    the missing columns empty, and ``official_test_paths`` is then unknown (missing)."""
+    """The ledger, one row per scoring (empty if none); rows of an older, shorter header get the new columns empty."""
     path = Path(runs_root if runs_root is not None else runs_dir()) / LEDGER_FILE
     if not path.exists() or path.stat().st_size == 0:
         return pd.DataFrame(columns=list(LEDGER_COLUMNS))

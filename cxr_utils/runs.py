@@ -166,8 +166,7 @@ class Run:
         return self.config["measurements"]
 
     def scores(self, split: str, paths: pd.Series | list[str]) -> np.ndarray:
-        """The run's scores of the ``split`` images at ``paths``, in that order; RunFolderError naming the notebook
-        to execute again if it scored other images (another copy of the data, or another split)."""
+        """The run's scores of the ``split`` images at ``paths``; RunFolderError if it scored other images."""
         scored = getattr(self, split).set_index("path")["score"]
         paths = pd.Index(paths)
         unknown = paths.difference(scored.index)

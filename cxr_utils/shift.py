@@ -31,8 +31,7 @@ __all__ = [
 
 
 def acquisition_features(images: np.ndarray, *, extra: dict[str, ArrayLike] | None = None) -> pd.DataFrame:
-    """Label-free numbers per image of ``(n, size, size)`` uint8 images: gray-level statistics, dark share, border
-    mean, corner marks, sharpness, and the ``extra`` columns (one value per image) as they are."""
+    """Label-free numbers per uint8 image ``(n, size, size)``: gray levels, border, corners, sharpness, ``extra``."""
     x = np.asarray(images, dtype=np.float32)
     if x.ndim != 3:
         raise ValueError(f"images must have shape (n, size, size), got {x.shape}")
@@ -238,8 +237,7 @@ def cross_fit(
     *,
     seed: int = 0,
 ) -> np.ndarray:
-    """Scores ``(n,)`` of every target image from ``adapt_and_score(adapt_on, score)`` adapted on the other half of
-    the patients (:func:`patient_halves` of ``groups``; both index arrays in the order of ``names``)."""
+    """Scores ``(n,)`` of every target image by ``adapt_and_score`` adapted on the other half of the patients."""
     halves = patient_halves(groups, seed=seed)
     order = label_free_order(names)
     if len(order) != len(halves):

@@ -13,7 +13,7 @@ import cxr_utils
 ROOT = Path(cxr_utils.__file__).resolve().parent.parent
 PACKAGE = ROOT / "cxr_utils"
 MODULES = sorted(PACKAGE.rglob("*.py"))
-MAX_LINES, MAX_FILES, MAX_MODULE_LINES, MAX_PUBLIC_NAMES = 3832, 14, 350, 120
+MAX_LINES, MAX_FILES, MAX_MODULE_LINES, MAX_PUBLIC_NAMES = 3822, 14, 350, 120
 COURSE_MAX_LINES = 2300  # cxr_course, the course's machinery
 
 
