@@ -41,7 +41,7 @@ test-lowest:
 	build/uv/bin/uv venv --quiet --python $(PYTHON_LOWEST) $(VENV_LOWEST)
 	build/uv/bin/uv pip install --quiet --python $(VENV_LOWEST)/bin/python --resolution lowest-direct -e ".[test]"
 	$(VENV_LOWEST)/bin/python -c 'import platform; print(f"make test-lowest: Python {platform.python_version()}")'
-	$(VENV_LOWEST)/bin/python -c 'from cxr_utils.tools.versions import check_versions; check_versions()'
+	$(VENV_LOWEST)/bin/python -c 'import cxr_utils; cxr_utils.check_versions()'
 	PATH="$(CURDIR)/$(VENV_LOWEST)/bin:$$PATH" $(VENV_LOWEST)/bin/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
@@ -49,7 +49,7 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff format --check .
 
 site: $(VENV)/.installed
-	$(BIN)/python -m cxr_utils.tools.site
+	$(BIN)/python -m cxr_course.site
 
 env: $(VENV)/.installed
 

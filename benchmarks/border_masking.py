@@ -4,7 +4,7 @@ Usage:  python benchmarks/border_masking.py [--data DIR] [--seed 0] [--epochs 14
         [--widths 0.02 0.15]
 
 Chapter 05 covers the corners and the border of every validation and test film and scores them
-again (``cxr_utils.regions.occlude``). The remedy a practitioner would try when scores lean on the
+again (``cxr_utils.explain.occlude``). The remedy a practitioner would try when scores lean on the
 border is to take that cue away in training. This is chapter 03's recipe (its augmentation, CNN,
 weight averaging, class weights, the patient-grouped validation split of the same seed, the
 callbacks that keep the best epoch by validation ROC AUC) with one change: each training image,
@@ -31,17 +31,19 @@ import time
 import numpy as np
 import pandas as pd
 
-from cxr_utils import config
+import cxr_utils
+from cxr_course.chapters import saved
 from cxr_utils.cache import cache_images
-from cxr_utils.calibration import clipped_logit
-from cxr_utils.models import build_cnn, compile_binary
-from cxr_utils.pipeline import CachedBatches, augmentation_layers, predict_scores
+from cxr_utils.compare import table_to_markdown
+from cxr_utils.explain import occlude
+from cxr_utils.explore import class_weights, course_splits
+from cxr_utils.metrics import clipped_logit
+from cxr_utils.models import compile_binary
 from cxr_utils.records import write_json
-from cxr_utils.regions import occlude
 from cxr_utils.runs import finish_run, load_run, run_folder, run_name
-from cxr_utils.splits import class_weights, course_splits
-from cxr_utils.tables import table_to_markdown
-from cxr_utils.training import fit_with_callbacks, set_seeds
+from cxr_utils.training import CachedBatches, augmentation_layers, fit_with_callbacks, predict_scores, set_seeds
+
+build_cnn = saved("build_cnn")  # chapter 03's CNN, as its cell defines it
 
 #: Chapter 05's covers: the corner squares Grad-CAM's regions measure, a band a tenth of each side wide;
 #: each filled with the image's median grey level (None) or black.
@@ -57,7 +59,7 @@ class BorderMaskedBatches(CachedBatches):
 
     For each covered image the band's width is drawn uniformly from ``widths`` (fractions of
     the side), and its fill is the image's median over what is left or black (0), half the
-    time each (:func:`cxr_utils.regions.occlude`).
+    time each (:func:`cxr_utils.explain.occlude`).
     """
 
     def __init__(self, images, labels, batch_size: int, *, probability: float, widths: tuple[float, float], seed: int):
@@ -102,13 +104,13 @@ def occlusion_table(model, images: dict[str, np.ndarray], paths: dict[str, pd.Se
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=str(config.data_dir()), help="the dataset root (default: CXR_DATA_DIR)")
+    parser.add_argument("--data", default=str(cxr_utils.data_dir()), help="the dataset root (default: CXR_DATA_DIR)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=None, help="default: chapter 03's (14; 2 in fast mode)")
     parser.add_argument("--probability", type=float, default=0.5)
     parser.add_argument("--widths", type=float, nargs=2, default=(0.02, 0.15))
     args = parser.parse_args()
-    fast = config.fast_mode()
+    fast = cxr_utils.fast_mode()
     epochs = args.epochs or (2 if fast else 14)
     baseline = load_run(run_name("03_cnn_from_scratch", fast=fast, seed=args.seed))
 

@@ -34,14 +34,23 @@ import pandas as pd
 from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 
-from cxr_utils import config
+from cxr_course import build_dir, test_data_dir
+from cxr_course.chapters import saved
 from cxr_utils.cache import cache_images
-from cxr_utils.models import build_cnn, compile_binary
-from cxr_utils.pipeline import CachedBatches, augmentation_layers, predict_scores, recompress_jpeg
-from cxr_utils.splits import class_weights, course_splits
-from cxr_utils.tables import table_to_markdown
-from cxr_utils.training import fit_with_callbacks, set_seeds
-from cxr_utils.verification import read_manifest
+from cxr_utils.compare import table_to_markdown
+from cxr_utils.explore import class_weights, course_splits
+from cxr_utils.models import compile_binary
+from cxr_utils.records import read_manifest
+from cxr_utils.training import (
+    CachedBatches,
+    augmentation_layers,
+    fit_with_callbacks,
+    predict_scores,
+    recompress_jpeg,
+    set_seeds,
+)
+
+build_cnn = saved("build_cnn")  # chapter 03's CNN, as its cell defines it
 
 #: One change each to chapter 03's recipe: keyword arguments of compile_binary, and optionally
 #: a preprocessing of the cached images (the same for every split, no label used).
@@ -70,7 +79,7 @@ def crop_margins(images: np.ndarray, margin: float = 0.1) -> np.ndarray:
 
 def equalise(images: np.ndarray) -> np.ndarray:
     """Histogram equalisation of each image: its gray levels spread to a flat histogram."""
-    from cxr_utils.adapt import match_histograms
+    from cxr_utils.shift import match_histograms
 
     return match_histograms(images, np.linspace(1 / 256, 1, 256))
 
@@ -121,11 +130,11 @@ def evaluate(name: str, options: dict, cache, splits, seed: int, epochs: int, ou
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=config.test_data_dir() / "chest_xray_224")
+    parser.add_argument("--data", type=Path, default=test_data_dir() / "chest_xray_224")
     parser.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=list(CANDIDATES))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=14)
-    parser.add_argument("--out", type=Path, default=config.build_dir() / "benchmarks")
+    parser.add_argument("--out", type=Path, default=build_dir() / "benchmarks")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     cache = cache_images(args.data, size=128)

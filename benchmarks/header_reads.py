@@ -15,14 +15,17 @@ import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
-from cxr_utils import config
-from cxr_utils.dataset import _inspect_file
-from cxr_utils.images import load_grayscale
-from cxr_utils.layout import find_dataset
+from PIL import Image
+
+from cxr_course import test_data_dir
+from cxr_utils.cache import load_grayscale
+from cxr_utils.dataset import find_dataset
 
 
-def inspect(path: Path) -> dict:
-    return _inspect_file(path, read_headers=True, sha256=False, decode=False)
+def inspect(path: Path) -> tuple[tuple[int, int], str]:
+    """What the index reads of a file: its size and mode, from the header alone."""
+    with Image.open(path) as image:
+        return image.size, image.mode
 
 
 def decode(path: Path) -> tuple[int, int]:
@@ -40,7 +43,7 @@ def best_rate(run, n_images: int, repeat: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("root", nargs="?", default=str(config.test_data_dir() / "chest_xray_originals"))
+    parser.add_argument("root", nargs="?", default=str(test_data_dir() / "chest_xray_originals"))
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     images = find_dataset(args.root).images

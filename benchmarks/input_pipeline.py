@@ -26,11 +26,14 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from cxr_utils import config
+from cxr_course import test_data_dir
+from cxr_course.chapters import saved
 from cxr_utils.cache import cache_images
-from cxr_utils.layout import find_dataset
-from cxr_utils.models import build_cnn, compile_binary
-from cxr_utils.pipeline import CachedBatches
+from cxr_utils.dataset import find_dataset
+from cxr_utils.models import compile_binary
+from cxr_utils.training import CachedBatches
+
+build_cnn = saved("build_cnn")  # chapter 03's CNN, as its cell defines it
 
 
 def cached_epochs(root: Path, size: int, batch: int, epochs: int) -> list[float]:
@@ -103,7 +106,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--overhead-images", type=int, default=1024)
     args = parser.parse_args()
-    data = config.test_data_dir()
+    data = test_data_dir()
     print(f"size {args.size}x{args.size}, batch {args.batch}, Keras {keras.__version__} ({keras.backend.backend()})")
     for name in ("chest_xray_originals", "chest_xray_224"):
         root = find_dataset(data / name).root

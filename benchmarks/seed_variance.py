@@ -36,6 +36,7 @@ import argparse
 import json
 import os
 import shlex
+import subprocess
 import sys
 import time
 from datetime import datetime, timezone
@@ -44,17 +45,25 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 
-from cxr_utils import config
-from cxr_utils.ledger import _git_state as git_state
-from cxr_utils.ledger import read_ledger
-from cxr_utils.metrics import binary_metrics, choose_threshold
-from cxr_utils.model_card import SEED_RECORD
-from cxr_utils.records import write_json
-from cxr_utils.runs import load_run, run_name
-from cxr_utils.tables import table_to_markdown
-from cxr_utils.tools.course import execute_notebook
+import cxr_utils
+from cxr_course import build_dir
+from cxr_course.runner import execute_notebook
+from cxr_utils.compare import table_to_markdown
+from cxr_utils.metrics import PAPER, binary_metrics, choose_threshold
+from cxr_utils.records import read_ledger, write_json
+from cxr_utils.runs import SEED_RECORD, load_run, run_name
 
 NOTEBOOKS = ("03_cnn_from_scratch", "04_transfer_learning", "06_domain_shift")
+
+
+def git_state() -> tuple[str, bool]:
+    """``(commit, dirty)`` of the project's checkout (tracked files only)."""
+    git = ["git", "-C", str(cxr_utils.project_root())]
+    commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    status = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True)
+    return commit, bool(status.stdout.strip())
+
+
 #: The models each seed produces: label -> run folder base name (chapter 06 writes one per method).
 MODELS = {
     "CNN (03)": "03_cnn_from_scratch",
@@ -71,16 +80,16 @@ AT_ANOTHER_RULE = {
     "CNN (03), at chapter 04's threshold rule": ("03_cnn_from_scratch", "04"),
     "chosen transfer candidate (04), at Youden's J on validation": ("04_transfer_learning", "validation"),
 }
-METRICS = ("accuracy", "sensitivity", "specificity", "roc_auc", "ppv", "npv", "pr_auc")
+METRICS = (*PAPER, "ppv", "npv", "pr_auc")
 
 
 def run_names(seed: int, chapters: tuple[str, ...] = ("03", "04", "06")) -> dict[str, str]:
     """Label -> run folder name of every model one seed produced in ``chapters``."""
-    fast = config.fast_mode()
+    fast = cxr_utils.fast_mode()
     names = {label: run_name(base, fast=fast, seed=seed) for label, base in MODELS.items() if base[:2] in chapters}
     if "06" not in chapters:
         return names
-    for folder in sorted(config.runs_dir().glob("06_domain_shift_transfer_*")):
+    for folder in sorted(cxr_utils.runs_dir().glob("06_domain_shift_transfer_*")):
         same_seed = folder.name.endswith(f"_seed{seed}") if seed else "_seed" not in folder.name
         if same_seed and ("_fast" in folder.name) == fast:
             names[TRANSFER_ADAPTED] = folder.name
@@ -100,12 +109,12 @@ def without_exercises(notebook: Path, folder: Path) -> Path:
 def run_seed(seed: int, out: Path, skip_existing: bool, chapters: tuple[str, ...]) -> float | None:
     """Execute the notebooks for one seed and return the minutes; None where its runs exist and are reused."""
     names = run_names(seed, chapters)  # 04's adapted model exists only when 04 chose an ensemble with the CNN
-    if skip_existing and all((config.runs_dir() / n).exists() for n in names.values()):
+    if skip_existing and all((cxr_utils.runs_dir() / n).exists() for n in names.values()):
         print(f"seed {seed}: run folders exist, read as they are (not timed here)", flush=True)
         return None
     start = time.perf_counter()
     for notebook in (n for n in NOTEBOOKS if n[:2] in chapters):
-        path = without_exercises(config.project_root() / "notebooks" / f"{notebook}.ipynb", out / "notebooks")
+        path = without_exercises(cxr_utils.project_root() / "notebooks" / f"{notebook}.ipynb", out / "notebooks")
         seconds = execute_notebook(path, out / f"seed{seed}" / path.name, parameters={"SEED": seed})
         print(f"seed {seed}: {notebook} in {seconds / 60:.1f} min", flush=True)
     return (time.perf_counter() - start) / 60
@@ -139,7 +148,7 @@ def run_cpu_kind(run, override: str | None = None) -> str:
     ``--cpu-kind`` is for runs whose ``config.json`` cannot say it: made before it named the kind,
     or before it named a cap on oneDNN's kernels (``ONEDNN_MAX_CPU_ISA``, :func:`cxr_utils.records.cpu_kind`).
     """
-    kind = override or run.config.get("software", {}).get("cpu_kind")
+    kind = override or run.cxr_utils.get("software", {}).get("cpu_kind")
     if kind is None:
         raise SystemExit(f"{run.name} does not record its CPU kind (made before 780bad4): run its seed again")
     return kind
@@ -147,7 +156,7 @@ def run_cpu_kind(run, override: str | None = None) -> str:
 
 def at_another_rule(seed: int, names: dict[str, str], cpu_kind: str | None = None) -> list[dict]:
     """:data:`AT_ANOTHER_RULE`'s rows of one seed: saved test predictions at another chapter's threshold."""
-    fast = config.fast_mode()
+    fast = cxr_utils.fast_mode()
     folders = {base: run_name(base, fast=fast, seed=seed) for base in ("03_cnn_from_scratch", "04_transfer_learning")}
     if not set(folders.values()) <= set(names.values()):
         return []
@@ -197,19 +206,19 @@ def main() -> None:
     if args.data is not None:
         os.environ["CXR_DATA_DIR"] = str(args.data.resolve())
     os.environ.setdefault("CXR_NO_DOWNLOAD", "1")
-    out = config.build_dir() / "seed_variance"
+    out = build_dir() / "seed_variance"
     chapters = tuple(args.chapters)
     minutes = {seed: run_seed(seed, out, args.skip_existing, chapters) for seed in args.seeds}
     per_seed = collect(args.seeds, chapters, args.cpu_kind)
     summary = summarise(per_seed)
-    folder = config.runs_dir() / "seed_variance"
+    folder = cxr_utils.runs_dir() / "seed_variance"
     folder.mkdir(parents=True, exist_ok=True)
     write_json(
         folder / "seed_variance.json",
         {
             "seeds": args.seeds,
             "minutes_per_seed": minutes,
-            "data_dir": str(config.data_dir()),
+            "data_dir": str(cxr_utils.data_dir()),
             "per_seed": per_seed.to_dict(orient="records"),
             "summary": {f"{model} | {metric}": row for (model, metric), row in summary.to_dict(orient="index").items()},
         },
@@ -233,9 +242,9 @@ def command() -> str:
 
 def write_record(args: argparse.Namespace, per_seed: pd.DataFrame, minutes: dict) -> None:
     """Add these runs to the committed record: what was measured, how, on which CPU kind, when."""
-    path = config.project_root() / SEED_RECORD
+    path = cxr_utils.project_root() / SEED_RECORD
     record = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {"runs": [], "measurements": []}
-    data = f"{config.data_dir().name}, {'fast mode (CXR_FAST=1)' if config.fast_mode() else 'full mode'}"
+    data = f"{cxr_utils.data_dir().name}, {'fast mode (CXR_FAST=1)' if cxr_utils.fast_mode() else 'full mode'}"
     if record.get("data", data) != data:
         raise SystemExit(f"the record measured {record['data']}, these runs {data}: one record per copy and mode")
     hashes = dict(record.get("config_hashes", {}))

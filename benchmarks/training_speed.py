@@ -45,8 +45,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from cxr_utils import config
-from cxr_utils.tables import table_to_markdown
+from cxr_course import build_dir, test_data_dir
+from cxr_course.chapters import saved, split_backbone
+from cxr_utils.compare import table_to_markdown
 
 #: Each setting: a name and what it changes from the course's (TensorFlow, float32, no XLA, the chapters' batches).
 SETTINGS = {
@@ -121,18 +122,20 @@ def measure(model_name: str, setting: dict, images: int, epochs: int) -> dict:
         torch.set_num_threads(setting["threads"])
     keras.mixed_precision.set_global_policy(setting["precision"])
     cxr.set_seeds(0)
-    data = str(config.test_data_dir() / "chest_xray_224")
+    data = str(test_data_dir() / "chest_xray_224")
     size = 128 if model_name == "cnn" else 224
     cache = cxr.cache_images(data, size=size, progress=False)
     rows = np.linspace(0, len(cache.images) - 1, images).astype(int)  # both classes, every split
     if model_name == "cnn":
         x, y = cache.images[rows], cache.labels[rows]
-        model = cxr.compile_binary(cxr.build_cnn(128, augmentation=cxr.augmentation_layers(seed=0)), ema_momentum=0.99)
+        model = cxr.compile_binary(
+            saved("build_cnn")(128, augmentation=cxr.augmentation_layers(seed=0)), ema_momentum=0.99
+        )
         forward = cxr.multiply_adds(model)
     else:
-        split = cxr.split_backbone("MobileNetV2", input_size=224, alpha=0.5, weights_dir=cxr.weights_dir())
+        split = split_backbone("MobileNetV2", input_size=224, alpha=0.5, weights_dir=cxr.weights_dir())
         x, y = cxr.bottom_activations(split, cache.images[rows], progress=False), cache.labels[rows]
-        model = cxr.compile_binary(cxr.build_top_classifier(split), learning_rate=3e-4)
+        model = cxr.compile_binary(saved("build_top_classifier")(split), learning_rate=3e-4)
         forward = cxr.multiply_adds(model)
     if keras.backend.backend() == "tensorflow":  # JAX always compiles with XLA; PyTorch's would be torch.compile
         model.jit_compile = setting["jit"]
@@ -150,7 +153,7 @@ def measure(model_name: str, setting: dict, images: int, epochs: int) -> dict:
         seconds.append(time.perf_counter() - start)
     predict = len(x) / sorted(seconds)[1]
     assert np.isfinite(scores).all(), "the model predicted NaN"
-    from cxr_utils.records import tensorflow_onednn
+    from cxr_utils import tensorflow_onednn
 
     kernels = {True: "oneDNN", False: "TensorFlow's own", None: "-"}[tensorflow_onednn()]  # as it ran
     if setting["backend"] != "tensorflow":  # TensorFlow is loaded (tf.data, the cache) but does not train
@@ -223,7 +226,7 @@ def main() -> None:
         table[f"{column.split()[0]} speed-up"] = (
             table[column] / baseline.reindex(table.index.get_level_values("model")).to_numpy()
         )
-    folder = config.build_dir() / "benchmarks"
+    folder = build_dir() / "benchmarks"
     folder.mkdir(parents=True, exist_ok=True)
     record = {"machine": cpu, "versions": versions(), "images": args.images, "epochs": args.epochs}
     (folder / "training_speed.json").write_text(

@@ -1,64 +1,101 @@
-"""Decode every image once: resized uint8 arrays cached on disk, reused across runs.
-
-Decoding a JPEG costs hundreds of times more than reading its header, and training
-reads every image once per epoch. So each image is decoded, converted to one gray
-channel, resized to a square by a policy (see :func:`cxr_utils.images.resize_image`)
-and stored in a ``.npy`` file that is memory-mapped on later runs. The cache key
-covers the dataset root, every file's path and content (a digest of its bytes, so a
-file changed in place is noticed even with its old size and date), the output size and
-the policy: change any of them and the cache is rebuilt; otherwise it is reused.
-Three-channel inputs for ImageNet backbones are made at batch time by repeating the
-channel (:mod:`cxr_utils.pipeline`), so one cache serves every model.
-
-A build is safe to interrupt or to run twice at once: the array is written to a
-``.partial`` file renamed into place when complete (removed on failure), builds of one
-cache wait for each other (a file lock), the disk space is checked and reserved before
-anything is written (and the folder's writability before any work), and an image that
-cannot be decoded is left out with a note instead of stopping the build. A cache whose
-metadata (the ``.json`` beside the ``.npy``) cannot be read is rebuilt, with a note naming
-the file.
-"""
+"""Decoding images to gray, resizing them, and a ``.npy`` cache of every image of a copy, reused across runs."""
 
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import os
 import shutil
-import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from filelock import FileLock
+from PIL import Image, ImageOps, UnidentifiedImageError
 
-from . import config
-from .dataset import DatasetIndex, _none_usable, binary_labels, index_dataset
-from .images import RESIZE_POLICIES, ImageReadError, file_sha256, load_grayscale, resize_image
-from .parallel import map_with_progress
+from . import _progress
+from . import cache_dir as default_cache_dir
+from .dataset import MAX_PIXELS, DatasetIndex, binary_labels, file_sha256, index_dataset
+from .records import atomic_path, fingerprint, read_json, writable_folder, write_json
 
-__all__ = ["ImageCache", "cache_images"]
+__all__ = ["RESIZE_POLICIES", "load_grayscale", "resize_image", "cache_images"]
 
-CACHE_FORMAT = 4  # bump when the array layout, the decoding or the key changes
+RESIZE_POLICIES = ("squash", "pad", "crop")
+CACHE_FORMAT = 5  # bump when the array layout, the decoding or the key changes
 
-#: Decoding costs milliseconds per image, so worker processes pay off from a few dozen.
-_PARALLEL_MIN_IMAGES = 64
+
+class ImageReadError(OSError):
+    """An image file that cannot be decoded: empty, not an image, too large, truncated or corrupt."""
+
+
+@contextmanager
+def _decoding(path: Path) -> Iterator[None]:
+    """Any failure to decode ``path`` as one ImageReadError naming it."""
+    try:
+        yield
+    except ImageReadError:
+        raise
+    except UnidentifiedImageError as error:
+        raise ImageReadError(f"{path}: not an image Pillow can read") from error
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        raise ImageReadError(f"{path}: cannot decode ({error})") from error
+
+
+def load_grayscale(path: str | os.PathLike, *, min_side: int | None = None) -> np.ndarray:
+    """An image as one upright (EXIF) gray uint8 channel ``(height, width)``; ``min_side``: a JPEG decoded at a
+    reduced scale keeping both sides at least that large. ImageReadError for an unreadable or damaged file."""
+    path = Path(path)
+    if path.stat().st_size == 0:
+        raise ImageReadError(f"{path}: empty file (0 bytes)")
+    with _decoding(path), Image.open(path) as image:
+        if image.width * image.height > MAX_PIXELS:
+            raise ImageReadError(f"{path}: too many pixels: {image.width}x{image.height} (not decoded)")
+        if min_side is not None and image.format == "JPEG":
+            image.draft("L", (min_side, min_side))
+        image.load()
+        image = ImageOps.exif_transpose(image)
+        if image.mode in {"I;16", "I;16B", "I;16L", "I"}:
+            return np.clip(np.asarray(image, dtype=np.int64) >> 8, 0, 255).astype(np.uint8)
+        if image.mode == "F":
+            return np.clip(np.asarray(image), 0, 255).astype(np.uint8)
+        return np.asarray(image if image.mode == "L" else image.convert("L"), dtype=np.uint8)
+
+
+def load_rgb(path: str | os.PathLike) -> np.ndarray:
+    """An image as three upright 8-bit channels, ``(height, width, 3)`` uint8; ImageReadError as load_grayscale."""
+    with _decoding(Path(path)), Image.open(path) as image:
+        return np.asarray(ImageOps.exif_transpose(image).convert("RGB"), dtype=np.uint8)
+
+
+def resize_image(pixels: np.ndarray, size: int, policy: str = "squash") -> np.ndarray:
+    """A gray uint8 image made ``(size, size)`` (bilinear) by ``policy``: ``"squash"`` each side, ``"pad"`` with
+    black, ``"crop"`` the centre square. ValueError for an unknown policy, another shape or a size below 1."""
+    if policy not in RESIZE_POLICIES:
+        raise ValueError(f"unknown resize policy {policy!r}; choose one of {RESIZE_POLICIES}")
+    if pixels.ndim != 2 or size < 1:
+        raise ValueError(f"expected a (height, width) gray image and a size of at least 1, got {pixels.shape}, {size}")
+    image = Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8), "L")
+    height, width = pixels.shape
+    bilinear = Image.Resampling.BILINEAR
+    if policy == "squash":
+        return np.asarray(image.resize((size, size), bilinear))
+    if policy == "pad":
+        scale = size / max(width, height)
+        new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
+        canvas = Image.new("L", (size, size), 0)
+        canvas.paste(image.resize((new_w, new_h), bilinear), ((size - new_w) // 2, (size - new_h) // 2))
+        return np.asarray(canvas)
+    scale = size / min(width, height)
+    new_w, new_h = max(size, round(width * scale)), max(size, round(height * scale))
+    left, top = (new_w - size) // 2, (new_h - size) // 2
+    return np.asarray(image.resize((new_w, new_h), bilinear).crop((left, top, left + size, top + size)))
 
 
 @dataclass
 class ImageCache:
-    """Decoded images and the index rows they belong to.
-
-    ``images``: shape ``(n, size, size)``, dtype ``uint8``, gray levels 0..255, a read-only
-    memory map of the ``.npy`` file at ``path``; ``index``: one row per image, in the same
-    order (the usable rows of ``dataset.table``); ``dataset``: the indexed copy they come
-    from; ``size``: their side in pixels; ``policy``: the resize policy; ``built``: True when
-    this call decoded the images, False when it reused the cache.
-    """
+    """``images`` ``(n, size, size)`` uint8 (read-only), their ``index`` rows; ``built``: decoded by this call."""
 
     images: np.ndarray
     index: pd.DataFrame
@@ -70,19 +107,14 @@ class ImageCache:
 
     @property
     def labels(self) -> np.ndarray:
-        """Shape ``(n,)``, dtype ``int64``: 1 for PNEUMONIA, 0 for NORMAL."""
+        """Shape ``(n,)``, int64: 1 for PNEUMONIA, 0 for NORMAL."""
         return binary_labels(self.index["label"])
 
     def positions(self, paths: Iterable[str]) -> np.ndarray:
-        """Row numbers (``int64``) in ``images`` and ``index`` of the images at ``paths``, in the order given.
-
-        ``paths`` are relative to the dataset root, as in ``index["path"]`` (a run's prediction
-        table, another cache's index). Raises KeyError if one is not in this cache.
-        """
+        """Rows (int64) of the images at ``paths``, in that order; KeyError when one is not in this cache."""
         row_of = pd.Series(np.arange(len(self.index)), index=self.index["path"])
         paths = list(paths)
-        missing = [p for p in paths if p not in row_of.index]
-        if missing:
+        if missing := [p for p in paths if p not in row_of.index]:
             raise KeyError(
                 f"{len(missing)} of {len(paths)} paths are not in this cache ({missing[0]}, ...): "
                 "they come from another copy of the data, or their images were left out"
@@ -90,33 +122,31 @@ class ImageCache:
         return row_of.loc[paths].to_numpy(dtype=np.int64)
 
 
-def _decode_resized(path: str | os.PathLike, size: int, policy: str) -> np.ndarray:
-    """One image decoded to gray (a JPEG at a reduced scale where it can) and resized: ``(size, size)`` ``uint8``."""
+def _decode_resized(path: Path, size: int, policy: str) -> np.ndarray:
+    """One image decoded to gray (a JPEG at a reduced scale where it can) and resized: ``(size, size)`` uint8."""
     return resize_image(load_grayscale(path, min_side=size), size, policy)
 
 
-def _cache_key(root: Path, index: pd.DataFrame, header: dict, progress: bool) -> str:
-    """What the cache's pixels depend on: every file's path and content, and the ``header`` (format, size, policy)."""
-    digest = hashlib.sha256()
-    digest.update(json.dumps(header, sort_keys=True).encode())
-    contents = map_with_progress(
-        file_sha256,
-        [root / p for p in index["path"]],
-        desc="Checking files",
-        serial_below=_PARALLEL_MIN_IMAGES,
-        progress=progress,
-    )
-    for path, content in zip(index["path"], contents, strict=True):
-        digest.update(f"{path}\t{content}\n".encode())
-    return digest.hexdigest()[:20]
-
-
-def _decode_or_problem(path: Path, size: int, policy: str) -> np.ndarray | str:
-    """The resized pixels, or, when the file cannot be decoded, the problem in one line."""
-    try:
-        return _decode_resized(path, size, policy)
-    except ImageReadError as error:
-        return str(error).split(": ", 1)[-1]
+def _build(root: Path, paths: pd.Series, size: int, policy: str, target: Path, progress: bool) -> dict[str, str]:
+    """Decode every image into the array file ``target``, written whole; return the paths left out, with why."""
+    needed, free = len(paths) * size * size + 4096, shutil.disk_usage(target.parent).free
+    if needed > free:
+        raise OSError(
+            errno.ENOSPC,
+            f"the image cache needs {needed / 1e6:.0f} MB but only {free / 1e6:.0f} MB are free in {target.parent}: "
+            "free some space, or set CXR_CACHE_DIR to a folder with room",
+            str(target.parent),
+        )
+    images, left_out = np.zeros((len(paths), size, size), dtype=np.uint8), {}
+    decoding = _progress(paths, desc=f"Decoding to {size}x{size} ({policy})", unit="img", disable=not progress)
+    for number, path in enumerate(decoding):
+        try:
+            images[number] = _decode_resized(root / path, size, policy)
+        except ImageReadError as error:
+            left_out[path] = str(error).split(": ", 1)[-1]
+    with atomic_path(target) as temporary, open(temporary, "wb") as handle:
+        np.save(handle, images)
+    return left_out
 
 
 def cache_images(
@@ -125,139 +155,48 @@ def cache_images(
     size: int = 224,
     policy: str = "squash",
     cache_dir: str | os.PathLike | None = None,
-    workers: int | None = None,
     progress: bool = True,
 ) -> ImageCache:
-    """Decode every usable image of a dataset copy, resize it to ``size`` x ``size`` by ``policy``, and cache it.
-
-    ``dataset`` is the dataset root or a folder above it (indexed here), or an index already
-    built, e.g. another cache's ``dataset``; rows with a ``problem`` are left out and counted in
-    a printed note. ``cache_dir`` defaults to :func:`cxr_utils.config.cache_dir`; ``workers``
-    decoding processes (default one per core). An existing cache of the same key is reused.
-
-    Raises ValueError for an unknown policy, a size below 8, or a copy none of whose images can
-    be read (one line naming it); OSError, one line naming the folder, if the cache folder
-    cannot be written (checked before any file is read) or the disk lacks room for the cache.
-    """
-    if policy not in RESIZE_POLICIES:
-        raise ValueError(f"unknown resize policy {policy!r}; choose one of {RESIZE_POLICIES}")
-    if size < 8:
-        raise ValueError(f"size must be at least 8 pixels, got {size}")
-    folder = _writable_folder(Path(cache_dir) if cache_dir is not None else config.cache_dir())
+    """Every usable image of a copy (a folder, or its index) decoded once, resized to ``size`` by ``policy``, cached.
+    ValueError for bad arguments or no usable image, OSError when the cache folder is not writable or lacks room."""
+    if policy not in RESIZE_POLICIES or size < 8:
+        raise ValueError(f"need a policy of {RESIZE_POLICIES} and a size of at least 8 pixels, got {policy!r}, {size}")
+    folder = writable_folder(
+        Path(cache_dir) if cache_dir is not None else default_cache_dir(),
+        "the image cache needs one: set CXR_CACHE_DIR to a folder you can write to",
+    )
     if not isinstance(dataset, DatasetIndex):
         dataset = index_dataset(dataset, progress=progress)
-    if unusable := _none_usable(dataset):
-        raise ValueError(unusable)
-    root, index = dataset.root, dataset.table
-    bad = index[index["problem"].notna()]
-    if len(bad):
-        print(
-            f"Leaving out {len(bad)} unreadable image(s): {', '.join(bad['path'].head(5))}"
-            + (" ..." if len(bad) > 5 else "")
-        )
-    index = index[index["problem"].isna()].reset_index(drop=True)
-    header = {"format": CACHE_FORMAT, "root": str(root), "size": size, "policy": policy}
-    key = _cache_key(root, index, header, progress)
-    array_path = folder / f"images-{size}-{policy}-{key}.npy"
-    meta_path = array_path.with_suffix(".json")
-    built = False
-    # One build at a time: a second process waits here, then finds the cache complete.
-    with FileLock(array_path.with_suffix(".lock")):
-        meta = _read_meta(meta_path) if array_path.exists() else None
-        if meta is None:
-            left_out = _build(root, index, size, policy, array_path, workers, progress)
-            meta = {**header, "n": len(index), "left_out": left_out}
-            partial_meta = meta_path.with_name(meta_path.name + ".partial")
-            partial_meta.write_text(json.dumps(meta, indent=2) + "\n")
-            os.replace(partial_meta, meta_path)  # written last, whole: marks the cache complete
-            built = True
-    left_out = meta.get("left_out", {})
+    if dataset.unusable:
+        raise ValueError(dataset.unusable)
+    bad, index = dataset.table["problem"].notna(), dataset.table
+    if bad.any():
+        shown = ", ".join(index.loc[bad, "path"].head(5)) + (" ..." if bad.sum() > 5 else "")
+        print(f"Leaving out {bad.sum()} unreadable image(s): {shown}")
+    index = index[~bad].reset_index(drop=True)
+    header = {"format": CACHE_FORMAT, "root": str(dataset.root), "size": size, "policy": policy}
+    checking = _progress(index["path"], desc="Checking files", unit="img", disable=not progress)
+    contents = [f"{path}\t{file_sha256(dataset.root / path)}" for path in checking]
+    array_path = folder / f"images-{size}-{policy}-{fingerprint([json.dumps(header, sort_keys=True), *contents])}.npy"
+    meta_path, meta = array_path.with_suffix(".json"), None
+    if array_path.exists() and meta_path.exists():
+        try:
+            meta = read_json(meta_path)
+        except (ValueError, OSError) as error:  # empty or cut short: a build killed while writing it
+            print(f"The image cache's metadata {meta_path} cannot be read ({error}): rebuilding the cache.")
+    if built := meta is None:
+        meta = {
+            **header,
+            "n": len(index),
+            "left_out": _build(dataset.root, index["path"], size, policy, array_path, progress),
+        }
+        write_json(meta_path, meta)  # written last, whole: it marks the cache complete
+    if left_out := meta["left_out"]:
+        shown = "; ".join(f"{path} ({problem})" for path, problem in list(left_out.items())[:5])
+        shown += " ..." if len(left_out) > 5 else ""
+        print(f"{len(left_out)} image(s) could not be decoded and are left out: {shown}")
     images = np.load(array_path, mmap_mode="r")
     if left_out:
-        print(
-            f"{len(left_out)} image(s) could not be decoded and are left out: "
-            + "; ".join(f"{path} ({problem})" for path, problem in list(left_out.items())[:5])
-            + (" ..." if len(left_out) > 5 else "")
-        )
         keep = ~index["path"].isin(left_out).to_numpy()
         images, index = np.asarray(images)[keep], index[keep].reset_index(drop=True)
-    return ImageCache(
-        images=images, index=index, dataset=dataset, size=size, policy=policy, path=array_path, built=built
-    )
-
-
-def _writable_folder(folder: Path) -> Path:
-    """``folder``, created if needed, once a file could be written in it; else OSError, one line naming it."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as error:
-        raise OSError(
-            error.errno,
-            f"the image cache folder {folder} is not writable ({error.strerror or error}): set CXR_CACHE_DIR "
-            "to a folder you can write to",
-            str(folder),
-        ) from error
-    return folder
-
-
-def _read_meta(path: Path) -> dict | None:
-    """A cache's metadata (``.json`` beside its ``.npy``); ``None`` when it is absent, or, with a note, unreadable."""
-    if not path.exists():
-        return None
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-        if isinstance(meta, dict):
-            return meta
-        problem = "not a JSON object"
-    except (ValueError, OSError) as error:  # empty or cut short (a kill while writing), unreadable
-        problem = str(error)
-    print(f"The image cache's metadata {path} cannot be read ({problem}): rebuilding the cache.")
-    return None
-
-
-def _build(
-    root: Path, index: pd.DataFrame, size: int, policy: str, target: Path, workers: int | None, progress: bool
-) -> dict[str, str]:
-    """Decode every image into ``target``; return the images that could not be decoded, with their problem.
-
-    The array goes to a ``.partial`` file, allocated in full first (a full disk is a clear
-    error before any writing), renamed to ``target`` once complete and removed on any failure.
-    """
-    shape = (len(index), size, size)
-    needed, free = int(np.prod(shape)) + 4096, shutil.disk_usage(target.parent).free
-    if needed > free:
-        raise OSError(
-            errno.ENOSPC,
-            f"the image cache needs {needed / 1e6:.0f} MB but only {free / 1e6:.0f} MB are free in {target.parent}: "
-            "free some space, or set CXR_CACHE_DIR to a folder with room",
-            str(target.parent),
-        )
-    partial_path = target.with_name(target.name + ".partial")
-    try:
-        array = np.lib.format.open_memmap(partial_path, mode="w+", dtype=np.uint8, shape=shape)
-        if hasattr(os, "posix_fallocate"):  # reserve the blocks now: writing into a sparse file on a full disk crashes
-            with open(partial_path, "rb+") as handle:
-                os.posix_fallocate(handle.fileno(), 0, os.path.getsize(partial_path))
-        left_out = {}
-        decoded = map_with_progress(
-            partial(_decode_or_problem, size=size, policy=policy),
-            [root / p for p in index["path"]],
-            desc=f"Decoding to {size}x{size} ({policy})",
-            serial_below=_PARALLEL_MIN_IMAGES,
-            workers=workers,
-            progress=progress,
-        )
-        for number, (path, pixels) in enumerate(zip(index["path"], decoded, strict=True)):
-            if isinstance(pixels, str):
-                left_out[path] = pixels
-            else:
-                array[number] = pixels
-        array.flush()
-        del array
-        os.replace(partial_path, target)
-    except BaseException:
-        partial_path.unlink(missing_ok=True)
-        raise
-    return left_out
+    return ImageCache(images, index, dataset, size, policy, array_path, built)

@@ -1,26 +1,4 @@
-"""Grad-CAM: where in an image a convolutional model looked when it scored PNEUMONIA.
-
-Grad-CAM (Selvaraju et al., ICCV 2017) weights each channel of a convolutional
-layer's output by the mean gradient of the class score over that channel, sums
-the weighted channels, keeps the positive part and upsamples the map to the
-input size. This module computes it for any Keras model whose output is the
-probability of PNEUMONIA, including models with nested sub-models such as the
-transfer models of chapter 04 (preprocessing -> frozen bottom -> fine-tuned top
--> head):
-
-- :func:`find_last_conv_layer` the path to the last layer with a spatial
-  (4-D) output, looking inside nested models;
-- :func:`grad_cam_batch` the core of the method for one batch, written out with
-  ``GradientTape`` in chapter 05 (``notebooks/05_error_analysis.ipynb``) and saved here;
-- :func:`grad_cam` heatmaps in 0..1, shape ``(n, height, width)``, for any model.
-
-Where a heatmap's heat lies (the corners, the border, the lung fields), and covering those
-regions to test what the heat hints at, are in :mod:`cxr_utils.regions`.
-
-The class score is the logit (the input of a final sigmoid ``Dense`` layer)
-where the model ends with one: gradients of a saturated probability vanish.
-Gradients need the TensorFlow backend (the course's default).
-"""
+"""Grad-CAM (nested models included), where a heatmap's heat lies, and occlusion. Gradients need TensorFlow."""
 
 from __future__ import annotations
 
@@ -30,7 +8,7 @@ import keras
 import numpy as np
 from PIL import Image
 
-__all__ = ["find_last_conv_layer", "grad_cam_batch", "grad_cam"]
+__all__ = ["find_last_conv_layer", "grad_cam", "occlude", "heatmap_regions"]
 
 
 #: Layers passed over when looking for the last convolutional layer: pooling halves the
@@ -48,26 +26,7 @@ def _is_model(layer: keras.Layer) -> bool:
 
 
 def find_last_conv_layer(model: keras.Model) -> list[str]:
-    """The path of layer names to the last layer with a 4-D ``(batch, h, w, c)`` output.
-
-    Pooling and dropout layers are passed over, so for the course's CNN this is the
-    activation of its last convolution (before the last max pooling).
-
-    Nested models are searched from the end, so for a transfer model the path runs
-    through the classifier and the backbone's top to its last activation, e.g.
-    ``["MobileNetV2_finetuned_top", "top_block_13_expand", "out_relu"]``.
-
-    Returns
-    -------
-    list of str
-        Layer names, outermost first; ``model.get_layer(path[0]).get_layer(path[1])...``
-        is the layer.
-
-    Raises
-    ------
-    ValueError
-        If the model has no layer with a 4-D output.
-    """
+    """The path of layer names, outermost first, to the last layer with a 4-D output; ValueError if none."""
     for layer in reversed(model.layers):
         if isinstance(layer, keras.layers.InputLayer):
             continue
@@ -95,13 +54,7 @@ def _is_sigmoid_dense(layer: keras.Layer) -> bool:
 
 
 def _build_forward(model: keras.Model, path: Sequence[str], logits: bool):
-    """A function ``x -> (activations at path, class score)``, and whether the score is a logit.
-
-    Built once per :func:`grad_cam` call. Where the layer sits directly in ``model``, it
-    is a two-output view of the model's own graph; where it sits in a nested model,
-    ``model`` runs as the chain of its layers, with the nested one replaced by its own
-    forward function.
-    """
+    """``x -> (activations at path, class score)``, and whether the score is a logit."""
     if len(path) == 1:
         layer = model.get_layer(path[0])
         last = model.layers[-1]
@@ -122,7 +75,6 @@ def _build_forward(model: keras.Model, path: Sequence[str], logits: bool):
             return to_logit, True
         probe = keras.Model(model.inputs, [layer.output, model.outputs[0]])
         return (lambda x: probe(x, training=False)), False
-
     layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
     steps, is_logit = [], False
     for number, layer in enumerate(layers):
@@ -154,14 +106,8 @@ def _build_forward(model: keras.Model, path: Sequence[str], logits: bool):
 # Saved from notebooks/05_error_analysis.ipynb: the chapter writes it out; keep both copies' code identical.
 def grad_cam_batch(forward, images, target: str = "PNEUMONIA") -> np.ndarray:
     """Grad-CAM maps of one batch, at the resolution of the feature maps.
-
-    ``forward(images)`` returns ``(features, scores)``: the feature maps of a convolutional
-    layer ``(n, h, w, c)`` and the class score computed from them ``(n, 1)`` (a logit, so
-    that its gradient does not vanish). Each channel is weighted by the mean gradient of
-    the score over the map, the weighted channels are summed, and the positive part is
-    kept (the evidence *for* ``target``, "PNEUMONIA" or "NORMAL"). Returns ``(n, h, w)``
-    float32 maps, each divided by its maximum (an all-zero map stays zero).
-    """
+    ``forward(images)`` gives ``(features (n, h, w, c), logits (n, 1))``; returns ``(n, h, w)`` float32, the positive
+    evidence for ``target`` ("PNEUMONIA" or "NORMAL"), each map divided by its maximum."""
     import tensorflow as tf  # gradients of any Python function: TensorFlow's GradientTape
 
     images = tf.convert_to_tensor(images)
@@ -192,45 +138,13 @@ def grad_cam(
     target: str = "PNEUMONIA",
     batch_size: int = 16,
 ) -> np.ndarray:
-    """Grad-CAM heatmaps of a binary (PNEUMONIA probability) Keras model.
-
-    Parameters
-    ----------
-    model : keras.Model
-        Output ``(batch, 1)``: the probability of PNEUMONIA. Nested sub-models are
-        allowed; a model that contains the chosen layer inside a nested model must
-        otherwise be a chain of layers (as :func:`cxr_utils.transfer.image_model`
-        and :func:`cxr_utils.models.build_cnn` are), which is checked.
-    images : numpy.ndarray
-        Shape ``(n, height, width, channels)``, the model's input (0..255).
-    layer : str or sequence of str, optional
-        The convolutional layer: a name in ``model``, or a path of names into nested
-        models. Default: :func:`find_last_conv_layer`.
-    target : {"PNEUMONIA", "NORMAL"}
-        Explain the PNEUMONIA score, or its opposite (the evidence for NORMAL).
-    batch_size : int
-        Images per gradient computation.
-
-    Returns
-    -------
-    numpy.ndarray
-        Shape ``(n, height, width)``, float32 in 0..1: each map divided by its own
-        maximum (an all-zero map stays zero: no positive evidence at that layer).
-
-    Raises
-    ------
-    ValueError
-        For a wrong image shape, an unknown target or layer, or a model that cannot
-        be run as a chain around a nested layer.
-    NotImplementedError
-        With a Keras backend other than TensorFlow.
-    """
+    """Grad-CAM heatmaps ``(n, h, w)`` float32 in 0..1 of ``images`` ``(n, h, w, c)`` in 0..255; ``layer`` a name or a
+    path into nested models (default :func:`find_last_conv_layer`). NotImplementedError off TensorFlow."""
     if keras.backend.backend() != "tensorflow":
         raise NotImplementedError(
             f"grad_cam needs the TensorFlow backend (gradients through tf.GradientTape); "
             f"this process runs Keras on {keras.backend.backend()!r}"
         )
-
     if target not in ("PNEUMONIA", "NORMAL"):
         raise ValueError(f"target must be 'PNEUMONIA' or 'NORMAL', got {target!r}")
     images = np.asarray(images, dtype=np.float32)
@@ -240,7 +154,6 @@ def grad_cam(
     node = model
     for name in path:
         node = node.get_layer(name)  # raises ValueError for an unknown name
-
     forward, is_logit = _build_forward(model, path, logits=True)
     _check_chain(model, images[:batch_size], forward, is_logit)
     maps = [
@@ -261,3 +174,116 @@ def _check_chain(model: keras.Model, batch: np.ndarray, forward, is_logit: bool)
             f"cannot run {model.name!r} as a chain of layers around the nested layer "
             "(it has branches at the outer level): pass the nested model itself"
         )
+
+
+#: The corner squares, named as the image is shown.
+CORNERS = ("top left", "top right", "bottom left", "bottom right")
+
+
+#: What :func:`occlude` can cover: the four corner squares, or the outer border band.
+OCCLUDED_REGIONS = ("corners", "border")
+
+
+def _corner_squares(height: int, width: int, corner: float) -> dict[str, tuple[slice, slice]]:
+    """The four corner squares, each ``corner`` of each side (at least one pixel), by name."""
+    ch, cw = max(1, round(corner * height)), max(1, round(corner * width))
+    return {
+        "top left": (slice(0, ch), slice(0, cw)),
+        "top right": (slice(0, ch), slice(width - cw, width)),
+        "bottom left": (slice(height - ch, height), slice(0, cw)),
+        "bottom right": (slice(height - ch, height), slice(width - cw, width)),
+    }
+
+
+def _border_mask(height: int, width: int, border: float) -> np.ndarray:
+    """``(height, width)`` bool: True in the outer band ``border`` of each side wide (at least one pixel)."""
+    bh, bw = max(1, round(border * height)), max(1, round(border * width))
+    in_border = np.ones((height, width), dtype=bool)
+    in_border[bh : height - bh, bw : width - bw] = False
+    return in_border
+
+
+def occlude(images: np.ndarray, region: str, *, size: float = 0.15, fill: float | None = None) -> np.ndarray:
+    """A copy of ``images`` (``(n, h, w)`` or ``(n, h, w, c)``, any dtype) with the four corner squares or the border
+    band (``region`` "corners" or "border", ``size`` a fraction of each side in (0, 0.5)) set to ``fill`` (default
+    each image's median over the visible pixels). ValueError for another shape, region or size."""
+    images = np.asarray(images)
+    if images.ndim not in (3, 4):
+        raise ValueError(f"images must have shape (n, height, width[, channels]), got {images.shape}")
+    if region not in OCCLUDED_REGIONS:
+        raise ValueError(f"region must be one of {OCCLUDED_REGIONS}, got {region!r}")
+    if not 0 < size < 0.5:
+        raise ValueError(f"need 0 < size < 0.5, got {size}")
+    height, width = images.shape[1:3]
+    if region == "border":
+        covered = _border_mask(height, width, size)
+    else:
+        covered = np.zeros((height, width), dtype=bool)
+        for rows, cols in _corner_squares(height, width, size).values():
+            covered[rows, cols] = True
+    out = images.copy()
+    if fill is None:
+        levels = np.median(images[:, ~covered].reshape(len(images), -1), axis=1)
+        if np.issubdtype(images.dtype, np.integer):
+            levels = np.round(levels)
+        out[:, covered] = levels.astype(images.dtype).reshape(-1, *([1] * (images.ndim - 2)))
+    else:
+        out[:, covered] = fill
+    return out
+
+
+def heatmap_regions(
+    heatmaps: np.ndarray,
+    border: float = 0.15,
+    corner: float = 0.15,
+    corners: Sequence[str] = CORNERS,
+    mediastinum: float = 0.2,
+):
+    """Where each heatmap ``(n, h, w)`` puts its heat, one row per map: corners, lungs (inside ``border`` without
+    the ``mediastinum`` band), border, and where the peak lies. Fractions are of each side."""
+    import pandas as pd
+
+    maps = np.asarray(heatmaps, dtype=np.float64)
+    if maps.ndim != 3:
+        raise ValueError(f"heatmaps must have shape (n, height, width), got {maps.shape}")
+    if (maps < 0).any():
+        raise ValueError("heatmaps must be non-negative")
+    if not 0 < border < 0.5 or not 0 < corner <= 0.5 or not 0 <= mediastinum < 1:
+        raise ValueError(
+            f"need 0 < border < 0.5, 0 < corner <= 0.5, 0 <= mediastinum < 1: {border}, {corner}, {mediastinum}"
+        )
+    if not corners or set(corners) - set(CORNERS):
+        raise ValueError(f"corners must be some of {CORNERS}, got {corners!r}")
+    height, width = maps.shape[1:]
+    in_border = _border_mask(height, width, border)
+    squares = {name: square for name, square in _corner_squares(height, width, corner).items() if name in corners}
+    in_lungs = ~in_border
+    band = round(mediastinum * width / 2)
+    in_lungs[:, width // 2 - band : width - width // 2 + band] = False
+    # each pixel's region, the corner squares first (they may reach beyond a narrow border)
+    region = np.where(in_border, "border", np.where(in_lungs, "lung fields", "mediastinum")).astype(object)
+    for name, (rows, cols) in squares.items():
+        region[rows, cols] = name
+    heat = np.stack([maps[:, rows, cols].mean(axis=(1, 2)) for rows, cols in squares.values()], axis=1)
+    corner_heat = heat.max(axis=1)
+    lung_heat = maps[:, in_lungs].mean(axis=1)
+    total = maps.sum(axis=(1, 2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        border_share = np.where(total > 0, (maps * in_border).sum(axis=(1, 2)) / total, np.nan)
+        ratio = np.where(lung_heat > 0, corner_heat / lung_heat, np.nan)
+    peaks = maps.reshape(len(maps), -1).argmax(axis=1)
+    peak_rows, peak_cols = np.unravel_index(peaks, (height, width))
+    peak_region = np.where(total > 0, region[peak_rows, peak_cols], "none")
+    return pd.DataFrame(
+        {
+            "corner_heat": corner_heat,
+            "hottest_corner": np.array(list(squares))[heat.argmax(axis=1)],
+            "lung_heat": lung_heat,
+            "corner_to_lungs": ratio,
+            "border_share": border_share,
+            "border_area": in_border.mean(),
+            "peak_region": peak_region,
+            "peak_in_border": in_border[peak_rows, peak_cols] & (total > 0),
+            "peak_in_corners": np.isin(peak_region, list(squares)),
+        }
+    )

@@ -1,16 +1,4 @@
-"""Metrics of a NORMAL (0) vs PNEUMONIA (1) classifier, their bootstrap intervals, and thresholds.
-
-Every function takes the true labels (``1`` = PNEUMONIA, the positive class) and the
-model's scores (higher = more likely PNEUMONIA, e.g. probabilities):
-
-- :func:`binary_metrics` the metrics of :data:`METRICS` at one threshold;
-- :func:`bootstrap_ci` percentile bootstrap intervals, per image or per patient;
-- :func:`choose_threshold` a threshold picked on *validation* predictions (chapter 03
-  reads Youden's J off the ROC curve in a cell and checks it against this).
-
-Ratios whose denominator is zero (e.g. the PPV of a model that predicts no
-PNEUMONIA) are NaN, never errors; so are the AUCs when only one class is present.
-"""
+"""Metrics (a zero denominator gives NaN), bootstrap intervals, thresholds chosen on validation, calibration."""
 
 from __future__ import annotations
 
@@ -19,6 +7,8 @@ import math
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
+from scipy.optimize import minimize_scalar
+from scipy.special import expit, logit
 from sklearn.metrics import average_precision_score, confusion_matrix, roc_auc_score, roc_curve
 
 __all__ = [
@@ -27,9 +17,12 @@ __all__ = [
     "binary_metrics",
     "bootstrap_ci",
     "choose_threshold",
-    "check_labels_scores",
-    "check_threshold",
-    "ratio_or_nan",
+    "clipped_logit",
+    "mean_logit",
+    "fit_temperature",
+    "apply_temperature",
+    "fit_platt",
+    "apply_platt",
 ]
 
 #: Chest X-ray results of Kermany et al., "Identifying Medical Diagnoses and Treatable
@@ -108,20 +101,9 @@ def _score_metrics(y: np.ndarray, s: np.ndarray) -> tuple[float, float]:
 
 
 def binary_metrics(y_true: ArrayLike, scores: ArrayLike, threshold: float) -> dict[str, float]:
-    """Accuracy, sensitivity, specificity, PPV, NPV, F1 and the two AUCs of one model.
-
-    ``y_true`` (shape ``(n,)``) holds 0 = NORMAL, 1 = PNEUMONIA (the positive class); an image
-    is predicted PNEUMONIA when its finite score is ``>= threshold``.
-
-    Returns every key of :data:`METRICS` (floats between 0 and 1): ``sensitivity`` is the
-    recall of PNEUMONIA, ``specificity`` tn / (tn + fp), ``ppv`` the precision, ``npv``
-    tn / (tn + fn), ``roc_auc`` :func:`sklearn.metrics.roc_auc_score` and ``pr_auc``
-    :func:`sklearn.metrics.average_precision_score` of the scores; a ratio with a zero
-    denominator is NaN, and so are both AUCs when ``y_true`` holds one class only. Also
-    ``threshold`` (float) and the counts ``n``, ``n_positive``, ``n_negative``, ``tp``, ``fp``,
-    ``tn``, ``fn`` (ints). Raises ValueError if ``y_true`` and ``scores`` differ in length or
-    are empty, if ``y_true`` holds anything but 0 and 1, a score is not finite or the threshold NaN.
-    """
+    """Every metric of :data:`METRICS` at ``threshold`` (PNEUMONIA when ``score >= threshold``), plus the threshold
+    and the counts ``n``, ``n_positive``, ``n_negative``, ``tp``, ``fp``, ``tn``, ``fn``.
+    ValueError for unequal or empty inputs, labels other than 0/1, a score not finite or a NaN threshold."""
     y, s = check_labels_scores(y_true, scores)
     threshold = check_threshold(threshold)
     predicted = (s >= threshold).astype(np.int64)
@@ -164,11 +146,7 @@ def _resample_weights(rng: np.random.Generator, size: int, codes: np.ndarray) ->
 
 
 def _replicates(y: np.ndarray, s: np.ndarray, threshold: float, weights: np.ndarray) -> np.ndarray:
-    """The metrics of :data:`METRICS` on resamples, ``weights`` ``(n_resamples, n_images)`` times each image.
-
-    Returns shape ``(n_resamples, len(METRICS))``: row ``b`` is :func:`binary_metrics` on the
-    images repeated ``weights[b]`` times.
-    """
+    """:func:`binary_metrics` of every resample at once: ``weights`` ``(n_resamples, n_images)``."""
     positive, predicted = y == 1, s >= threshold
     w = weights.astype(np.float64)
     tp, fp = w @ (positive & predicted), w @ (~positive & predicted)
@@ -182,14 +160,7 @@ def _replicates(y: np.ndarray, s: np.ndarray, threshold: float, weights: np.ndar
 
 
 def _weighted_aucs(y: np.ndarray, s: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """ROC AUC and average precision of every resample at once, ``w`` ``(n_resamples, n_images)``.
-
-    The curves of :func:`sklearn.metrics.roc_curve` and :func:`~sklearn.metrics.precision_recall_curve`
-    with ``sample_weight``: the images sorted once by score, high to low, and the weighted counts of
-    true and false positives summed at each distinct score. ROC AUC is the trapezoids' area (ties
-    count half), average precision the sum of precision times each step in recall. Both are NaN
-    in a resample without both classes. Shapes ``(n_resamples,)``.
-    """
+    """ROC AUC and average precision of every resample at once, as scikit-learn computes them with weights."""
     order = np.argsort(s, kind="mergesort")[::-1]  # high to low, as scikit-learn sorts
     last_of_each_score = np.r_[np.flatnonzero(np.diff(s[order])), s.size - 1]
     is_positive, w_sorted = y[order] == 1, w[:, order]  # the weights reordered once: a copy of the whole matrix
@@ -215,21 +186,9 @@ def bootstrap_ci(
     seed: int | None = 0,
     groups: ArrayLike | None = None,
 ) -> pd.DataFrame:
-    """Percentile bootstrap confidence intervals of every metric of :data:`METRICS`.
-
-    ``y_true``, ``scores`` and ``threshold`` are as in :func:`binary_metrics`. Each of the
-    ``n_boot`` resamples draws as many images as there are, with replacement; with ``groups``
-    (an id per image, e.g. patient ids, none missing) as many groups, taking all the images of
-    each group drawn, so that images of one patient are never treated as independent. A
-    resample where a metric is undefined (one class, for the AUCs) is left out for that metric.
-    ``confidence`` 0.95 takes the 2.5th and 97.5th percentiles; the same ``seed`` gives the same frame.
-
-    Returns a DataFrame indexed by :data:`METRICS` (named ``metric``) with the columns ``value``
-    (:func:`binary_metrics` on all the data), ``ci_low`` and ``ci_high`` (NaN when the metric is
-    undefined in every resample). Raises ValueError for the inputs :func:`binary_metrics`
-    refuses, ``n_boot < 1``, a ``confidence`` outside (0, 1), or ``groups`` of the wrong length
-    or with a missing id.
-    """
+    """Percentile bootstrap intervals of every metric of :data:`METRICS`: columns ``value``, ``ci_low``, ``ci_high``.
+    Resamples images, or whole ``groups`` (e.g. patients); the same ``seed`` gives the same frame. ValueError for the
+    inputs :func:`binary_metrics` refuses, ``n_boot < 1``, ``confidence`` outside (0, 1) or bad ``groups``."""
     y, s = check_labels_scores(y_true, scores)
     point = binary_metrics(y, s, threshold)
     n_boot = int(n_boot)
@@ -256,22 +215,10 @@ def bootstrap_ci(
 
 
 def choose_threshold(
-    y_true: ArrayLike,
-    scores: ArrayLike,
-    *,
-    method: str = "youden",
-    target_sensitivity: float | None = None,
+    y_true: ArrayLike, scores: ArrayLike, *, method: str = "youden", target_sensitivity: float | None = None
 ) -> float:
-    """A decision threshold chosen on validation predictions (never on the test set).
-
-    An image is PNEUMONIA when ``score >= threshold``; the candidates are the distinct
-    scores (:func:`sklearn.metrics.roc_curve`). ``method="youden"`` maximises Youden's
-    J = sensitivity + specificity - 1 (the largest threshold if several tie);
-    ``method="sensitivity"`` takes the largest threshold whose sensitivity reaches
-    ``target_sensitivity``, in (0, 1]. Returns a finite float (above the highest score
-    where no image should be PNEUMONIA). Raises ValueError for an unknown method, a
-    missing or out-of-range target, labels of one class only, or bad labels or scores.
-    """
+    """A threshold chosen on validation: ``"youden"`` maximises sensitivity + specificity - 1, ``"sensitivity"``
+    takes the largest threshold reaching ``target_sensitivity``. ValueError for a bad method, target or labels."""
     if method not in ("youden", "sensitivity"):
         raise ValueError(f"unknown method {method!r}: use 'youden' or 'sensitivity'")
     if method == "sensitivity":
@@ -289,3 +236,47 @@ def choose_threshold(
     if not np.isfinite(threshold):
         threshold = float(np.nextafter(s.max(), np.inf))
     return threshold
+
+
+def clipped_logit(scores: ArrayLike, eps: float = 1e-7) -> np.ndarray:
+    """Log-odds of probabilities clipped to ``[eps, 1 - eps]``, so 0 and 1 stay finite."""
+    return logit(np.clip(np.asarray(scores, dtype=np.float64), eps, 1 - eps))
+
+
+def mean_logit(*scores: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    """Several models' probabilities of PNEUMONIA, each ``(n,)``, ensembled by averaging their log-odds: ``(n,)``."""
+    return expit(np.mean([clipped_logit(s, eps) for s in scores], axis=0))
+
+
+def fit_temperature(y_true: ArrayLike, scores: ArrayLike) -> float:
+    """Temperature ``T`` in [0.05, 20] minimising the log loss of ``sigmoid(logit(score) / T)`` (Guo et al., 2017)."""
+    y, s = check_labels_scores(y_true, scores)
+    z = clipped_logit(s)
+
+    def loss(log_t: float) -> float:
+        p = np.clip(expit(z / np.exp(log_t)), 1e-12, 1 - 1e-12)
+        return float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p)))
+
+    result = minimize_scalar(loss, bounds=(math.log(0.05), math.log(20.0)), method="bounded")
+    return float(np.exp(result.x))
+
+
+def apply_temperature(scores: ArrayLike, temperature: float) -> np.ndarray:
+    """``sigmoid(logit(scores) / temperature)``: same shape as ``scores``."""
+    if not temperature > 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    return expit(clipped_logit(scores) / temperature)
+
+
+def fit_platt(y_true: ArrayLike, scores: ArrayLike) -> tuple[float, float]:
+    """``(slope, intercept)`` of ``sigmoid(slope * logit(score) + intercept)`` fitted by maximum likelihood."""
+    from sklearn.linear_model import LogisticRegression
+
+    y, s = check_labels_scores(y_true, scores)
+    model = LogisticRegression(C=1e12, max_iter=1000).fit(clipped_logit(s)[:, None], y)  # no penalty, in practice
+    return float(model.coef_[0, 0]), float(model.intercept_[0])
+
+
+def apply_platt(scores: ArrayLike, slope: float, intercept: float) -> np.ndarray:
+    """``sigmoid(slope * logit(scores) + intercept)``: same shape as ``scores``."""
+    return expit(slope * clipped_logit(scores) + intercept)

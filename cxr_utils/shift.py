@@ -1,23 +1,11 @@
-"""Measuring a shift between two collections of images, without their labels.
-
-Chapter 06 asks whether the test hospital's images differ from the training images, and
-how, before any test label is looked at:
-
-- :func:`acquisition_features` label-free numbers per image (intensity, borders, bright
-  corner marks, sharpness, file sizes);
-- :func:`univariate_shift` each feature's power to tell the two collections apart (ROC AUC);
-- :func:`domain_classifier_test` a classifier trained to tell target images from source
-  images, its cross-validated ROC AUC (folds grouped by patient) as a two-sample test:
-  0.5 means the collections cannot be told apart, 1.0 that every image gives itself away;
-  its out-of-fold scores say which target images look least like the source;
-- :func:`simulate_acquisition` a known shift (fewer pixels, heavy compression) to try
-  adaptation methods on validation images, where the labels are known.
-"""
+"""A shift between two collections of images measured without labels, and adapting a model to it, cross-fitted."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
+import keras
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
@@ -25,28 +13,25 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedGroupKFold
 
+from .explore import label_free_order
 from .metrics import bootstrap_ci
-from .splits import label_free_order
 
 __all__ = [
     "acquisition_features",
     "univariate_shift",
-    "DomainTest",
     "domain_classifier_test",
     "simulate_acquisition",
+    "reestimate_batchnorm",
+    "estimate_prior_em",
+    "correct_for_prior",
+    "reference_histogram",
+    "match_histograms",
+    "cross_fit",
 ]
 
 
 def acquisition_features(images: np.ndarray, *, extra: dict[str, ArrayLike] | None = None) -> pd.DataFrame:
-    """Label-free numbers describing how each image (``(n, size, size)`` uint8, a cache's) was acquired and stored.
-
-    Returns one row per image: ``mean``, ``std``, ``p05``, ``p50``, ``p95`` (gray levels),
-    ``dark share`` (pixels below 10), ``border mean`` (a frame 1/16 of the side wide),
-    ``corner marks`` (the brightest of the four corner squares, 1/6 of the side, at its 99th
-    percentile: burned-in letters and labels), ``sharpness`` (mean absolute difference between
-    neighbouring pixels: detail and compression), and the ``extra`` columns as they are (one
-    value per image, e.g. ``{"original kB": ...}``).
-    """
+    """Label-free numbers per uint8 image ``(n, size, size)``: gray levels, border, corners, sharpness, ``extra``."""
     x = np.asarray(images, dtype=np.float32)
     if x.ndim != 3:
         raise ValueError(f"images must have shape (n, size, size), got {x.shape}")
@@ -78,12 +63,7 @@ def acquisition_features(images: np.ndarray, *, extra: dict[str, ArrayLike] | No
 
 
 def univariate_shift(features: pd.DataFrame, is_target: ArrayLike) -> pd.DataFrame:
-    """How well each feature alone tells target images from source images.
-
-    Returns one row per feature, the strongest first: ``auc`` (ROC AUC of the feature as a score
-    for "target"; below 0.5 when the target has lower values), ``separation`` (``|auc - 0.5| * 2``,
-    0 to 1), and the feature's median in the source and target.
-    """
+    """How well each feature alone tells target from source: ``auc``, ``separation``, both medians; strongest first."""
     target = np.asarray(is_target, dtype=bool)
     if target.all() or not target.any():
         raise ValueError("is_target must mark some images as target and some as source")
@@ -102,9 +82,8 @@ def univariate_shift(features: pd.DataFrame, is_target: ArrayLike) -> pd.DataFra
 
 @dataclass
 class DomainTest:
-    """The result of :func:`domain_classifier_test`: the cross-validated ROC AUC of target vs source
-    (``auc``) and its 95% interval, patients resampled; ``scores`` ``(n,)``, each image's out-of-fold
-    probability of being a target image; ``fold_aucs`` the AUC within each fold."""
+    """:func:`domain_classifier_test`'s ROC AUC of target vs source (``auc``) with its 95% interval, each image's
+    out-of-fold probability of being a target image (``scores``) and the AUC within each fold (``fold_aucs``)."""
 
     auc: float
     ci_low: float
@@ -123,21 +102,8 @@ def domain_classifier_test(
     seed: int = 0,
     n_boot: int = 1000,
 ) -> DomainTest:
-    """Can a classifier tell target images from source images? A two-sample test by cross-validation.
-
-    A gradient-boosted tree classifier (:class:`sklearn.ensemble.HistGradientBoostingClassifier`)
-    learns "target or source" from ``features``; every image is scored by a model that
-    never saw it nor any image of its patient (:class:`sklearn.model_selection.StratifiedGroupKFold`).
-    The ROC AUC of those out-of-fold scores is 0.5 when the two collections are alike.
-
-    ``features`` ``(n, d)``; ``is_target`` ``(n,)`` bool; ``groups`` the patient ids (all images
-    of a patient fall into one fold); ``names`` the file names (:func:`cxr_utils.splits.label_free_order`):
-    the folds are drawn from the sorted patient ids and the classifiers fitted on the images in
-    the order of their names, so the result depends on the images alone, not on the order of
-    the rows or the label folders. ``seed`` seeds the folds, the classifier and the bootstrap
-    of ``n_boot`` resamples of whole patients. Raises ValueError for inputs of different
-    lengths or a single collection.
-    """
+    """Can a classifier tell target from source images? Out-of-fold ROC AUC (0.5: alike) with a bootstrap interval;
+    folds grouped by patient (``groups``), rows ordered by ``names``. ValueError: unequal lengths, one collection."""
     x = np.asarray(features, dtype=np.float64)
     target = np.asarray(is_target, dtype=bool)
     groups = np.asarray(groups).astype(str)
@@ -167,15 +133,10 @@ def domain_classifier_test(
 
 
 def simulate_acquisition(images: np.ndarray, *, scale: float = 0.5, quality: int = 10) -> np.ndarray:
-    """Images as a poorer acquisition would store them: fewer pixels, then heavy JPEG compression.
-
-    Each image is shrunk by ``scale`` and enlarged back (detail lost), then re-encoded as
-    JPEG at ``quality``: a known shift to try adaptation methods on where the labels are
-    known (validation images). ``images``: uint8 ``(n, h, w)``; returns the same shape.
-    """
+    """uint8 images ``(n, h, w)`` shrunk by ``scale``, enlarged back and re-encoded as JPEG at ``quality``."""
     from PIL import Image
 
-    from .pipeline import recompress_jpeg
+    from .training import recompress_jpeg
 
     images = np.asarray(images)
     if images.dtype != np.uint8 or images.ndim != 3:
@@ -191,3 +152,98 @@ def simulate_acquisition(images: np.ndarray, *, scale: float = 0.5, quality: int
         ]
     )
     return recompress_jpeg(blurred, quality)
+
+
+def reestimate_batchnorm(
+    model: keras.Model, images: np.ndarray, *, batch_size: int = 64, into: keras.Model | None = None
+) -> keras.Model:
+    """A copy of ``model`` (or ``into``) whose BatchNormalization statistics come from ``images``."""
+    adapted = into if into is not None else keras.models.clone_model(model)
+    adapted.set_weights(model.get_weights())
+    layers = [layer for layer in adapted.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    if not layers:
+        raise ValueError(f"model {model.name!r} has no BatchNormalization layer at its top level")
+    for layer in layers:
+        probe = keras.Model(adapted.input, layer.input)
+        total, total_sq, count = 0.0, 0.0, 0
+        for start in range(0, len(images), batch_size):
+            x = keras.ops.convert_to_numpy(probe(images[start : start + batch_size], training=False))
+            x = x.reshape(-1, x.shape[-1]).astype(np.float64)
+            total, total_sq, count = total + x.sum(axis=0), total_sq + (x**2).sum(axis=0), count + len(x)
+        mean = total / count
+        layer.moving_mean.assign(mean.astype(np.float32))
+        layer.moving_variance.assign(np.maximum(total_sq / count - mean**2, 0).astype(np.float32))
+    return adapted
+
+
+def estimate_prior_em(
+    scores: ArrayLike, source_prior: float, *, max_iter: int = 1000, tol: float = 1e-8
+) -> tuple[float, np.ndarray]:
+    """The target's share of PNEUMONIA by EM (Saerens et al., 2002) and the scores (calibrated for ``source_prior``)
+    corrected for it: ``(share in [0.001, 0.999], corrected (n,))``."""
+    if not 0 < source_prior < 1:
+        raise ValueError(f"source_prior must be strictly between 0 and 1, got {source_prior}")
+    p = np.clip(np.asarray(scores, dtype=np.float64), 1e-7, 1 - 1e-7)
+    prior, corrected = source_prior, p
+    for _ in range(max_iter):
+        corrected = correct_for_prior(p, prior, source_prior)
+        new_prior = min(max(float(corrected.mean()), 0.001), 0.999)
+        if abs(new_prior - prior) < tol:
+            prior = new_prior
+            break
+        prior = new_prior
+    return prior, corrected
+
+
+def correct_for_prior(scores: ArrayLike, prior: float, source_prior: float) -> np.ndarray:
+    """Probabilities calibrated for a share ``source_prior`` of PNEUMONIA moved to a share ``prior`` (Bayes' rule)."""
+    p = np.clip(np.asarray(scores, dtype=np.float64), 1e-7, 1 - 1e-7)
+    positive = prior / source_prior * p
+    return positive / (positive + (1 - prior) / (1 - source_prior) * (1 - p))
+
+
+def reference_histogram(images: np.ndarray) -> np.ndarray:
+    """The mean cumulative gray-level distribution of uint8 images: shape ``(256,)``, from about 0 to 1."""
+    images = np.asarray(images)
+    counts = np.stack([np.bincount(image.ravel(), minlength=256) for image in images]).astype(np.float64)
+    return np.cumsum(counts.sum(axis=0)) / counts.sum()
+
+
+def match_histograms(images: np.ndarray, reference_cdf: np.ndarray) -> np.ndarray:
+    """uint8 images ``(n, h, w)`` mapped monotonically so that each histogram matches ``reference_cdf``."""
+    images = np.asarray(images)
+    if images.dtype != np.uint8 or images.ndim != 3:
+        raise ValueError(f"images must be uint8 of shape (n, h, w), got {images.dtype} {images.shape}")
+    levels = np.arange(256)
+    out = np.empty_like(images)
+    for number, image in enumerate(images):
+        cdf = np.cumsum(np.bincount(image.ravel(), minlength=256)) / image.size
+        mapping = np.interp(cdf, reference_cdf, levels)
+        out[number] = np.clip(np.round(mapping[image]), 0, 255).astype(np.uint8)
+    return out
+
+
+def patient_halves(groups: ArrayLike, *, seed: int = 0) -> np.ndarray:
+    """0 or 1 per image: two halves of the patients, drawn by ``seed`` from the sorted ids."""
+    uniques, codes = np.unique(np.asarray(groups).astype(str), return_inverse=True)
+    half_of_group = np.random.default_rng(seed).permutation(len(uniques)) % 2
+    return half_of_group[codes.reshape(-1)]
+
+
+def cross_fit(
+    adapt_and_score: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    groups: ArrayLike,
+    names: ArrayLike,
+    *,
+    seed: int = 0,
+) -> np.ndarray:
+    """Scores ``(n,)`` of every target image by ``adapt_and_score`` adapted on the other half of the patients."""
+    halves = patient_halves(groups, seed=seed)
+    order = label_free_order(names)
+    if len(order) != len(halves):
+        raise ValueError(f"groups and names differ in length: {len(halves)} != {len(order)}")
+    scores = np.full(len(halves), np.nan)
+    for half in (0, 1):
+        adapt_on, score = order[halves[order] != half], order[halves[order] == half]
+        scores[score] = np.asarray(adapt_and_score(adapt_on, score), dtype=np.float64).reshape(-1)
+    return scores

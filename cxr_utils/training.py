@@ -1,44 +1,136 @@
-"""Training with seeds, early stopping on validation ROC AUC, checkpoints, a CSV log, and resume.
-
-:func:`course_callbacks` is written out in chapter 03 (``notebooks/03_cnn_from_scratch.ipynb``),
-where a learner reads and edits it, and saved here with the same code; the chapter's training
-cell is those callbacks and ``model.fit``, between :func:`resume_or_start` and
-:func:`restore_best`, which :func:`fit_with_callbacks` does in one call for chapter 04, the
-exercises and scripts. It writes into a run folder:
-
-``history.csv``       one row per epoch (loss, auc, accuracy, their ``val_`` twins, learning rate)
-``best.weights.h5``   the weights of the epoch with the best validation ROC AUC
-``backup/``           the state after the last finished epoch, while training runs
-
-If the process is interrupted (a killed kernel, a CI timeout), calling
-:func:`fit_with_callbacks` again with the same run folder resumes after the last finished
-epoch, with the weights, optimizer state and best score it had reached. Calling it again on
-a finished run starts a new run: the old log and weights are kept as
-``previous.history.csv`` and ``previous.best.weights.h5``, and the new model never loads them.
-"""
+"""Batches from the cache, augmentation, prediction, training with early stopping, checkpoints, log and resume."""
 
 from __future__ import annotations
 
+import io
+import math
 import os
 import sys
 from pathlib import Path
 
 import keras
+import numpy as np
 import pandas as pd
+from PIL import Image
 
 __all__ = [
-    "HISTORY_FILE",
+    "CachedBatches",
+    "augmentation_layers",
+    "recompress_jpeg",
+    "predict_scores",
     "set_seeds",
     "epoch_progress",
     "read_history",
     "resume_or_start",
     "restore_best",
-    "course_callbacks",
     "fit_with_callbacks",
 ]
 
 HISTORY_FILE = "history.csv"
 BEST_WEIGHTS_FILE = "best.weights.h5"
+
+
+class CachedBatches(keras.utils.PyDataset):
+    """Batches ``(x, y)`` of cached images (gray repeated to ``channels``; 4-d activations unchanged) as float32 in
+    0..255 and labels (0 NORMAL, 1 PNEUMONIA); ``shuffle`` draws a new order every epoch, seeded by ``seed``."""
+
+    def __init__(
+        self, images, labels, batch_size: int = 32, *, shuffle: bool = False, seed: int = 0, channels: int = 1, **kwargs
+    ):
+        super().__init__(**kwargs)
+        if len(images) != len(labels):
+            raise ValueError(f"{len(images)} images but {len(labels)} labels")
+        if channels not in (1, 3):
+            raise ValueError(f"channels must be 1 or 3, got {channels}")
+        self.images = np.asarray(images)  # reads a memory map into memory once
+        self.labels = np.asarray(labels, dtype=np.float32)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.channels = channels
+        self._rng = np.random.default_rng(seed)
+        self._order = self._rng.permutation(len(self.images)) if shuffle else np.arange(len(self.images))
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.images) / self.batch_size)
+
+    def __getitem__(self, number: int):
+        rows = self._order[number * self.batch_size : (number + 1) * self.batch_size]
+        if self.images.ndim == 4:
+            return self.images[rows].astype(np.float32), self.labels[rows]
+        batch = self.images[rows].astype(np.float32)[..., None]
+        if self.channels == 3:
+            batch = np.repeat(batch, 3, axis=-1)
+        return batch, self.labels[rows]
+
+    def on_epoch_end(self) -> None:
+        if self.shuffle:
+            self._order = self._rng.permutation(len(self.images))
+
+
+# Saved from notebooks/03_cnn_from_scratch.ipynb: the chapter writes it out; keep both copies' code identical.
+def augmentation_layers(
+    *,
+    rotation_degrees: float = 10.0,
+    zoom: float = 0.2,
+    stretch: float = 0.3,
+    translation: float = 0.1,
+    brightness: float = 0.2,
+    contrast: float = 0.3,
+    seed: int = 0,
+) -> keras.Sequential:
+    """Random rotations, zoom, shifts, stretching, brightness and contrast for 0..255 images; no flips.
+    Rotations in degrees, zoom and shifts in fractions of the side, ``stretch`` of the width, brightness as a fraction
+    of 0..255, contrast as a factor 1 +- ``contrast``. Active only with ``training=True`` (as in ``fit``)."""
+    return keras.Sequential(
+        [
+            keras.layers.RandomRotation(rotation_degrees / 360.0, fill_mode="constant", seed=seed),
+            keras.layers.RandomZoom(
+                height_factor=(-zoom, zoom),
+                width_factor=(-zoom - stretch, zoom + stretch) if stretch else None,
+                fill_mode="constant",
+                seed=seed + 1,
+            ),
+            keras.layers.RandomTranslation(translation, translation, fill_mode="constant", seed=seed + 2),
+            keras.layers.RandomBrightness(brightness, value_range=(0, 255), seed=seed + 3),
+            keras.layers.RandomContrast(contrast, value_range=(0, 255), seed=seed + 4),
+        ],
+        name="augmentation",
+    )
+
+
+def recompress_jpeg(images: np.ndarray, quality: int | np.ndarray) -> np.ndarray:
+    """Gray uint8 images ``(n, h, w)`` encoded as JPEG at ``quality`` (1..95, scalar or per image), decoded again."""
+    images = np.asarray(images)
+    if images.ndim != 3 or images.dtype != np.uint8:
+        raise ValueError(f"images must be uint8 of shape (n, h, w), got {images.dtype} {images.shape}")
+    qualities = np.broadcast_to(np.asarray(quality, dtype=int), (len(images),))
+    if qualities.min(initial=1) < 1 or qualities.max(initial=95) > 95:
+        raise ValueError("JPEG quality must be in 1..95")
+    out = np.empty_like(images)
+    for number, (image, level) in enumerate(zip(images, qualities)):
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, format="JPEG", quality=int(level))
+        buffer.seek(0)
+        out[number] = np.asarray(Image.open(buffer).convert("L"))
+    return out
+
+
+def predict_batches(model: keras.Model, batches: CachedBatches) -> np.ndarray:
+    """A model's outputs for every batch as ``(n,)`` float64; the short last batch padded (one traced shape)."""
+    outputs = []
+    for number in range(len(batches)):
+        x, _ = batches[number]
+        short = batches.batch_size - len(x)
+        if short > 0:
+            x = np.concatenate([x, np.zeros((short, *x.shape[1:]), dtype=x.dtype)])
+        result = np.asarray(model.predict_on_batch(x), dtype=np.float64).reshape(len(x), -1)
+        outputs.append(result[: len(x) - max(short, 0)])
+    return np.concatenate(outputs).reshape(-1)
+
+
+def predict_scores(model: keras.Model, images: np.ndarray, *, batch_size: int = 64, channels: int = 1) -> np.ndarray:
+    """Probabilities of PNEUMONIA for cached images ``(n, size, size)`` uint8: shape ``(n,)``, float64 in 0..1."""
+    return predict_batches(model, CachedBatches(images, np.zeros(len(images)), batch_size, channels=channels))
 
 
 def set_seeds(seed: int) -> None:
@@ -47,11 +139,7 @@ def set_seeds(seed: int) -> None:
 
 
 def epoch_progress(epochs: int) -> keras.callbacks.Callback:
-    """A text progress bar over the epochs of ``model.fit``: the last epoch's metrics and the time left.
-
-    tqdm's Keras callback, with its text bar (an executed notebook keeps its last state) on
-    standard output inside a Jupyter kernel, like every progress bar of the course.
-    """
+    """A text progress bar over the epochs of ``model.fit`` (tqdm's Keras callback), to stdout in a notebook."""
     from tqdm.keras import TqdmCallback
     from tqdm.std import tqdm
 
@@ -69,13 +157,8 @@ def read_history(run_dir: str | os.PathLike) -> pd.DataFrame:
 
 
 def resume_or_start(run_dir: str | os.PathLike) -> float | None:
-    """Prepare ``run_dir`` for training: resume an interrupted run, set a finished one aside.
-
-    An interrupted run (its ``backup/`` folder is there) keeps its log and best weights,
-    and its best validation ROC AUC so far is returned, for the checkpoint and early
-    stopping to start from. Otherwise the run is new: a finished run's log and weights are
-    renamed ``previous.*``, never taken for the new run's, and ``None`` is returned.
-    """
+    """Prepare ``run_dir`` for training; return the best validation ROC AUC of an interrupted run to resume, else None
+    (a finished run's log and weights are renamed ``previous.*``, never taken for the new run's)."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if not (run_dir / "backup").exists():  # the backup exists only while a run is unfinished
@@ -103,11 +186,8 @@ def course_callbacks(
     averaged: bool = False,
 ) -> list[keras.callbacks.Callback]:
     """The callbacks of the course's training; all watch validation ROC AUC (``val_auc``).
-
-    ``resume_from``: the best validation ROC AUC an interrupted run reached (None for a new
-    run). ``averaged``: the optimizer keeps an average of the weights (``use_ema``), which is
-    what is validated and checkpointed.
-    """
+    ``resume_from``: an interrupted run's best ``val_auc`` (None for a new run); ``averaged``: the optimizer keeps a
+    moving average of the weights, which is validated and checkpointed."""
     callbacks = [
         # the state after every epoch: a rerun after a crash continues from there
         keras.callbacks.BackupAndRestore(f"{run_dir}/backup", save_freq="epoch", delete_checkpoint=True),
@@ -147,14 +227,8 @@ def fit_with_callbacks(
     extra_callbacks: list[keras.callbacks.Callback] | None = None,
     verbose: int | str = 0,
 ) -> pd.DataFrame:
-    """``model.fit`` with :func:`course_callbacks`: the best epoch by validation ROC AUC kept, every epoch logged.
-
-    ``model`` is compiled with an ``auc`` metric; ``train`` and ``validation`` are batches;
-    ``class_weight`` is ``{0: w, 1: w}``; ``epochs`` counts a resumed run's epochs too.
-    A text bar shows the epochs, the last one's metrics and the time left (``verbose=2`` adds
-    Keras's line per epoch). Returns the history, one row per epoch; the model then holds its
-    best epoch's weights.
-    """
+    """``model.fit`` (compiled with an ``auc`` metric) with :func:`course_callbacks`, logged in ``run_dir``; returns the
+    history (``epochs`` counts a resumed run's too), the model holding its best epoch's weights."""
     resume_from = resume_or_start(run_dir)  # resume an interrupted run, set a finished one aside
     callbacks = course_callbacks(
         run_dir,

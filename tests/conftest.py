@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from cxr_utils import config
+from cxr_course import test_data_dir
+from cxr_utils import weights_dir
 
 from helpers import synthetic
 
 
 def _real_data_or_skip(*parts: str) -> Path:
-    path = config.test_data_dir().joinpath(*parts)
+    path = test_data_dir().joinpath(*parts)
     if not path.exists():
         pytest.skip(
             f"real data not found at {path}: set CXR_TEST_DATA to the folder holding "
@@ -51,7 +52,7 @@ def real_manifest() -> Path:
 @pytest.fixture(scope="session")
 def keras_weights() -> Path:
     """The folder of real ImageNet weight files (CXR_WEIGHTS_DIR, else ../shared/weights/keras)."""
-    path = config.weights_dir() or (config.test_data_dir().parent / "weights" / "keras")
+    path = weights_dir() or (test_data_dir().parent / "weights" / "keras")
     if not path.is_dir():
         pytest.skip(f"ImageNet weights not found at {path}: set CXR_WEIGHTS_DIR")
     return path

@@ -17,9 +17,23 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from cxr_utils.images import file_sha256
+from cxr_utils.dataset import file_sha256
 
 ARCHIVE_NAME = "ChestXRay2017.zip"
+
+
+def build_cnn(*args, **kwargs):
+    """Chapter 03's CNN, as its cell defines it (the package keeps no copy)."""
+    from cxr_course.chapters import saved
+
+    return saved("build_cnn")(*args, **kwargs)
+
+
+def build_top_classifier(*args, **kwargs):
+    """Chapter 04's fine-tuned top with its head, as its cell defines it."""
+    from cxr_course.chapters import saved
+
+    return saved("build_top_classifier")(*args, **kwargs)
 
 
 def jpeg_bytes(width: int = 40, height: int = 30, mode: str = "L", **save_args) -> bytes:
@@ -80,8 +94,8 @@ def score_repeatedly(run_dir: str, seed: int, scorings: int, start, *, whole_run
     name). Run in a process of its own (kept here, not in the test module, so that such a
     process imports little); it waits at the barrier ``start`` first.
     """
-    from cxr_utils.ledger import append_scoring
     from cxr_utils.metrics import bootstrap_ci
+    from cxr_utils.records import append_scoring
     from cxr_utils.runs import finish_run
 
     index, splits, validation, test = run_inputs(seed)

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from cxr_utils.adapt import (
+from cxr_utils.shift import (
     correct_for_prior,
     cross_fit,
     estimate_prior_em,
@@ -13,7 +13,8 @@ from cxr_utils.adapt import (
     reestimate_batchnorm,
     reference_histogram,
 )
-from cxr_utils.models import build_cnn
+
+from helpers import build_cnn
 
 
 def test_batchnorm_statistics_become_the_targets_and_the_original_is_kept():
@@ -83,7 +84,7 @@ def test_cross_fit_never_adapts_an_image_on_itself():
 
 
 def test_prior_correction_by_hand():
-    from cxr_utils.adapt import correct_for_prior
+    from cxr_utils.shift import correct_for_prior
 
     # odds 1 (p = 0.5) calibrated for a 50% share, moved to a 80% share: odds 4, p = 0.8
     np.testing.assert_allclose(correct_for_prior([0.5, 0.2], 0.8, 0.5), [0.8, 0.5])
@@ -112,7 +113,7 @@ def test_batchnorm_can_write_into_a_reused_copy():
 
 def _filed(files: dict[str, str]) -> dict[str, np.ndarray]:
     """Rows sorted by path, so by label folder (the order an older index gave): names and patient ids."""
-    from cxr_utils.names import parse_name
+    from cxr_utils.dataset import parse_name
 
     paths = sorted(f"test/{label}/{name}" for name, label in files.items())
     names = np.array([path.rsplit("/", 1)[1] for path in paths])
@@ -129,8 +130,8 @@ def test_halves_and_adapted_scores_do_not_depend_on_the_label_folders(resized_22
     """
     from PIL import Image
 
-    from cxr_utils.pipeline import predict_scores
     from cxr_utils.shift import acquisition_features, domain_classifier_test
+    from cxr_utils.training import predict_scores
 
     folder = resized_224 / "test"
     chosen = sorted(folder.glob("NORMAL/*.jpeg"))[:14] + sorted(folder.glob("PNEUMONIA/person1*.jpeg"))[:22]

@@ -3,8 +3,8 @@
 import pandas as pd
 import pytest
 
-from cxr_utils.audit import duplicate_files, shared_patients
-from cxr_utils.verification import index_manifest
+from cxr_utils.explore import duplicate_files, shared_patients
+from cxr_utils.records import index_manifest
 
 
 def test_shared_patients_hand_computed():

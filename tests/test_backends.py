@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cxr_utils.transfer import bottom_activations, pooled_features, split_backbone
+from cxr_course.chapters import split_backbone
+from cxr_utils.models import bottom_activations, pooled_features
 
 SCRIPT = Path(__file__).parent / "scripts" / "backend_portability.py"
 
@@ -48,7 +49,7 @@ def test_transfer_and_scratch_code_on_another_backend(backend, keras_weights, tm
 
 
 def test_the_cpu_kind_names_the_kernel_flags_and_a_cap_on_onednn(monkeypatch):
-    from cxr_utils.records import KERNEL_FLAGS, cpu_kind, software_versions
+    from cxr_utils import KERNEL_FLAGS, cpu_kind, software_versions
 
     monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
     kind = cpu_kind()

@@ -3,14 +3,8 @@
 import numpy as np
 import pytest
 
-from cxr_utils.calibration import (
-    _expected_calibration_error,
-    apply_temperature,
-    calibration_summary,
-    fit_temperature,
-    mean_logit,
-    reliability_table,
-)
+from cxr_utils.compare import _expected_calibration_error, calibration_summary, reliability_table
+from cxr_utils.metrics import apply_temperature, fit_temperature, mean_logit
 
 
 def test_reliability_table_by_hand():
@@ -59,7 +53,7 @@ def test_mean_logit_averages_log_odds():
 
 
 def test_platt_recovers_slope_and_level_and_keeps_the_ranking():
-    from cxr_utils.calibration import apply_platt, fit_platt
+    from cxr_utils.metrics import apply_platt, fit_platt
 
     rng = np.random.default_rng(2)
     z = rng.normal(0, 2, 6000)

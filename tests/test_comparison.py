@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cxr_utils.comparison import compare_models, confident_calls, delong_test, mcnemar_test, subgroup_table
+from cxr_utils.compare import compare_models, confident_calls, delong_test, mcnemar_test, subgroup_table
 
 
 def test_mcnemar_exact_p_value_by_hand():

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from cxr_utils import config
+import cxr_utils as config
 
 
 def test_relative_paths_are_taken_from_the_project_root(monkeypatch, tmp_path):
@@ -41,7 +41,7 @@ def test_flags_are_parsed_in_one_place_case_blind(monkeypatch):
     ]:
         monkeypatch.setenv("CXR_NO_DOWNLOAD", value)
         monkeypatch.setenv("CXR_FAST", value)
-        assert config._env_flag("CXR_NO_DOWNLOAD") is on
+        assert config._flag("CXR_NO_DOWNLOAD") is on
         assert config.downloads_allowed() is not on and config.fast_mode() is on
 
 

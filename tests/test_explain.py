@@ -1,12 +1,13 @@
 """Grad-CAM: a model that keys on a planted bright square is shown to look at the square; the film's regions
-(``cxr_utils.regions``): where a heatmap's heat lies, and covering the corners or the border."""
+(``cxr_utils.explain``): where a heatmap's heat lies, and covering the corners or the border."""
 
 import keras
 import numpy as np
 import pytest
 
 from cxr_utils.explain import find_last_conv_layer, grad_cam
-from cxr_utils.models import build_cnn
+
+from helpers import build_cnn
 
 SIZE, SQUARE = 32, 6
 
@@ -103,7 +104,10 @@ def test_course_cnn_and_errors():
 
 
 def test_transfer_image_model(keras_weights):
-    from cxr_utils.transfer import build_top_classifier, image_model, split_backbone
+    from cxr_course.chapters import split_backbone
+    from cxr_utils.models import image_model
+
+    from helpers import build_top_classifier
 
     split = split_backbone("MobileNetV2", input_size=96, alpha=0.35, weights_dir=keras_weights)
     model = image_model(split, build_top_classifier(split))
@@ -115,7 +119,7 @@ def test_transfer_image_model(keras_weights):
 
 
 def test_heatmap_regions_measures_corner_and_border_heat():
-    from cxr_utils.regions import CORNERS, heatmap_regions
+    from cxr_utils.explain import CORNERS, heatmap_regions
 
     maps = np.zeros((3, 20, 20))
     maps[0, 1, 18] = 1.0  # top-right corner: in the border and in a corner
@@ -167,7 +171,7 @@ def test_heatmap_regions_measures_corner_and_border_heat():
 
 
 def test_heatmap_regions_corner_wider_than_border():
-    from cxr_utils.regions import heatmap_regions
+    from cxr_utils.explain import heatmap_regions
 
     maps = np.zeros((1, 20, 20))
     maps[0, 4, 4] = 1.0  # inside a 5-pixel corner square, beyond a 2-pixel border
@@ -178,7 +182,7 @@ def test_heatmap_regions_corner_wider_than_border():
 def test_occlude_covers_the_burned_in_text_of_a_real_film(resized_224):
     from PIL import Image
 
-    from cxr_utils.regions import occlude
+    from cxr_utils.explain import occlude
 
     # a NORMAL2- test film with burned-in text ("KV59") in its bottom-right corner, 224 x 224
     film = Image.open(resized_224 / "test" / "NORMAL" / "NORMAL2-IM-0233-0001.jpeg").convert("L")
@@ -205,7 +209,7 @@ def test_occlude_covers_the_burned_in_text_of_a_real_film(resized_224):
 
 
 def test_occlude_shapes_fill_and_errors():
-    from cxr_utils.regions import occlude
+    from cxr_utils.explain import occlude
 
     rng = np.random.default_rng(0)
     rgb = rng.uniform(0, 255, (2, 20, 20, 3)).astype("float32")

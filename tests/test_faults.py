@@ -28,14 +28,15 @@ import pandas as pd
 import pytest
 from filelock import FileLock
 
+from cxr_course import cli
+from cxr_course import runner as course
+from cxr_course.fetch import ArchiveError, download_dataset, extract_archive
+from cxr_course.verify import inspect
 from cxr_utils import cache as cache_module
 from cxr_utils import runs as runs_module
 from cxr_utils.cache import cache_images
-from cxr_utils.dataset import index_dataset
-from cxr_utils.layout import DatasetLayoutError, find_dataset
+from cxr_utils.dataset import DatasetLayoutError, find_dataset, index_dataset
 from cxr_utils.runs import finish_run, load_run
-from cxr_utils.tools import cli, course
-from cxr_utils.tools.download import ArchiveError, download_dataset, extract_archive
 
 from helpers import KAGGLE_FILES, ArchiveServer, build_archive, jpeg_bytes, make_dataset, run_inputs, score_repeatedly
 
@@ -107,7 +108,7 @@ def test_row01_a_half_extracted_download_is_never_taken_for_data_and_is_cleaned_
     with pytest.raises(DatasetLayoutError, match="unfinished"):
         find_dataset(data)
     monkeypatch.delenv("CXR_DATA_DIR", raising=False)
-    monkeypatch.setattr(course.config, "data_dir", lambda: data)
+    monkeypatch.setattr(course.cxr_utils, "data_dir", lambda: data)
     monkeypatch.setattr(course, "KAGGLE_INPUT", tmp_path / "not on Kaggle")
     with pytest.raises(course.CourseError, match="downloading is switched off"):
         course._resolve_dataset(download=False)
@@ -135,7 +136,7 @@ def test_row02_a_download_with_an_extra_image_fails_verification(originals, tmp_
         out, _ = cli_lines(capsys)
         assert status == 1 and "extra" in out
         monkeypatch.delenv("CXR_DATA_DIR", raising=False)
-        monkeypatch.setattr(course.config, "data_dir", lambda: tmp_path / "b")
+        monkeypatch.setattr(course.cxr_utils, "data_dir", lambda: tmp_path / "b")
         monkeypatch.setattr(course, "KAGGLE_INPUT", tmp_path / "not on Kaggle")
         monkeypatch.setattr(
             course,
@@ -163,14 +164,14 @@ def test_row04_a_huge_16_bit_png_is_flagged_and_never_decoded(tmp_path, monkeypa
     dataset = index_dataset(tmp_path, progress=False)
     problem = dataset.problems.set_index("path")["problem"].get("train/NORMAL/IM-0098-0001.png")
     assert problem is not None, "a 169-megapixel image was not flagged"
-    from cxr_utils.images import MAX_PIXELS
+    from cxr_utils.dataset import MAX_PIXELS
 
     assert "13000x13000" in problem and f"{MAX_PIXELS / 1e6:.0f} million" in problem
     real = cache_module._decode_resized
     monkeypatch.setattr(
         cache_module, "_decode_resized", lambda p, *a, **k: real(p, *a, **k) if "0098" not in str(p) else 1 / 0
     )
-    cache = cache_images(dataset, size=16, cache_dir=tmp_path / "cache", workers=1, progress=False)
+    cache = cache_images(dataset, size=16, cache_dir=tmp_path / "cache", progress=False)
     assert len(cache.images) == 8
 
 
@@ -180,15 +181,16 @@ def test_row04_a_huge_16_bit_png_is_flagged_and_never_decoded(tmp_path, monkeypa
 def test_row05_a_corrupted_jpeg_is_reported_skipped_and_never_served_stale(originals, tmp_path, capsys):
     data = small_copy(originals, tmp_path / "data")
     victim = sorted((data / "train" / "NORMAL").glob("*.jpeg"))[0]
-    first = cache_images(data, size=32, cache_dir=tmp_path / "cache", workers=1, progress=False)
+    first = cache_images(data, size=32, cache_dir=tmp_path / "cache", progress=False)
     assert first.built and len(first.images) == len(first.index)
     corrupt_middle(victim)  # same size, same modification time: only the content changed
-    again = cache_images(data, size=32, cache_dir=tmp_path / "cache", workers=1, progress=False)
+    again = cache_images(data, size=32, cache_dir=tmp_path / "cache", progress=False)
     assert again.built, "the cache reused pixels of a file whose content changed"
     assert victim.relative_to(data).as_posix() not in set(again.index["path"])
     assert len(again.index) == len(first.index) - 1 and "left out" in capsys.readouterr().out
     assert not list((tmp_path / "cache").glob("*.partial"))
-    problems = index_dataset(data, decode=True, progress=False).problems.set_index("path")["problem"]
+    checked = inspect(index_dataset(data, progress=False), decode=True, progress=False)  # cxr verify's decoding
+    problems = checked.problems.set_index("path")["problem"]
     assert "cannot be decoded" in problems[victim.relative_to(data).as_posix()]
 
 
@@ -248,13 +250,13 @@ def test_row07_case_variant_class_folders_are_an_error_naming_both(tmp_path):
 
 def _build(data: str, cache_dir: str, queue) -> None:
     try:
-        cache = cache_images(data, size=24, cache_dir=cache_dir, workers=1, progress=False)
+        cache = cache_images(data, size=24, cache_dir=cache_dir, progress=False)
         queue.put(("ok", float(np.asarray(cache.images, dtype=np.float64).sum())))
     except BaseException as error:  # report anything, the test decides
         queue.put(("error", repr(error)))
 
 
-def test_row08_concurrent_cache_builds_wait_for_each_other(originals, tmp_path):
+def test_row08_concurrent_cache_builds_both_end_with_the_same_complete_cache(originals, tmp_path):
     data = small_copy(originals, tmp_path / "data", per_class=10)
     context = multiprocessing.get_context("spawn")
     for attempt in range(3):
@@ -278,16 +280,16 @@ def test_row09_a_full_disk_gives_one_clear_message_before_writing(originals, tmp
     data = small_copy(originals, tmp_path / "data", per_class=2)
     monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000))
     with pytest.raises(OSError, match=r"needs .* MB .* free"):
-        cache_images(data, size=64, cache_dir=tmp_path / "cache", workers=1, progress=False)
+        cache_images(data, size=64, cache_dir=tmp_path / "cache", progress=False)
     assert not list((tmp_path / "cache").glob("*.npy*")) and not list((tmp_path / "cache").glob("*.json"))
     monkeypatch.undo()
 
-    def no_space(fd, offset, length):
+    def no_space(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(os, "posix_fallocate", no_space)
+    monkeypatch.setattr(np, "save", no_space)  # the disk fills while the array is written
     with pytest.raises(OSError, match="No space left"):
-        cache_images(data, size=64, cache_dir=tmp_path / "cache", workers=1, progress=False)
+        cache_images(data, size=64, cache_dir=tmp_path / "cache", progress=False)
     assert not list((tmp_path / "cache").glob("*.npy*"))
 
 
@@ -375,7 +377,7 @@ def test_row13_a_download_killed_with_sigkill_is_cleaned_up_by_the_next(served, 
     manifest_path = tmp_path / "manifest.tsv"
     manifest.to_csv(manifest_path, sep="\t", header=False, index=False)
     dest = tmp_path / "data"
-    command = [sys.executable, "-m", "cxr_utils.tools.cli", "download", "--dest", str(dest), "--url", server.url]
+    command = [sys.executable, "-m", "cxr_course.cli", "download", "--dest", str(dest), "--url", server.url]
     process = subprocess.Popen(
         [*command, "--manifest", str(manifest_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -412,9 +414,10 @@ def test_row14_a_run_made_on_another_copy_of_the_data_is_named(tmp_path):
 def test_rerunning_a_finished_training_never_loads_the_old_runs_weights(tmp_path):
     import keras
 
-    from cxr_utils.models import build_cnn, compile_binary
-    from cxr_utils.pipeline import CachedBatches
-    from cxr_utils.training import fit_with_callbacks, read_history
+    from cxr_utils.models import compile_binary
+    from cxr_utils.training import CachedBatches, fit_with_callbacks, read_history
+
+    from helpers import build_cnn
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (64, 16, 16)).astype(np.uint8)
@@ -436,7 +439,7 @@ def test_rerunning_a_finished_training_never_loads_the_old_runs_weights(tmp_path
 
 def _handful(originals: Path, per_class: int = 8, size: int = 32) -> tuple[np.ndarray, np.ndarray]:
     """``2 * per_class`` real training images (gray, ``size`` x ``size``) and their labels (1 = PNEUMONIA)."""
-    from cxr_utils.images import load_grayscale, resize_image
+    from cxr_utils.cache import load_grayscale, resize_image
 
     images, labels = [], []
     for label, folder in enumerate(("NORMAL", "PNEUMONIA")):
@@ -450,10 +453,11 @@ def _exercise_run(originals: Path, root: Path, seed: int, *, replace: bool):
     """What an exercise solution does: its own run folder, then ``fit`` on a tiny CNN, validation only."""
     import keras
 
-    from cxr_utils.models import build_cnn, compile_binary
-    from cxr_utils.pipeline import CachedBatches, predict_scores
+    from cxr_utils.models import compile_binary
     from cxr_utils.runs import run_folder
-    from cxr_utils.training import fit_with_callbacks, set_seeds
+    from cxr_utils.training import CachedBatches, fit_with_callbacks, predict_scores, set_seeds
+
+    from helpers import build_cnn
 
     x, y = _handful(originals)
     set_seeds(seed)
@@ -542,8 +546,8 @@ def _run_together(jobs: list, timeout: float = 120) -> list:
 def test_issue20_row1_concurrent_scorings_into_a_new_ledger_leave_one_header_and_every_row(
     tmp_path, capsys, monkeypatch
 ):
-    from cxr_utils import ledger as ledger_module
-    from cxr_utils.ledger import LEDGER_FILE, append_scoring, read_ledger
+    from cxr_utils import records as ledger_module
+    from cxr_utils.records import LEDGER_FILE, append_scoring, read_ledger
 
     monkeypatch.setattr(ledger_module, "_git_state", lambda: ("0" * 40, False))  # no git subprocesses: more appends
 
@@ -599,7 +603,7 @@ def test_issue20_row3_class_folders_without_images_are_one_line_naming_the_folde
         assert len(errors) == 1 and str(data) in errors[0] and "no image" in errors[0], errors
         assert ".dcm" in errors[0] and "12" in errors[0]  # what it found instead
     with pytest.raises(ValueError, match=re.escape(str(data))):
-        cache_images(data, size=16, cache_dir=tmp_path / "cache", workers=1, progress=False)
+        cache_images(data, size=16, cache_dir=tmp_path / "cache", progress=False)
 
 
 def test_issue20_row4_a_copy_of_empty_placeholders_is_reported_then_one_line(tmp_path, capsys):
@@ -610,11 +614,11 @@ def test_issue20_row4_a_copy_of_empty_placeholders_is_reported_then_one_line(tmp
     assert len(errors) == 1 and str(data) in errors[0] and "0 bytes" in errors[0], errors
     assert len(pd.read_csv(tmp_path / "index.csv")) == 8
     with pytest.raises(ValueError, match=re.escape(str(data))):
-        cache_images(data, size=16, cache_dir=tmp_path / "cache", workers=1, progress=False)
+        cache_images(data, size=16, cache_dir=tmp_path / "cache", progress=False)
 
 
 def test_issue20_row5_a_manifest_saved_with_a_byte_order_mark_is_read(tmp_path, capsys):
-    from cxr_utils.images import file_sha256
+    from cxr_utils.dataset import file_sha256
 
     data = make_dataset(tmp_path / "data", KAGGLE_FILES)
     rows = [f"{path}\t{file_sha256(data / path)}\t{(data / path).stat().st_size}" for path in sorted(KAGGLE_FILES)]
@@ -623,7 +627,7 @@ def test_issue20_row5_a_manifest_saved_with_a_byte_order_mark_is_read(tmp_path, 
     assert cli.main(["verify", str(data), "--manifest", str(manifest)]) == 1  # 8 images: not the official counts
     out, errors = cli_lines(capsys)
     assert not errors and re.search(r"misplaced\s+0", out) and re.search(r"missing\s+0", out), out
-    from cxr_utils.verification import verify_dataset
+    from cxr_course.verify import verify_dataset
 
     assert verify_dataset(data, manifest, progress=False).matches_manifest
 
@@ -632,7 +636,7 @@ def test_issue20_row6_a_file_name_that_is_not_utf8_is_a_problem_of_that_file(tmp
     data = make_dataset(tmp_path / "data", KAGGLE_FILES)
     latin1 = os.fsdecode(b"IM-0050-0001-caf\xe9.jpeg")  # what unzip leaves of a Latin-1 name: not UTF-8
     (data / "train" / "NORMAL" / latin1).write_bytes(jpeg_bytes())
-    cache = cache_images(data, size=16, cache_dir=tmp_path / "cache", workers=1, progress=False)
+    cache = cache_images(data, size=16, cache_dir=tmp_path / "cache", progress=False)
     assert len(cache.images) == 8 and "caf\\xe9" in capsys.readouterr().out  # left out, with a note naming it
     problems = index_dataset(data, progress=False).problems.set_index("path")["problem"]
     assert problems.to_dict() == {
@@ -646,20 +650,20 @@ def test_issue20_row6_a_file_name_that_is_not_utf8_is_a_problem_of_that_file(tmp
 
 def test_issue20_row7_a_cache_whose_metadata_cannot_be_read_is_rebuilt_with_a_note(tmp_path, capsys):
     data = make_dataset(tmp_path / "data", KAGGLE_FILES)
-    first = cache_images(data, size=16, cache_dir=tmp_path / "cache", workers=1, progress=False)
+    first = cache_images(data, size=16, cache_dir=tmp_path / "cache", progress=False)
     meta = first.path.with_suffix(".json")
     for damaged in ("", '{"format": 4, "n": '):  # killed between open and write; cut short
         meta.write_text(damaged)
         capsys.readouterr()
-        again = cache_images(data, size=16, cache_dir=tmp_path / "cache", workers=1, progress=False)
+        again = cache_images(data, size=16, cache_dir=tmp_path / "cache", progress=False)
         note = capsys.readouterr().out
         assert again.built and str(meta) in note and "rebuil" in note, note
         np.testing.assert_array_equal(again.images, first.images)
-    assert not cache_images(data, size=16, cache_dir=tmp_path / "cache", workers=1, progress=False).built
+    assert not cache_images(data, size=16, cache_dir=tmp_path / "cache", progress=False).built
 
 
 def test_issue20_row8_bytes_after_the_end_of_image_marker_are_not_truncation(tmp_path, capsys):
-    from cxr_utils.images import decode_problem, find_integrity_problem
+    from cxr_course.verify import decode_problem, find_integrity_problem
 
     noise = np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8)
     buffer = io.BytesIO()
@@ -679,14 +683,14 @@ def test_issue20_row8_bytes_after_the_end_of_image_marker_are_not_truncation(tmp
             "train/NORMAL/IM-0062-0001.jpeg": with_thumbnail[: len(with_thumbnail) * 2 // 3],  # really cut short
         },
     )
-    problems = index_dataset(data, progress=False).problems.set_index("path")["problem"]
+    problems = inspect(index_dataset(data, progress=False), progress=False).problems.set_index("path")["problem"]
     assert problems.to_dict() == {
         "train/NORMAL/IM-0062-0001.jpeg": "truncated: the JPEG end-of-image marker (FF D9) is missing"
     }
     for name in ("IM-0060-0001.jpeg", "IM-0061-0001.jpeg"):
         assert decode_problem(data / "train/NORMAL" / name) is None  # it decodes: it is not truncated
         assert find_integrity_problem(data / "train/NORMAL" / name, "JPEG") is None
-    cache = cache_images(data, size=16, cache_dir=tmp_path / "cache", workers=1, progress=False)
+    cache = cache_images(data, size=16, cache_dir=tmp_path / "cache", progress=False)
     assert len(cache.images) == 10 and "IM-0060" not in capsys.readouterr().out
 
 
@@ -708,7 +712,7 @@ def test_issue20_row9_a_read_only_cache_folder_is_one_line_before_any_work(tmp_p
     monkeypatch.setattr(cache_module, "file_sha256", lambda *a: work.append("hash") or real_hash(*a))
     monkeypatch.setattr(cache_module, "index_dataset", lambda *a, **k: work.append("index") or real_index(*a, **k))
     with pytest.raises(OSError, match="Read-only file system") as refused:
-        cache_images(data, size=16, cache_dir=read_only, workers=1, progress=False)
+        cache_images(data, size=16, cache_dir=read_only, progress=False)
     assert not work, f"the cache folder was checked only after: {sorted(set(work))}"
     message = cli._one_line(refused.value)
     assert str(read_only) in message and "CXR_CACHE_DIR" in message, message
@@ -724,8 +728,8 @@ def _scoring_inputs(index: pd.DataFrame, seed: int = 0):
 
 
 def test_issue20_row10_the_ledger_counts_scorings_of_the_official_test_split_apart(resized_224, tmp_path, capsys):
-    from cxr_utils.ledger import read_ledger
-    from cxr_utils.tools.course import _write_summary
+    from cxr_course.runner import _write_summary
+    from cxr_utils.records import read_ledger
 
     runs = tmp_path / "runs"
     runs.mkdir()
@@ -761,7 +765,7 @@ def test_issue20_row10_the_ledger_counts_scorings_of_the_official_test_split_apa
 
 def test_issue20_concurrency_soak_processes_scoring_and_finishing_at_once(tmp_path, capsys):
     """8 processes x 10 scorings into a fresh ledger, and 3 processes finishing one run folder, all at once."""
-    from cxr_utils.ledger import LEDGER_FILE, read_ledger
+    from cxr_utils.records import LEDGER_FILE, read_ledger
 
     # forkserver: one process imports the package once, each worker is a fork of it (spawn where it is missing)
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"

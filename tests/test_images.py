@@ -1,20 +1,26 @@
-"""Edge cases of image files, on files the tests make."""
+"""Edge cases of image files, on files the tests make: headers (the index), decoding (the cache), integrity
+(cxr verify)."""
 
 import io
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from cxr_utils.images import (
-    ImageReadError,
-    file_sha256,
-    find_integrity_problem,
-    load_grayscale,
-    read_header,
-)
+from cxr_course.verify import find_integrity_problem
+from cxr_utils.cache import ImageReadError, load_grayscale
+from cxr_utils.dataset import _inspect, file_sha256
 
 from helpers import jpeg_bytes, write_file
+
+
+def read_header(path):
+    """What the index reads of one file: its header's columns, or ImageReadError with its problem."""
+    row = _inspect(path, headers=True, sha256=False)
+    if row["problem"]:
+        raise ImageReadError(f"{path}: {row['problem']}")
+    return SimpleNamespace(**row)
 
 
 def png_bytes(image: Image.Image) -> bytes:
@@ -127,7 +133,7 @@ def test_reduced_scale_decoding_keeps_min_side_and_matches_full_decode(originals
     """Draft-mode decoding of real full-resolution X-rays (gray and RGB files) stays
     at least min_side on both sides and, once resized, within a grey level of the
     full decode on average."""
-    from cxr_utils.images import resize_image
+    from cxr_utils.cache import resize_image
 
     paths = sorted((originals / "train" / "NORMAL").glob("*.jpeg"))[:4]
     paths += sorted((originals / "train" / "PNEUMONIA").glob("*.jpeg"))[:4]

@@ -3,10 +3,17 @@
 import numpy as np
 import pandas as pd
 
-from cxr_utils.ledger import LEDGER_COLUMNS, LEDGER_FILE, _configuration_hash, _git_state, read_ledger, summarise
-from cxr_utils.records import read_json
+from cxr_course import cli
+from cxr_utils.records import (
+    LEDGER_COLUMNS,
+    LEDGER_FILE,
+    _git_state,
+    configuration_hash,
+    read_json,
+    read_ledger,
+    summarise,
+)
 from cxr_utils.runs import finish_run
-from cxr_utils.tools import cli
 
 
 def _fixture(seed=0):
@@ -41,8 +48,8 @@ def test_every_scoring_appends_one_row(tmp_path):
 
 
 def test_the_hash_ignores_the_seed_and_the_measurements(tmp_path):
-    assert _configuration_hash({"lr": 1e-3, "seed": 0}) == _configuration_hash({"seed": 5, "lr": 1e-3})
-    assert _configuration_hash({"lr": 1e-3}) != _configuration_hash({"lr": 1e-4})
+    assert configuration_hash({"lr": 1e-3, "seed": 0}) == configuration_hash({"seed": 5, "lr": 1e-3})
+    assert configuration_hash({"lr": 1e-3}) != configuration_hash({"lr": 1e-4})
     index, splits, validation, test = _fixture()
     for minutes in (1.0, 2.0):
         finish_run(
@@ -67,7 +74,7 @@ def test_another_keras_backend_is_another_configuration(tmp_path, monkeypatch):
     monkeypatch.setattr(keras.backend, "backend", lambda: "torch")
     finish_run(tmp_path / "torch", index, splits, validation, test, n_boot=20, parameters={"lr": 1, "seed": 0})
     tensorflow, torch = read_ledger(tmp_path)["config_hash"]
-    assert tensorflow == _configuration_hash({"lr": 1})  # TensorFlow's runs keep their hashes
+    assert tensorflow == configuration_hash({"lr": 1})  # TensorFlow's runs keep their hashes
     assert torch != tensorflow
     assert read_json(tmp_path / "torch" / "config.json")["parameters"] == {"lr": 1, "seed": 0, "keras_backend": "torch"}
     assert read_json(tmp_path / "torch" / "config.json")["software"]["keras_backend"] == "torch"  # one answer
@@ -84,7 +91,7 @@ def test_cxr_ledger_prints_every_scoring(tmp_path, capsys):
 
 
 def test_the_course_summary_states_the_ledger(tmp_path):
-    from cxr_utils.tools.course import _write_summary
+    from cxr_course.runner import _write_summary
 
     index, splits, validation, test = _fixture()
     finish_run(tmp_path / "runs" / "cnn", index, splits, validation, test, n_boot=20, parameters={"seed": 0})

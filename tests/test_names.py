@@ -2,8 +2,9 @@ import collections
 
 import pytest
 
-from cxr_utils.names import _ParsedName, parse_name
-from cxr_utils.verification import read_manifest
+from cxr_utils.dataset import Name as _ParsedName
+from cxr_utils.dataset import parse_name
+from cxr_utils.records import read_manifest
 
 
 @pytest.mark.parametrize(
@@ -35,7 +36,6 @@ def test_every_official_name_gets_a_patient_id():
     parsed = [parse_name(path) for path in manifest["path"]]
     assert all(p.patient_id for p in parsed)
     pathogens = collections.Counter(p.pathogen for p in parsed)
-    # counts documented in cxr_utils.names
     assert pathogens == {"bacteria": 2780, "virus": 1493, "none": 1583}
     labels = manifest["path"].str.split("/").str[1]
     for label, p in zip(labels, parsed):

@@ -14,11 +14,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from cxr_utils import config
+from cxr_course import build_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-EXECUTED = config.build_dir() / "executed"
+EXECUTED = build_dir() / "executed"
 
 
 def test_there_are_notebooks():

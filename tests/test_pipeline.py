@@ -9,7 +9,7 @@ import pytest
 
 from cxr_utils.cache import _decode_resized, cache_images
 from cxr_utils.dataset import index_dataset
-from cxr_utils.splits import class_weights, course_splits, patients_in_two_splits
+from cxr_utils.explore import class_weights, course_splits, patients_in_two_splits
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +94,7 @@ def test_class_weights_balance_the_loss():
 
 
 def test_batches_shapes_order_and_shuffling():
-    from cxr_utils.pipeline import CachedBatches
+    from cxr_utils.training import CachedBatches
 
     images = np.arange(10 * 4 * 4, dtype=np.uint8).reshape(10, 4, 4)
     labels = np.array([0, 1] * 5)
@@ -117,7 +117,7 @@ def test_batches_shapes_order_and_shuffling():
 
 
 def test_augmentation_only_in_training():
-    from cxr_utils.pipeline import augmentation_layers
+    from cxr_utils.training import augmentation_layers
 
     augment = augmentation_layers(seed=0)
     batch = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 1)).astype("float32")
@@ -130,7 +130,7 @@ def test_augmentation_only_in_training():
 def test_jpeg_recompression_degrades_with_lower_quality(resized_224):
     from PIL import Image
 
-    from cxr_utils.pipeline import recompress_jpeg
+    from cxr_utils.training import recompress_jpeg
 
     paths = sorted((resized_224 / "test" / "NORMAL").glob("*.jpeg"))[:6]
     images = np.stack([np.asarray(Image.open(p).convert("L")) for p in paths])
@@ -148,7 +148,7 @@ def test_jpeg_recompression_degrades_with_lower_quality(resized_224):
 def test_predict_batches_pads_the_last_batch_and_matches_predict():
     import keras
 
-    from cxr_utils.pipeline import CachedBatches, predict_batches
+    from cxr_utils.training import CachedBatches, predict_batches
 
     keras.utils.set_random_seed(0)
     model = keras.Sequential(

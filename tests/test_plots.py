@@ -11,7 +11,9 @@ import pandas as pd
 import pytest
 from matplotlib.collections import PathCollection
 
-from cxr_utils import plots, stats
+import cxr_utils as plots
+from cxr_utils import explore as stats
+from cxr_utils import plots_data
 from cxr_utils.dataset import index_dataset
 
 
@@ -52,7 +54,7 @@ def test_course_flow_draws_every_step_in_order_with_an_arrow_between():
     render(fig)
     ax = fig.axes[0]
     boxes = [p for p in ax.patches if isinstance(p, FancyBboxPatch)]
-    steps, readers = plots.data._COURSE_FLOW, plots.data._COURSE_READERS
+    steps, readers = plots_data._COURSE_FLOW, plots_data._COURSE_READERS
     assert len(boxes) == len(steps) + len(readers)
     titles = [t.get_text() for t in ax.texts if t.get_fontweight() == "bold"]
     assert titles == [step for step, _, _ in steps] + [chapter for chapter, _ in readers]
@@ -150,7 +152,7 @@ def test_size_scatter_plots_every_image(index):
 
 
 def test_file_sizes_log_axis_reads_as_plain_numbers(index):
-    from cxr_utils.verification import index_manifest
+    from cxr_utils.records import index_manifest
 
     both = plots.plot_file_sizes(index, index_manifest())
     render(both)
@@ -167,7 +169,7 @@ def test_file_sizes_log_axis_reads_as_plain_numbers(index):
 
 
 def test_a_narrow_log_axis_still_gets_plain_ticks():
-    from cxr_utils.plots.data import _readable_log_axis
+    from cxr_utils.plots_data import _readable_log_axis
 
     narrow = pd.DataFrame({"label": ["NORMAL", "PNEUMONIA"] * 50, "bytes": np.linspace(3600, 9000, 100)})
     fig = plots.plot_file_sizes(narrow, narrow)
@@ -198,7 +200,7 @@ def test_intensity_histogram_lines_carry_the_shares():
 
 
 def test_resize_policies_grid(originals, index):
-    from cxr_utils.images import load_grayscale
+    from cxr_utils.cache import load_grayscale
 
     row = index.iloc[0]
     fig = plots.plot_resize_policies({row["name"]: load_grayscale(originals / row["path"])}, 32)
@@ -228,7 +230,7 @@ def test_history_curves():
 
 
 def test_augmented_samples_grid():
-    from cxr_utils.pipeline import augmentation_layers
+    from cxr_utils.training import augmentation_layers
 
     images = np.random.default_rng(0).integers(0, 256, (2, 32, 32), dtype=np.uint8)
     fig = plots.plot_augmented_samples(images, augmentation_layers(seed=0), variants=3)
@@ -302,7 +304,7 @@ def test_score_shift_panels_hold_every_image(scored):
 
 
 def test_reliability_points_are_the_table(scored):
-    from cxr_utils.calibration import reliability_table
+    from cxr_utils.compare import reliability_table
 
     y, models = scored
     table = reliability_table(y, models["A"][0], n_bins=5)
@@ -313,7 +315,7 @@ def test_reliability_points_are_the_table(scored):
 
 
 def test_gradcam_gallery(originals, index):
-    from cxr_utils.images import load_grayscale, resize_image
+    from cxr_utils.cache import load_grayscale, resize_image
 
     rows = index.head(3)
     images = np.stack([resize_image(load_grayscale(originals / p), 64) for p in rows["path"]])

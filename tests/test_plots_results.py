@@ -4,8 +4,8 @@ import matplotlib
 import numpy as np
 import pytest
 
-from cxr_utils.calibration import reliability_table
-from cxr_utils.plots import plot_reliability, plot_threshold_tradeoff
+from cxr_utils.compare import reliability_table
+from cxr_utils.plots_results import plot_reliability, plot_threshold_tradeoff
 
 matplotlib.use("Agg")
 
@@ -48,7 +48,7 @@ def test_reliability_counts_are_bars_in_their_own_panel(scores):
 
 
 def test_score_shift_bins_span_the_scores_in_use(scores):
-    from cxr_utils.plots import plot_score_shift
+    from cxr_utils.plots_results import plot_score_shift
 
     y, s = scores
     narrow = 1 / (1 + np.exp(-(y - 0.5)))  # log-odds of +-0.5 only
@@ -68,7 +68,7 @@ def test_reliability_puts_validation_beside_test(scores):
 
 
 def test_roc_curve_zooms_into_its_top_left_corner(scores):
-    from cxr_utils.plots import plot_roc_pr
+    from cxr_utils.plots_results import plot_roc_pr
 
     y, s = scores
     fig = plot_roc_pr(y, {"a": (s, 0.5)})

@@ -1,11 +1,11 @@
-"""Keras starts without TensorFlow's start-up log (cxr_utils.tools.quiet)."""
+"""Keras starts without TensorFlow's start-up log (cxr_utils.start_keras)."""
 
 import os
 import re
 import subprocess
 import sys
 
-from cxr_utils.tools.quiet import _silenced_stderr
+from cxr_utils import _silenced_stderr
 
 # TensorFlow's start-up log: its C++ log lines ("2026-11-29 15:37:15.223753: I external/...",
 # "W0000 00:00:1700000000.123 ..."), and words of the messages that differ between versions and CPUs.
@@ -19,7 +19,7 @@ def tensorflow_log(stderr: str) -> list[str]:
 
 
 def test_start_keras_prints_one_line_and_no_tensorflow_log():
-    code = "from cxr_utils.tools.quiet import start_keras; print(start_keras())"
+    code = "from cxr_utils import start_keras; print(start_keras())"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("Keras 3.") and (" GPU" in result.stdout), result.stdout
@@ -30,7 +30,7 @@ def test_start_keras_turns_onednn_on_unless_told_otherwise_and_says_which():
     """oneDNN's kernels trained chapter 03's CNN 1.9-3.3 times as fast on an AVX2 CPU, where TensorFlow leaves
     them off; a learner's TF_ENABLE_ONEDNN_OPTS=0 is kept, and both the first line and config.json say which."""
     code = (
-        "from cxr_utils.tools.quiet import start_keras; from cxr_utils.records import software_versions;"
+        "from cxr_utils import software_versions, start_keras;"
         "print(start_keras()); print(software_versions()['tensorflow_onednn'])"
     )
     lines = {}

@@ -1,7 +1,8 @@
 """Definitions a chapter writes out and the package keeps too (d2l's ``#@save``) must not drift apart.
 
 A code cell whose first line is ``# @save cxr_utils.<module>`` holds definitions (functions,
-classes) that ``cxr_utils/<module>.py`` holds as well, each marked there by a comment
+classes) that ``cxr_utils/<module>.py`` holds as well (those the package calls itself; the others
+stay in their chapter, loaded from it by ``cxr_course.chapters``), each marked there by a comment
 ``# Saved from notebooks/<chapter>.ipynb``. The two copies' code is compared after parsing (so
 formatting, comments and docstrings do not count; names, defaults and code do). The docstrings
 are compared apart: the chapter's is the package's summary (the markdown around the cell explains
@@ -124,9 +125,19 @@ SAVED = [(module, definition) for path in NOTEBOOKS for module, definition in no
 
 def test_the_chapters_save_their_lesson_code():
     names = {definition.name for _, definition in SAVED}
-    lesson = {"augmentation_layers", "build_cnn", "compile_binary", "course_callbacks"}  # 03
-    lesson |= {"build_top_classifier", "grad_cam_batch"}  # chapters 04, 05
+    lesson = {"augmentation_layers", "compile_binary", "course_callbacks", "grad_cam_batch"}  # chapters 03, 05
     assert lesson <= names, f"not written out in a chapter: {sorted(lesson - names)}"
+
+
+@pytest.mark.parametrize("name", ["build_cnn", "build_top_classifier"])
+def test_a_chapter_only_definition_has_no_package_copy_and_loads_from_its_chapter(name):
+    """Chapter 03's CNN and chapter 04's head are written only in their chapter; tests, benchmarks and scripts load
+    them from there (``cxr_course.chapters.saved``)."""
+    from cxr_course.chapters import saved
+
+    copies = [path.name for path in (ROOT / "cxr_utils").rglob("*.py") if f"def {name}(" in path.read_text()]
+    assert not copies, f"{name} is kept in the package too: {copies}"
+    assert callable(saved(name)) and saved(name).__name__ == name
 
 
 def lesson_calls(chapter: str) -> set[str]:

@@ -22,8 +22,8 @@ import nbformat
 import pytest
 
 import cxr_utils
-from cxr_utils.ledger import _configuration_hash as configuration_hash
-from cxr_utils.model_card import SEED_RECORD, seed_spread
+from cxr_utils.records import configuration_hash
+from cxr_utils.runs import SEED_RECORD, seed_spread
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORD = ROOT / SEED_RECORD

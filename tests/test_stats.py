@@ -3,15 +3,16 @@
 import glob
 import os
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
 
-from cxr_utils import stats
-from cxr_utils.dataset import index_dataset
-from cxr_utils.images import resize_image
+from cxr_utils import explore as stats
+from cxr_utils.cache import resize_image
+from cxr_utils.dataset import DatasetIndex, index_dataset
 
 
 @pytest.fixture(scope="module")
@@ -89,33 +90,26 @@ def test_sample_per_class_is_seeded(originals_index):
     assert first["label"].value_counts().to_dict() == {"NORMAL": 3, "PNEUMONIA": 3}
 
 
-@pytest.fixture(scope="module")
-def resized_index(resized_224):
-    return index_dataset(resized_224, progress=False).table
-
-
-def test_check_resolution_knows_the_originals(originals_index):
-    check = stats.check_resolution(originals_index)
-    sizes = set(zip(originals_index["width"], originals_index["height"]))
+def test_check_copy_knows_the_originals(originals):
+    dataset = index_dataset(originals, progress=False)
+    check = stats.check_copy(dataset)
+    sizes = set(zip(dataset.table["width"], dataset.table["height"]))
     assert (check.n_images, check.n_sizes, check.n_listed, check.n_official_bytes) == (416, len(sizes), 416, 416)
-    assert check.originals and not check.one_size and check.n_altered_bytes == 0
-    note = check.note()
-    assert note.startswith("> **This copy holds original files.**")
-    assert "416 of the 5,856 official images" in note  # a subset, and it says so
-    assert check._repr_markdown_() == note  # a notebook cell ending in the check shows the note
+    assert check.originals and not check.one_size and not check.counts_official  # a subset of the originals
+    counts = check.counts.set_index(["split", "label"])
+    assert counts.loc[("train", "NORMAL"), ["found", "official", "difference"]].tolist() == [90, 1341, -1251]
+    summary = check.summary()
+    assert summary["images"] == 416 and summary["official images"] == 5856 and summary["original files"]
 
 
-def test_check_resolution_finds_the_resized_copy(resized_index):
-    check = stats.check_resolution(resized_index)
-    assert check.one_size and check.common_size == (224, 224) and not check.originals
-    assert (check.n_listed, check.n_official_bytes, check.n_altered_bytes) == (5856, 0, 5856)
-    note = check.note()
-    assert note.startswith("> **Note: this is a resized copy, not the original files.**")
-    assert "Every one of its 5,856 images is 224x224 pixels" in note
-    assert "`cxr download`" in note and "`CXR_DATA_DIR`" in note  # what a learner needs for the real histograms
+def test_check_copy_finds_the_resized_copy(resized_224):
+    check = stats.check_copy(index_dataset(resized_224, progress=False))
+    assert check.one_size and check.common_size == (224, 224) and not check.originals and check.counts_official
+    assert (check.n_listed, check.n_official_bytes) == (5856, 0)
+    assert check.summary()["commonest size"] == "224x224"
 
 
-def test_check_resolution_on_made_up_indexes():
+def test_check_copy_on_made_up_indexes():
     manifest = pd.DataFrame(
         {
             "path": ["train/NORMAL/a.jpeg", "train/PNEUMONIA/b.jpeg", "test/NORMAL/c.jpeg"],
@@ -125,6 +119,7 @@ def test_check_resolution_on_made_up_indexes():
     )
     index = pd.DataFrame(
         {
+            "split": ["train", "train", "test"],
             "label": ["NORMAL", "PNEUMONIA", "NORMAL"],
             "name": ["a.jpeg", "b.jpeg", "c.jpeg"],
             "bytes": [1000, 2000, 2999],  # c was re-encoded, at its own size
@@ -132,15 +127,18 @@ def test_check_resolution_on_made_up_indexes():
             "height": [100, 100, 100],
         }
     )
-    re_encoded = stats.check_resolution(index, manifest)
-    assert not re_encoded.one_size and re_encoded.n_altered_bytes == 1 and not re_encoded.originals
-    assert "1 of the 3 files named in the official manifest" in re_encoded.note()
-    untouched = stats.check_resolution(index.assign(bytes=[1000, 2000, 3000]), manifest)
+
+    def check(table, layout="kaggle"):
+        return stats.check_copy(DatasetIndex(Path("."), layout, table, {}, []), manifest)
+
+    re_encoded = check(index)
+    assert not re_encoded.one_size and re_encoded.n_official_bytes == 2 and not re_encoded.originals
+    untouched = check(index.assign(bytes=[1000, 2000, 3000]))
     assert untouched.originals and untouched.n_official_bytes == 3
-    unknown = stats.check_resolution(index.assign(name=["x.jpeg", "y.jpeg", "z.jpeg"]), manifest)
+    unknown = check(index.assign(name=["x.jpeg", "y.jpeg", "z.jpeg"]))
     assert unknown.n_listed == 0 and unknown.originals  # judged by its sizes alone
-    assert "could not be checked" in unknown.note()
-    square = stats.check_resolution(index.assign(width=64, height=64, name=["x.jpeg", "y.jpeg", "z.jpeg"]), manifest)
+    square = check(index.assign(width=64, height=64, name=["x.jpeg", "y.jpeg", "z.jpeg"]))
     assert square.one_size and not square.originals and square.common_size == (64, 64)
-    single = stats.check_resolution(index.head(1), manifest)
-    assert not single.one_size  # one image is not "all one size"
+    assert not check(index.head(1)).one_size  # one image is not "all one size"
+    mendeley = check(index, layout="mendeley").counts.set_index(["split", "label"])["official"]
+    assert mendeley[("train", "NORMAL")] == 1349 and ("val", "NORMAL") not in mendeley.index

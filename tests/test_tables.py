@@ -1,13 +1,11 @@
-"""Result tables: models beside the paper and the baseline, text, JSON and Markdown."""
-
-import json
+"""Result tables: models beside the paper and the baseline, text and Markdown."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from cxr_utils.metrics import METRICS, PAPER, bootstrap_ci
-from cxr_utils.tables import evaluation_table, format_table, metrics_to_json, table_to_markdown, versus_paper
+from cxr_utils.compare import evaluation_table, format_table, table_to_markdown, versus_paper
+from cxr_utils.metrics import PAPER
 
 from helpers import Y
 
@@ -64,16 +62,6 @@ def test_format_table_text():
     assert text.loc["always PNEUMONIA"].tolist()[1:] == ["0.500", "1.000", "0.000", "0.500"]
 
 
-def test_metrics_to_json_round_trips():
-    one_class = bootstrap_ci([1, 1, 1], [0.2, 0.7, 0.9], 0.5, n_boot=20)
-    data = metrics_to_json(one_class)
-    assert list(data) == list(METRICS)
-    assert data["roc_auc"] == {"value": None, "ci_low": None, "ci_high": None}
-    assert data["sensitivity"]["value"] == 2 / 3
-    assert type(data["sensitivity"]["ci_low"]) is float
-    assert json.loads(json.dumps(data, allow_nan=False)) == data
-
-
 def test_versus_paper_verdicts_and_markdown():
     frame = pd.DataFrame(
         {"value": [0.95, 0.99, 0.80, 0.97], "ci_low": [0.94, 0.98, 0.75, 0.95], "ci_high": [0.96, 1.0, 0.85, 0.99]},
@@ -87,7 +75,7 @@ def test_versus_paper_verdicts_and_markdown():
 
 
 def test_format_interval_takes_none_or_nan_for_a_missing_number():
-    from cxr_utils.tables import format_interval
+    from cxr_utils.compare import format_interval
 
     assert format_interval(0.9134, 0.8891, 0.9342) == "0.913 [0.889, 0.934]"
     assert format_interval(0.9134, None, 0.93) == format_interval(0.9134, float("nan"), 0.93) == "0.913"

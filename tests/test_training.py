@@ -14,9 +14,11 @@ TRAIN_SCRIPT = textwrap.dedent(
     import os, sys
     import keras
     from cxr_utils.cache import cache_images
-    from cxr_utils.models import build_cnn, compile_binary
-    from cxr_utils.pipeline import CachedBatches
-    from cxr_utils.training import fit_with_callbacks, set_seeds
+    from cxr_course.chapters import saved
+    from cxr_utils.models import compile_binary
+    from cxr_utils.training import CachedBatches, fit_with_callbacks, set_seeds
+
+    build_cnn = saved("build_cnn")  # chapter 03's
 
     data, cache_dir, run_dir, kill_after = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     set_seeds(0)
@@ -42,7 +44,7 @@ TRAIN_SCRIPT = textwrap.dedent(
 
 
 def test_cnn_shapes():
-    from cxr_utils.models import build_cnn
+    from helpers import build_cnn
 
     model = build_cnn(64, channels=1, filters=(8, 16, 32))
     assert model.input_shape == (None, 64, 64, 1) and model.output_shape == (None, 1)
@@ -74,7 +76,7 @@ def test_training_resumes_after_being_killed(originals, tmp_path):
 def test_the_history_figure_names_its_metrics_readably():
     import pandas as pd
 
-    from cxr_utils.plots import plot_history
+    from cxr_utils.plots_results import plot_history
 
     history = pd.DataFrame(
         {"epoch": [0, 1, 2], "loss": [0.7, 0.5, 0.4], "val_loss": [0.8, 0.6, 0.6], "auc": [0.8, 0.9, 0.95]}

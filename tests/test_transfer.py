@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 import cxr_utils as cxr
-from cxr_utils.models import compile_binary
-from cxr_utils.transfer import bottom_activations, build_top_classifier, pooled_features, split_backbone
-from cxr_utils.weights import build_backbone
+from cxr_course.chapters import split_backbone
+from cxr_utils.models import bottom_activations, build_backbone, compile_binary, pooled_features
+
+from helpers import build_top_classifier
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +47,8 @@ def chapter_04_cut() -> str:
 
 
 def test_chapter_04_cuts_the_backbone_as_split_backbone_does(split, images, keras_weights):
-    """The chapter writes the cut in its cell (the lesson); the package's ``split_backbone`` must do the same."""
+    """The chapter writes the cut in its cell (the lesson); ``cxr_course.chapters.split_backbone``, which tests and
+    benchmarks use, must do the same."""
     backbone = build_backbone("MobileNetV2", input_size=96, alpha=0.35, weights_dir=keras_weights)
     cell = {
         "backbone": backbone,
@@ -105,9 +107,8 @@ def test_only_the_top_and_head_train_and_batch_norm_stays_frozen(split, images):
 
 def test_a_top_fine_tuned_on_cached_views_logs_its_epochs_and_scores(split, images, tmp_path):
     """Chapter 04's candidate B in small: two views of the activations, ``fit_with_callbacks``, ``top_scores``."""
-    from cxr_utils.pipeline import CachedBatches
-    from cxr_utils.training import fit_with_callbacks
-    from cxr_utils.transfer import top_scores
+    from cxr_utils.models import top_scores
+    from cxr_utils.training import CachedBatches, fit_with_callbacks
 
     activations = bottom_activations(split, images, progress=False)
     labels = np.array([0, 1, 0, 1, 0, 1])
@@ -121,7 +122,7 @@ def test_a_top_fine_tuned_on_cached_views_logs_its_epochs_and_scores(split, imag
 
 
 def test_logistic_head_picks_c_on_validation():
-    from cxr_utils.transfer import fit_logistic_head
+    from cxr_utils.models import fit_logistic_head
 
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 200)

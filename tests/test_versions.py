@@ -5,8 +5,8 @@ from importlib.metadata import metadata, requires
 import pytest
 from packaging.requirements import Requirement
 
-from cxr_utils.tools import versions
-from cxr_utils.tools.versions import check_versions
+import cxr_utils as versions
+from cxr_utils import check_versions
 
 
 def _runtime_requirements() -> dict[str, Requirement]:

@@ -20,11 +20,12 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from cxr_utils.models import build_cnn, compile_binary
-from cxr_utils.pipeline import CachedBatches, augmentation_layers
-from cxr_utils.splits import class_weights
-from cxr_utils.training import fit_with_callbacks
-from cxr_utils.transfer import bottom_activations, build_top_classifier, pooled_features, split_backbone
+from cxr_course.chapters import saved, split_backbone
+from cxr_utils.explore import class_weights
+from cxr_utils.models import bottom_activations, compile_binary, pooled_features
+from cxr_utils.training import CachedBatches, augmentation_layers, fit_with_callbacks
+
+build_cnn, build_top_classifier = saved("build_cnn"), saved("build_top_classifier")  # chapters 03 and 04
 
 out = Path(sys.argv[1])
 out.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """The course as a website: the executed notebooks built into HTML with Jupyter Book 1.x (Sphinx).
 
-``make site`` runs ``python -m cxr_utils.tools.site``. Nothing is executed here: the pages
+``make site`` runs ``python -m cxr_course.site``. Nothing is executed here: the pages
 show the outputs of the executed copies in ``build/executed/``, which ``make course`` (the
 full course), ``make fast`` (fast mode) or the test suite (fast mode) write. When a chapter has
 no executed copy, or its copy was made from other cells than the committed notebook's, the
@@ -26,8 +26,10 @@ from pathlib import Path
 
 import nbformat
 
-from .. import config
-from .course import list_notebooks
+from cxr_utils import project_root
+
+from . import build_dir
+from .runner import list_notebooks
 
 __all__ = ["SiteError", "stale_copies", "chapter_table", "execution_note", "stage_site", "main"]
 
@@ -155,7 +157,7 @@ def stage_site(
     in, each chapter's executed copy (see :func:`_for_the_site`), ``data.md`` (the project's
     ``data/README.md``) and ``_toc.yml``: the landing page, the chapters in order, the data page.
     """
-    root = config.project_root()
+    root = project_root()
     notebooks = list_notebooks() if notebooks is None else notebooks
     executed_dir, stage_dir = Path(executed_dir), Path(stage_dir)
     site_dir = root / "site"
@@ -198,8 +200,8 @@ def _build_site(
         raise SiteError(
             "the site needs Jupyter Book 1.x: pip install -e '.[site]' (the Makefile's environment has it)"
         ) from error
-    executed_dir = Path(executed_dir) if executed_dir is not None else config.build_dir() / "executed"
-    out_dir = Path(out_dir) if out_dir is not None else config.build_dir() / "site"
+    executed_dir = Path(executed_dir) if executed_dir is not None else build_dir() / "executed"
+    out_dir = Path(out_dir) if out_dir is not None else build_dir() / "site"
     notebooks = list_notebooks()
     if not notebooks:
         raise SiteError("no notebooks (notebooks/NN_*.ipynb) to publish")
@@ -231,8 +233,8 @@ def _build_site(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m cxr_utils.tools.site [--executed DIR] [--out DIR] [--allow-stale]`` (``make site``)."""
-    parser = argparse.ArgumentParser(prog="python -m cxr_utils.tools.site", description=__doc__.splitlines()[0])
+    """``python -m cxr_course.site [--executed DIR] [--out DIR] [--allow-stale]`` (``make site``)."""
+    parser = argparse.ArgumentParser(prog="python -m cxr_course.site", description=__doc__.splitlines()[0])
     parser.add_argument("--executed", help="the executed notebooks (default: build/executed)")
     parser.add_argument("--out", help="the site's folder (default: build/site)")
     parser.add_argument("--allow-stale", action="store_true", help="publish executed copies of older cells")

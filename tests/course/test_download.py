@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from cxr_utils.tools import cli
-from cxr_utils.tools.download import ARCHIVE_NAME, ArchiveError, DownloadError, download_dataset
+from cxr_course import cli
+from cxr_course.fetch import ARCHIVE_NAME, ArchiveError, DownloadError, download_dataset
 
 from helpers import ArchiveServer, build_archive
 

@@ -1,5 +1,4 @@
-"""Figures of the data (chapters 01 and 02): the course's data flow, counts, patients, sizes, intensities,
-resize policies."""
+"""Figures of the data (chapters 01-02) and the colours and figure factory every figure shares."""
 
 from __future__ import annotations
 
@@ -14,9 +13,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
-from ..images import RESIZE_POLICIES, load_grayscale, resize_image
-from ..layout import LABELS, SPLITS
-from .style import CLASS_COLOURS, figure
+from .cache import RESIZE_POLICIES, load_grayscale, resize_image
+from .dataset import LABELS, SPLITS
 
 __all__ = [
     "plot_course_flow",
@@ -31,6 +29,23 @@ __all__ = [
     "plot_resize_policies",
 ]
 
+
+#: One colour per class, used by every figure.
+CLASS_COLOURS = {"NORMAL": "#4C72B0", "PNEUMONIA": "#DD8452"}
+
+
+#: Colours of the models compared in one figure, in order.
+MODEL_COLOURS = ("#55A868", "#8172B3", "#C44E52", "#937860", "#DA8BC3")
+
+#: seaborn's arguments for colouring by class.
+_BY_CLASS = {"hue": "label", "hue_order": list(LABELS), "palette": CLASS_COLOURS}
+
+
+def figure(width: float, height: float) -> Figure:
+    """A constrained-layout Figure of ``width`` x ``height`` inches, made without pyplot (shown once in a notebook)."""
+    return Figure(figsize=(width, height), layout="constrained")
+
+
 #: The course's data flow, top to bottom: (step, where it happens, what it holds).
 _COURSE_FLOW: tuple[tuple[str, str, str], ...] = (
     ("Files", "data/ or $CXR_DATA_DIR", "the JPEGs, in {train,val,test}/{NORMAL,PNEUMONIA}: chapters 01-02"),
@@ -44,6 +59,8 @@ _COURSE_FLOW: tuple[tuple[str, str, str], ...] = (
     ("Model", "chapters 03 and 04", "a CNN from scratch (03), an ImageNet backbone fine-tuned (04)"),
     ("Run folder", "runs/<name>/", "weights, training history, predictions, threshold, metrics (finish_run)"),
 )
+
+
 #: Where the run folders are read: (chapter, what it does with them).
 _COURSE_READERS: tuple[tuple[str, str], ...] = (
     ("Chapter 05", "error analysis: which images are wrong, and why"),
@@ -52,21 +69,14 @@ _COURSE_READERS: tuple[tuple[str, str], ...] = (
 
 
 def plot_course_flow() -> Figure:
-    """The course's data flow as boxes and arrows: files to index to cache ... to the chapters that read runs.
-
-    One box per step of ``_COURSE_FLOW``, top to bottom, with where it happens under its name
-    and what it holds beside it; the chapters that read the run folders (``_COURSE_READERS``)
-    sit side by side under the last step. One axes without ticks, in inches; each box is a
-    :class:`~matplotlib.patches.FancyBboxPatch`, each arrow an annotation.
-    """
+    """The course's data flow as boxes and arrows, files to run folders, and the chapters that read the runs."""
     steps, readers = _COURSE_FLOW, _COURSE_READERS
     row, box_width, box_height, text_x = 0.82, 2.5, 0.58, 3.0
     reader_gap = 1.25 * row  # the readers sit a little lower, so their arrows fan out visibly
     height = row * len(steps) + reader_gap + 0.2
     fig = figure(10.5, height)
     ax = fig.subplots()
-    ax.set_xlim(0, 10.5)
-    ax.set_ylim(0, height)
+    ax.set(xlim=(0, 10.5), ylim=(0, height))
     ax.set_axis_off()
 
     def box(x: float, y: float, width: float, title: str, subtitle: str, colour: str) -> None:
@@ -109,26 +119,20 @@ def _readable_log_axis(axis: Axis) -> None:
 
 
 def plot_split_counts(table: pd.DataFrame) -> Figure:
-    """Grouped bars: images per split and class of a :func:`cxr_utils.stats.split_class_table`, counts written on."""
+    """Grouped bars: images per split and class of a :func:`cxr_utils.explore.split_class_table`, counts written on."""
     counts = table.drop(index="total", errors="ignore")[list(LABELS)]
-    fig = figure(6.5, 3.8)
-    ax = fig.subplots()
-    positions = np.arange(len(counts))
-    width = 0.38
-    for offset, label in zip((-width / 2, width / 2), LABELS):
-        bars = ax.bar(positions + offset, counts[label], width, label=label, color=CLASS_COLOURS[label])
+    ax = counts.plot.bar(ax=figure(6.5, 3.8).subplots(), width=0.76, rot=0, color=CLASS_COLOURS)
+    for bars in ax.containers:
         ax.bar_label(bars, fmt="%d", padding=2)
-    ax.set_xticks(positions, counts.index)
-    ax.set_xlabel("split")
-    ax.set_ylabel("images")
-    ax.set_title("Images per split and class")
+    ax.set(xlabel="split", ylabel="images", title="Images per split and class")
     ax.legend(title="class")
     ax.margins(y=0.12)
-    return fig
+    ax.autoscale(axis="x")  # matplotlib's margins, not pandas's
+    return ax.figure
 
 
 def plot_images_per_patient(per_patient: pd.DataFrame) -> Figure:
-    """Histogram of :func:`cxr_utils.stats.images_per_patient`, one panel per class, counts written on the bars."""
+    """Histogram of :func:`cxr_utils.explore.images_per_patient`, one panel per class, counts written on the bars."""
     fig = figure(8, 3.4)
     axes = fig.subplots(1, len(LABELS), sharey=False)
     for ax, label in zip(axes, LABELS):
@@ -137,19 +141,12 @@ def plot_images_per_patient(per_patient: pd.DataFrame) -> Figure:
         ax.bar_label(bars, fmt="%d", padding=2, fontsize=8)  # a bar of one patient id is too short to see
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.margins(y=0.12)
-        ax.set_title(f"{label}: {int(counts.sum())} patient ids")
-        ax.set_xlabel("images per patient id")
-        ax.set_ylabel("patient ids")
+        ax.set(title=f"{label}: {int(counts.sum())} patient ids", xlabel="images per patient id", ylabel="patient ids")
     return fig
 
 
 def plot_pathogen_counts(table: pd.DataFrame) -> Figure:
-    """Each split's images as shares: bacterial pneumonia, viral pneumonia, NORMAL; counts written on.
-
-    One horizontal bar per split of a :func:`cxr_utils.stats.pathogen_table`, each as long as
-    100%, so that a split of 16 images is as readable as one of 5,216; every segment of 5% or
-    more carries its count, and the split's total is written after its bar.
-    """
+    """Each split of a :func:`cxr_utils.explore.pathogen_table` as one bar of pathogen shares, counts written on."""
     counts = table.drop(index="total", errors="ignore")[["bacteria", "virus", "none"]]
     totals = counts.sum(axis=1).to_numpy()
     shares = counts.to_numpy() / np.maximum(totals, 1)[:, None]
@@ -172,20 +169,13 @@ def plot_pathogen_counts(table: pd.DataFrame) -> Figure:
     ax.set_yticks(positions, counts.index)
     ax.set_xlim(0, 1.13)
     ax.set_xticks([0, 0.25, 0.5, 0.75, 1], ["0%", "25%", "50%", "75%", "100%"])
-    ax.set_xlabel("share of the split's images")
-    ax.set_ylabel("split")
-    ax.set_title("Pathogen per split (from file names)")
+    ax.set(xlabel="share of the split's images", ylabel="split", title="Pathogen per split (from file names)")
     ax.legend(loc="upper center", bbox_to_anchor=(0.45, -0.35 - 0.1 / len(counts)), ncol=3, fontsize=9, frameon=False)
     return fig
 
 
 def plot_sample_grid(root: str | os.PathLike, sample: pd.DataFrame, per_row: int = 4) -> Figure:
-    """Real images, one row per class, each titled with its file name, size and mode.
-
-    ``sample``: index rows (``path`` relative to ``root``, ``label``, ``name``; ``width``,
-    ``height``, ``mode`` if present), e.g. :func:`cxr_utils.stats.sample_per_class`'s; at most
-    ``per_row`` images per class are shown.
-    """
+    """Images of ``sample`` (index rows under ``root``), one row per class, titled with name, size and mode."""
     fig = figure(3.0 * per_row, 3.3 * len(LABELS))
     axes = fig.subplots(len(LABELS), per_row, squeeze=False)
     for row, label in zip(axes, LABELS):
@@ -201,31 +191,14 @@ def plot_sample_grid(root: str | os.PathLike, sample: pd.DataFrame, per_row: int
 
 
 def plot_size_histograms(index: pd.DataFrame, column: str, bins: int = 30, log: bool = False) -> Figure:
-    """Histograms of one size ``column`` of an index per split, NORMAL and PNEUMONIA overlaid (seaborn).
-
-    ``column`` is ``width``, ``height``, or one a chapter adds (``aspect_ratio``, ``megapixels``);
-    it labels the x axis, logarithmic with ``log``.
-    """
+    """Histograms of one size ``column`` per split, NORMAL and PNEUMONIA overlaid; ``log``: a logarithmic axis."""
     data = index.dropna(subset=[column]).astype({column: "float64"})
     splits = [s for s in SPLITS if s in set(data["split"])]
     fig = figure(3.6 * len(splits), 3.2)
     axes = fig.subplots(1, len(splits), squeeze=False)[0]
     for ax, split in zip(axes, splits):
-        sns.histplot(
-            data=data[data["split"] == split],
-            x=column,
-            hue="label",
-            hue_order=list(LABELS),
-            palette=CLASS_COLOURS,
-            bins=bins,
-            log_scale=log,
-            stat="count",
-            alpha=0.55,
-            ax=ax,
-        )
-        ax.set_title(f"{split}: {column}")
-        ax.set_xlabel(column)
-        ax.set_ylabel("images")
+        sns.histplot(data[data["split"] == split], x=column, bins=bins, log_scale=log, alpha=0.55, ax=ax, **_BY_CLASS)
+        ax.set(title=f"{split}: {column}", xlabel=column, ylabel="images")
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no 0.2 images on a small split
         if ax is axes[0]:  # one legend for the figure: on a small split it would hide bars
             sns.move_legend(ax, "best", title="class", fontsize=8, title_fontsize=8)
@@ -241,33 +214,16 @@ def plot_size_scatter(index: pd.DataFrame) -> Figure:
     data = index.dropna(subset=["width", "height"]).astype({"width": "float64", "height": "float64"})
     fig = figure(6, 5)
     ax = fig.subplots()
-    sns.scatterplot(
-        data=data,
-        x="width",
-        y="height",
-        hue="label",
-        hue_order=list(LABELS),
-        palette=CLASS_COLOURS,
-        style="split",
-        s=18,
-        alpha=0.7,
-        ax=ax,
-    )
+    sns.scatterplot(data, x="width", y="height", style="split", s=18, alpha=0.7, ax=ax, **_BY_CLASS)
     top = float(max(data["width"].max(), data["height"].max()))
     ax.plot([0, top], [0, top], color="grey", linewidth=0.8, linestyle="--", label="square")
-    ax.set_xlabel("width (pixels)")
-    ax.set_ylabel("height (pixels)")
-    ax.set_title("Image sizes")
+    ax.set(xlabel="width (pixels)", ylabel="height (pixels)", title="Image sizes")
     ax.legend(fontsize=8)
     return fig
 
 
 def plot_file_sizes(index: pd.DataFrame, official: pd.DataFrame) -> Figure:
-    """Histograms of file sizes in kB per class, this copy's beside the official files', on logarithmic axes.
-
-    ``index`` and ``official`` (:func:`cxr_utils.verification.index_manifest`, whatever copy
-    this is) have the columns ``label`` and ``bytes``.
-    """
+    """File sizes in kB per class, this copy's (``index``) beside the ``official`` manifest's, on logarithmic axes."""
     panels = {
         f"this copy ({len(index):,} files)": index,
         f"official files, from the manifest ({len(official):,})": official,
@@ -275,40 +231,23 @@ def plot_file_sizes(index: pd.DataFrame, official: pd.DataFrame) -> Figure:
     fig = figure(11, 3.6)
     axes = fig.subplots(1, len(panels))
     for ax, (title, frame) in zip(axes, panels.items()):
-        sns.histplot(
-            data=frame.assign(kilobytes=frame["bytes"] / 1000),
-            x="kilobytes",
-            hue="label",
-            hue_order=list(LABELS),
-            palette=CLASS_COLOURS,
-            log_scale=True,
-            bins=30,
-            element="step",
-            ax=ax,
-        )
+        data = frame.assign(kilobytes=frame["bytes"] / 1000)
+        sns.histplot(data, x="kilobytes", log_scale=True, bins=30, element="step", ax=ax, **_BY_CLASS)
         _readable_log_axis(ax.xaxis)
         sns.move_legend(ax, "upper right", title="class")
-        ax.set_xlabel("file size (kB)")
-        ax.set_ylabel("images")
-        ax.set_title(f"File sizes: {title}")
+        ax.set(xlabel="file size (kB)", ylabel="images", title=f"File sizes: {title}")
     return fig
 
 
 def plot_intensity_histograms(histograms: pd.DataFrame) -> Figure:
-    """Mean grey-level histogram per class, of :func:`cxr_utils.stats.intensity_histograms`."""
+    """Mean grey-level histogram per class, of :func:`cxr_utils.explore.intensity_histograms`."""
     fig = figure(6.5, 3.6)
     ax = fig.subplots()
     for label, group in histograms.groupby("label", sort=True):
         centres = (group["bin_left"] + group["bin_right"]) / 2
-        ax.plot(
-            centres,
-            group["share"],
-            label=f"{label} ({int(group['n_images'].iloc[0])} images)",
-            color=CLASS_COLOURS.get(label),
-        )
-    ax.set_xlabel("grey level (0 = black, 255 = white)")
-    ax.set_ylabel("share of pixels")
-    ax.set_title("Pixel intensities per class")
+        name = f"{label} ({int(group['n_images'].iloc[0])} images)"
+        ax.plot(centres, group["share"], label=name, color=CLASS_COLOURS.get(label))
+    ax.set(xlabel="grey level (0 = black, 255 = white)", ylabel="share of pixels", title="Pixel intensities per class")
     ax.legend()
     return fig
 

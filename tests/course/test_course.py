@@ -5,8 +5,8 @@ import json
 import nbformat
 import pytest
 
-from cxr_utils.tools import course
-from cxr_utils.tools.course import CourseError, _resolve_dataset, execute_notebook, list_notebooks
+from cxr_course import runner as course
+from cxr_course.runner import CourseError, _resolve_dataset, execute_notebook, list_notebooks
 
 from helpers import make_dataset
 
@@ -27,7 +27,7 @@ def test_explicit_folder_without_data_fails_without_downloading(tmp_path, monkey
 def test_default_folder_without_data_and_no_download(tmp_path, monkeypatch):
     monkeypatch.delenv("CXR_DATA_DIR", raising=False)
     monkeypatch.setattr(course, "KAGGLE_INPUT", tmp_path / "not on Kaggle")
-    monkeypatch.setattr(course.config, "data_dir", lambda: tmp_path)
+    monkeypatch.setattr(course.cxr_utils, "data_dir", lambda: tmp_path)
     with pytest.raises(CourseError, match="downloading is switched off"):
         _resolve_dataset(download=False)
 
@@ -35,14 +35,14 @@ def test_default_folder_without_data_and_no_download(tmp_path, monkeypatch):
 def test_default_folder_without_data_downloads(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("CXR_DATA_DIR", raising=False)
     monkeypatch.setattr(course, "KAGGLE_INPUT", tmp_path / "not on Kaggle")
-    monkeypatch.setattr(course.config, "data_dir", lambda: tmp_path)
+    monkeypatch.setattr(course.cxr_utils, "data_dir", lambda: tmp_path)
     calls = []
 
     def fake_download(folder):
         calls.append(folder)
         make_dataset(folder / "chest_xray", FILES)
+        from cxr_course.verify import verify_dataset
         from cxr_utils.dataset import index_dataset
-        from cxr_utils.verification import verify_dataset
 
         manifest = index_dataset(folder / "chest_xray", sha256=True, progress=False).table[["path", "sha256", "bytes"]]
         return verify_dataset(folder / "chest_xray", manifest, progress=False)  # as the real download does
@@ -57,7 +57,7 @@ def test_a_copy_kaggle_mounted_is_found_before_any_download(tmp_path, monkeypatc
     monkeypatch.delenv("CXR_DATA_DIR", raising=False)
     data = tmp_path / "project" / "data"
     make_dataset(data, {"README.md": b"where the dataset goes"})  # a clone's data/: no dataset
-    monkeypatch.setattr(course.config, "data_dir", lambda: data)
+    monkeypatch.setattr(course.cxr_utils, "data_dir", lambda: data)
     monkeypatch.setattr(course, "download_dataset", lambda *a, **k: pytest.fail("must not download"))
     kaggle = tmp_path / "kaggle" / "input"  # a stand-in for /kaggle/input
     make_dataset(kaggle / "another-dataset" / "train" / "images", {"0001.png": None})  # attached too, not ours
@@ -74,8 +74,8 @@ def test_a_copy_kaggle_mounted_is_found_before_any_download(tmp_path, monkeypatc
 
 def test_existing_copy_is_used_and_walked_once(tmp_path, monkeypatch):
     """The course finds, indexes and verifies the copy with one walk of its folders."""
+    from cxr_course.verify import verify_dataset
     from cxr_utils import dataset
-    from cxr_utils.verification import verify_dataset
 
     make_dataset(tmp_path / "chest_xray", FILES)
     walks = []
@@ -116,8 +116,8 @@ def test_failing_cell_is_named(tmp_path):
 
 
 def test_html_and_summary_quote_the_results_table(tmp_path):
+    from cxr_course.runner import NotebookRun, _render_html, _write_summary
     from cxr_utils.records import write_json
-    from cxr_utils.tools.course import NotebookRun, _render_html, _write_summary
 
     path = _notebook(tmp_path, "print('hello')")
     executed = tmp_path / "build" / "executed" / "01_demo.ipynb"
@@ -143,11 +143,11 @@ def test_html_and_summary_quote_the_results_table(tmp_path):
 @pytest.mark.parametrize("value", ["1", "on", "TRUE", "Yes"])
 def test_cxr_course_never_downloads_when_the_flag_is_on(tmp_path, monkeypatch, capsys, value):
     """`CXR_NO_DOWNLOAD=on cxr course` once started the 1.2 GB download: the CLI parsed the flag itself."""
-    from cxr_utils.tools import cli
+    from cxr_course import cli
 
     monkeypatch.delenv("CXR_DATA_DIR", raising=False)
     monkeypatch.setenv("CXR_NO_DOWNLOAD", value)
-    monkeypatch.setattr(course.config, "data_dir", lambda: tmp_path)  # an empty default data/ folder
+    monkeypatch.setattr(course.cxr_utils, "data_dir", lambda: tmp_path)  # an empty default data/ folder
     monkeypatch.setattr(course, "download_dataset", lambda *a, **k: pytest.fail("must not download"))
     assert cli.main(["course"]) == 1
     assert "downloading is switched off" in capsys.readouterr().err

@@ -1,11 +1,12 @@
-"""Verifying copies against the official counts and a manifest of hashes: synthetic, then the real data."""
+"""cxr verify: copies against the official counts and a manifest of hashes, and damaged files: synthetic, then real."""
 
 import shutil
 
 import pytest
 
-from cxr_utils.dataset import index_dataset
-from cxr_utils.verification import OFFICIAL_COUNTS, read_manifest, verify_dataset
+from cxr_course.verify import inspect, verify_dataset
+from cxr_utils.dataset import OFFICIAL_COUNTS, index_dataset
+from cxr_utils.records import read_manifest
 
 from helpers import KAGGLE_FILES, jpeg_bytes, make_dataset
 
@@ -55,10 +56,10 @@ def test_verify_an_index_already_built_reads_no_header_again(tmp_path, monkeypat
     expected = str(verify_dataset(tmp_path, manifest, progress=False))
     dataset = index_dataset(tmp_path, progress=False)  # headers, no hashes
 
-    def refuse(path):
+    def refuse(*args):
         raise AssertionError("a header was read twice")
 
-    monkeypatch.setattr(cxr_utils.dataset, "read_header", refuse)
+    monkeypatch.setattr(cxr_utils.dataset, "_read_header", refuse)
     report = verify_dataset(dataset, manifest, progress=False)  # hashes what the index lacks
     assert report.root == str(tmp_path) and len(report.problems) == 0
     assert (report.missing, report.extra, report.altered, report.misplaced) == ([], [], [], [])
@@ -75,7 +76,7 @@ def test_copy_with_truncated_and_zero_byte_files_lists_both(originals, tmp_path)
     empty.write_bytes(b"")
     dataset = index_dataset(copy, progress=False)
     assert len(dataset) == 416
-    problems = dataset.problems.set_index("path")["problem"]
+    problems = inspect(dataset, progress=False).problems.set_index("path")["problem"]
     assert problems.to_dict() == {
         "test/NORMAL/IM-0001-0001.jpeg": "truncated: the JPEG end-of-image marker (FF D9) is missing",
         f"train/PNEUMONIA/{empty.name}": "empty file (0 bytes)",

@@ -4,15 +4,13 @@ import json
 import subprocess
 import sys
 
-from cxr_utils.tools import cli
+from cxr_course import cli
 
 from helpers import make_dataset
 
 
 def run_cxr(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "cxr_utils.tools.cli", *args], capture_output=True, text=True, timeout=300
-    )
+    return subprocess.run([sys.executable, "-m", "cxr_course.cli", *args], capture_output=True, text=True, timeout=300)
 
 
 def test_verify_224_reports_all_six_counts_official(resized_224):

@@ -25,12 +25,13 @@ from pathlib import Path
 import pandas as pd
 import pooch
 import requests
+from tqdm import tqdm
 
-from .. import config
-from ..images import file_sha256
-from ..layout import DatasetLayoutError, _is_macos_metadata, find_dataset
-from ..parallel import progress_bar
-from ..verification import VerificationReport, official_manifest_path, verify_dataset
+from cxr_utils import data_dir as default_data_dir
+from cxr_utils.dataset import DatasetLayoutError, file_sha256, find_dataset
+from cxr_utils.records import official_manifest_path
+
+from .verify import VerificationReport, verify_dataset
 
 __all__ = ["MENDELEY_URL", "DownloadError", "ArchiveError", "extract_archive", "download_dataset"]
 
@@ -105,6 +106,11 @@ def _download_archive(
     return target
 
 
+def _macos_metadata(name: str) -> bool:
+    """``__MACOSX/`` folders and ``._*`` files: macOS's metadata, never images."""
+    return any(part == "__MACOSX" or part.startswith("._") for part in name.split("/"))
+
+
 def _check_members(members: list[zipfile.ZipInfo]) -> None:
     """Refuse, before writing anything, an archive that repeats a name or would expand beyond the limits."""
     names = [m.filename for m in members]
@@ -144,9 +150,9 @@ def extract_archive(archive: str | os.PathLike, dest_dir: str | os.PathLike, *, 
     partial = Path(tempfile.mkdtemp(prefix=PARTIAL_PREFIX, dir=dest_dir))
     try:
         with zipfile.ZipFile(archive) as bundle:
-            members = [m for m in bundle.infolist() if not (m.is_dir() or _is_macos_metadata(m.filename.split("/")))]
+            members = [m for m in bundle.infolist() if not (m.is_dir() or _macos_metadata(m.filename))]
             _check_members(members)
-            for member in progress_bar(members, desc="Extracting", unit="file", disable=not progress):
+            for member in tqdm(members, desc="Extracting", unit="file", disable=not progress):
                 bundle.extract(member, partial)
         root = find_dataset(partial).root
         os.replace(root, target)
@@ -172,14 +178,14 @@ def download_dataset(
 ) -> VerificationReport:
     """Download, extract and verify the dataset into ``data_dir/chest_xray``; return the verification report.
 
-    ``data_dir`` defaults to :func:`cxr_utils.config.data_dir`. When ``chest_xray`` exists there
+    ``data_dir`` defaults to :func:`cxr_utils.data_dir`. When ``chest_xray`` exists there
     already (a finished earlier run), nothing is downloaded and it is verified. ``url`` and
     ``sha256`` are as :func:`_download_archive`'s; ``manifest`` (default the official one) is
     what the files are verified against; ``keep_archive`` keeps ``ChestXRay2017.zip`` after a
     successful extraction. Raises :class:`DownloadError` and :class:`ArchiveError` as the
     download and the extraction do.
     """
-    data_dir = Path(data_dir) if data_dir is not None else config.data_dir()
+    data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
     root = data_dir / _EXTRACTED_NAME
     if root.exists():  # extraction is atomic: an existing folder is a finished one
         print(f"{root} already exists: verifying it instead of downloading again.", file=sys.stderr, flush=True)

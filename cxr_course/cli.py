@@ -6,6 +6,7 @@
 ``cxr download``        fetch, extract and verify ChestXRay2017.zip into ``data/``
 ``cxr course``          find or download the data, verify it, execute every notebook
 ``cxr ledger``          every scoring of a test split on this machine, the official one counted apart
+``cxr card RUN``        a finished run's model card, ``model_card.md`` beside its model (chapters 03 and 04)
 
 Exit status: 0 on success, 1 when a verification or a download fails, 2 on bad input (a
 missing or unreadable file, a malformed manifest or run folder): every error is one line
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import config
+from cxr_utils import downloads_allowed
 
 __all__ = ["main"]
 
@@ -29,16 +30,20 @@ __all__ = ["main"]
 def _manifest_argument(value: str | None) -> Path | None:
     if value is None:
         return None
-    from ..verification import official_manifest_path
+    from cxr_utils.records import official_manifest_path
 
     return official_manifest_path() if value == "official" else Path(value)
 
 
 def _cmd_index(args: argparse.Namespace) -> int:
-    from ..dataset import _none_usable, index_dataset
+    from cxr_utils.dataset import index_dataset
+
+    from .verify import inspect
 
     out = _output_path(args.out)
-    dataset = index_dataset(args.root, read_headers=not args.no_headers, sha256=args.sha256, decode=args.decode)
+    dataset = index_dataset(args.root, read_headers=not args.no_headers, sha256=args.sha256)
+    if not args.no_headers:  # truncated files too, and with --decode every image decoded
+        dataset = inspect(dataset, decode=args.decode)
     index = dataset.table
     print(f"{len(index)} images in {dataset.root} ({dataset.layout} layout)")
     print(pd.crosstab(index["split"], index["label"], margins=True, margins_name="total").to_string())
@@ -61,8 +66,8 @@ def _cmd_index(args: argparse.Namespace) -> int:
     if out:
         index.to_csv(out, index=False)
         print(f"index written to {out}")
-    if unusable := _none_usable(dataset):
-        raise ValueError(unusable)
+    if dataset.unusable:
+        raise ValueError(dataset.unusable)
     return 0
 
 
@@ -77,7 +82,7 @@ def _output_path(value: str | None) -> Path | None:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from ..verification import verify_dataset
+    from .verify import verify_dataset
 
     json_path = _output_path(args.json)
     report = verify_dataset(args.root, _manifest_argument(args.manifest), decode=not args.no_decode)
@@ -89,9 +94,9 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
-    from ..audit import duplicate_files, shared_patients
-    from ..dataset import index_dataset
-    from ..verification import index_manifest
+    from cxr_utils.dataset import index_dataset
+    from cxr_utils.explore import duplicate_files, shared_patients
+    from cxr_utils.records import index_manifest
 
     if args.root:
         dataset = index_dataset(args.root, read_headers=False, sha256=True)
@@ -134,7 +139,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 
 
 def _cmd_download(args: argparse.Namespace) -> int:
-    from .download import download_dataset
+    from .fetch import download_dataset
 
     report = download_dataset(
         args.dest,
@@ -148,9 +153,9 @@ def _cmd_download(args: argparse.Namespace) -> int:
 
 
 def _cmd_course(args: argparse.Namespace) -> int:
-    from .course import run_course
+    from .runner import run_course
 
-    allowed = config.downloads_allowed() and not args.no_download
+    allowed = downloads_allowed() and not args.no_download
     runs = run_course(args.data, download=allowed, fast=True if args.fast else None)
     total = sum(run.seconds for run in runs)
     print(f"Course done: {len(runs)} notebook(s) executed in {total:.0f} s.")
@@ -158,7 +163,7 @@ def _cmd_course(args: argparse.Namespace) -> int:
 
 
 def _cmd_ledger(args: argparse.Namespace) -> int:
-    from ..ledger import read_ledger, scoring_counts, summarise
+    from cxr_utils.records import read_ledger, scoring_counts, summarise
 
     ledger = read_ledger(args.runs)
     if not ledger.empty:
@@ -171,6 +176,13 @@ def _cmd_ledger(args: argparse.Namespace) -> int:
         print()
         print(scoring_counts(ledger).rename_axis("test images").to_string())
     print(summarise(ledger))
+    return 0
+
+
+def _cmd_card(args: argparse.Namespace) -> int:
+    from .model_card import write_model_card
+
+    print(f"model card written to {write_model_card(args.name, args.runs)}")
     return 0
 
 
@@ -228,6 +240,11 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     ledger.add_argument("--runs", type=Path, default=None, help="the runs folder (default: the project's runs/)")
     ledger.set_defaults(run=_cmd_ledger)
+
+    card = commands.add_parser("card", help="write a finished run's model card (chapters 03 and 04)")
+    card.add_argument("name", metavar="RUN", help="the run's folder, e.g. 03_cnn_from_scratch (_fast in fast mode)")
+    card.add_argument("--runs", type=Path, default=None, help="the runs folder (default: the project's runs/)")
+    card.set_defaults(run=_cmd_card)
     return parser
 
 
@@ -235,18 +252,18 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``cxr``; returns the exit status."""
     args = _build_parser().parse_args(argv)
     if getattr(args, "url", "unset") is None:
-        from .download import MENDELEY_URL
+        from .fetch import MENDELEY_URL
 
         args.url = MENDELEY_URL
-    from .course import CourseError
-    from .download import ArchiveError, DownloadError
+    from .fetch import ArchiveError, DownloadError
+    from .runner import CourseError
 
     try:
         return args.run(args)
     except (CourseError, DownloadError, ArchiveError) as error:
         print(f"cxr {args.command}: {_one_line(error)}", file=sys.stderr)
         return 1
-    except (OSError, ValueError) as error:  # missing, unreadable or malformed input (DatasetLayoutError too)
+    except (OSError, ValueError, KeyError) as error:  # missing, unreadable or malformed input (DatasetLayoutError too)
         print(f"cxr {args.command}: {_one_line(error)}", file=sys.stderr)
         return 2
 

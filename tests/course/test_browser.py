@@ -25,13 +25,13 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from cxr_utils import config
+from cxr_course import build_dir
 
 from helpers import browser_or_skip
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = ROOT / "notebooks" / "01_dataset_exploration.ipynb"
-SCREENSHOTS = config.build_dir() / "browser"
+SCREENSHOTS = build_dir() / "browser"
 TOKEN = "cxr-browser-test"
 
 

@@ -26,19 +26,19 @@ import nbformat
 import pytest
 import yaml
 
-from cxr_utils import config
-from cxr_utils.tools.course import execute_notebook, list_notebooks
-from cxr_utils.tools.site import SiteError, chapter_table, execution_note, stage_site, stale_copies
-from cxr_utils.tools.site import main as site_main
+from cxr_course import build_dir
+from cxr_course.runner import execute_notebook, list_notebooks
+from cxr_course.site import SiteError, chapter_table, execution_note, stage_site, stale_copies
+from cxr_course.site import main as site_main
 
 from helpers import browser_or_skip
 
 # sphinx-jupyterbook-latex, which Jupyter Book 1 loads, still calls docutils' Node.traverse().
 pytestmark = pytest.mark.filterwarnings("ignore:nodes.Node.traverse:PendingDeprecationWarning")
 
-ROOT = Path(__file__).resolve().parent.parent
-EXECUTED = config.build_dir() / "executed"
-SCREENSHOTS = config.build_dir() / "site-screenshots"
+ROOT = Path(__file__).resolve().parents[2]
+EXECUTED = build_dir() / "executed"
+SCREENSHOTS = build_dir() / "site-screenshots"
 CHAPTER = "03_cnn_from_scratch"
 
 

@@ -2,7 +2,8 @@
 
 This is what the README's main command (``make course``, i.e. ``cxr course``) does.
 Notebooks are executed in order with nbclient (nbconvert's executor) into
-``build/executed/``; the first failing cell stops the run and is named. Each executed
+``build/executed/``; the first failing cell stops the run and is named. After chapters 03 and 04
+the model card of their run is written beside its model (``cxr card``). Each executed
 notebook is rendered to ``build/html/``, and ``build/summary.md`` / ``build/summary.json``
 record the time each notebook took and the results table of notebook 05.
 """
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -21,11 +24,14 @@ from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from .. import config
-from ..dataset import DatasetIndex, index_dataset
-from ..layout import DatasetLayoutError
-from ..verification import verify_dataset
-from .download import download_dataset
+import cxr_utils
+from cxr_utils.dataset import DatasetIndex, DatasetLayoutError, index_dataset
+from cxr_utils.runs import run_name
+
+from . import build_dir
+from .fetch import download_dataset
+from .model_card import CARDS
+from .verify import verify_dataset
 
 __all__ = ["CourseError", "NotebookRun", "list_notebooks", "execute_notebook", "run_course"]
 
@@ -52,7 +58,7 @@ class NotebookRun:
 
 
 def _resolve_dataset(data_dir: str | os.PathLike | None = None, *, download: bool = True) -> DatasetIndex:
-    """The index (with header reads) of the dataset in ``data_dir`` (default :func:`cxr_utils.config.data_dir`),
+    """The index (with header reads) of the dataset in ``data_dir`` (default :func:`cxr_utils.data_dir`),
     downloaded there if needed: the folder is walked once, and the index is what verification reads.
 
     With ``download``, the dataset is downloaded when the default ``data/`` folder holds none
@@ -61,8 +67,8 @@ def _resolve_dataset(data_dir: str | os.PathLike | None = None, *, download: boo
     ``$CXR_DATA_DIR``) is never downloaded into: a mistyped path should fail, not start a
     1.2 GB download. Raises :class:`CourseError` if no dataset is found and none may be downloaded.
     """
-    explicit = data_dir is not None or config._path_from_env("CXR_DATA_DIR") is not None
-    folder = Path(data_dir) if data_dir is not None else config.data_dir()
+    explicit = data_dir is not None or bool(os.environ.get("CXR_DATA_DIR", "").strip())
+    folder = Path(data_dir) if data_dir is not None else cxr_utils.data_dir()
     try:
         return index_dataset(folder, read_headers=True)
     except (FileNotFoundError, DatasetLayoutError) as error:
@@ -115,7 +121,7 @@ def _kaggle_copy() -> DatasetIndex | None:
 
 def list_notebooks(notebooks_dir: str | os.PathLike | None = None) -> list[Path]:
     """The course's numbered notebooks (``NN_*.ipynb``), in order."""
-    folder = Path(notebooks_dir) if notebooks_dir is not None else config.project_root() / "notebooks"
+    folder = Path(notebooks_dir) if notebooks_dir is not None else cxr_utils.project_root() / "notebooks"
     return sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb") if p.is_file())
 
 
@@ -209,7 +215,7 @@ def run_course(
         os.environ["CXR_NO_DOWNLOAD"] = "1"  # the notebooks download no weights either
     if fast is not None:
         os.environ["CXR_FAST"] = "1" if fast else "0"
-    out = config.build_dir() / "executed"
+    out = build_dir() / "executed"
     html_dir = out.parent / "html"
     notebooks = list_notebooks()
     if not notebooks:
@@ -224,7 +230,10 @@ def run_course(
             f"[{number}/{len(notebooks)}] {notebook.name} done in {seconds:.0f} s -> {out / notebook.name}, {html}",
             flush=True,
         )
-    summary_md, _ = _write_summary(runs, out.parent, data_dir=root, fast=config.fast_mode(), verdict=report.verdict)
+        if notebook.stem in CARDS:  # its model card, in a process of its own (Keras loads the saved model)
+            card = [sys.executable, "-m", "cxr_course.cli", "card", run_name(notebook.stem, fast=cxr_utils.fast_mode())]
+            subprocess.run(card, check=True)
+    summary_md, _ = _write_summary(runs, out.parent, data_dir=root, fast=cxr_utils.fast_mode(), verdict=report.verdict)
     print(f"Summary: {summary_md}", flush=True)
     return runs
 
@@ -254,17 +263,15 @@ def _write_summary(
 
     They hold the data folder, the mode, each notebook's wall time, how often the test ledger
     says a test split was scored, for how many configurations, the official test split apart
-    (:func:`cxr_utils.ledger.scoring_counts`), and the results table notebook 05 saved in
+    (:func:`cxr_utils.records.scoring_counts`), and the results table notebook 05 saved in
     ``<runs>/05_error_analysis[_fast]/results.{md,json}``, copied unchanged (or a line saying
     it is missing).
     """
-    from ..ledger import read_ledger, scoring_counts, summarise
-    from ..records import software_versions, write_json
-    from ..runs import run_name
+    from cxr_utils.records import read_ledger, scoring_counts, summarise, write_json
 
     build_dir = Path(build_dir)
     build_dir.mkdir(parents=True, exist_ok=True)
-    runs_root = Path(runs_dir) if runs_dir is not None else config.runs_dir()
+    runs_root = Path(runs_dir) if runs_dir is not None else cxr_utils.runs_dir()
     results_dir = runs_root / run_name(RESULTS_RUN, fast=fast)
     results_md, results_json = results_dir / "results.md", results_dir / "results.json"
     mode = "fast (CXR_FAST=1)" if fast else "full"
@@ -305,6 +312,6 @@ def _write_summary(
             # official: the official test split's paths exactly; other: other test images; unknown: older rows
             "by_test_images": scoring_counts(ledger).drop("all").to_dict(orient="index"),
         },
-        "software": software_versions(),
+        "software": cxr_utils.software_versions(),
     }
     return markdown, write_json(build_dir / "summary.json", content)
