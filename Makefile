@@ -39,7 +39,7 @@ test-lowest:
 	$(PYTHON_LOWEST) -m venv build/uv
 	build/uv/bin/python -m pip install --quiet uv
 	build/uv/bin/uv venv --quiet --python $(PYTHON_LOWEST) $(VENV_LOWEST)
-	build/uv/bin/uv pip install --quiet --python $(VENV_LOWEST)/bin/python --resolution lowest-direct -e ".[test]"
+	build/uv/bin/uv pip install --quiet --python $(VENV_LOWEST)/bin/python --resolution lowest-direct -e ".[lab,course,test]"
 	$(VENV_LOWEST)/bin/python -c 'import platform; print(f"make test-lowest: Python {platform.python_version()}")'
 	$(VENV_LOWEST)/bin/python -c 'from cxr_utils.tools.versions import check_versions; check_versions()'
 	PATH="$(CURDIR)/$(VENV_LOWEST)/bin:$$PATH" $(VENV_LOWEST)/bin/python -m pytest -m "not slow" $(PYTEST_ARGS)
@@ -57,7 +57,7 @@ $(VENV)/.installed: pyproject.toml
 	@# pip refuses a Python outside requires-python (pyproject.toml), naming the range
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test,site]"
+	$(BIN)/python -m pip install --quiet -e ".[lab,course,test,site]"
 	touch $@
 
 clean:
