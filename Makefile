@@ -7,6 +7,7 @@
 #                 tests marked slow (the chapters executed end to end, the site): make test runs those
 #   make site     the course's website in build/site/ from the executed notebooks of build/executed/
 #                 (made by make course or make fast; nothing is executed here)
+#   make figures  the README's figures (docs/figures/) from the executed chapters of a full make course
 # The environment is rebuilt when pyproject.toml changes.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -18,7 +19,7 @@ PYTHON_LOWEST ?= $(shell for p in $$(command -v python3.10) $$(ls -d $${PYENV_RO
 	2>/dev/null | sort -rV); do "$$p" -c '' 2>/dev/null && echo "$$p" && break; done)
 VENV_LOWEST   ?= build/venv-lowest
 
-.PHONY: course fast test test-lowest lint site env clean
+.PHONY: course fast test test-lowest lint site figures env clean
 
 course: $(VENV)/.installed
 	$(BIN)/cxr course
@@ -50,6 +51,9 @@ lint: $(VENV)/.installed
 
 site: $(VENV)/.installed
 	$(BIN)/python -m cxr_utils.tools.site
+
+figures: $(VENV)/.installed
+	$(BIN)/python docs/figures.py build
 
 env: $(VENV)/.installed
 
