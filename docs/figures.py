@@ -6,7 +6,8 @@
 BUILD_DIR is the ``build/`` folder of a finished ``make course``: its ``executed/*.ipynb`` and the
 ``summary.json`` the runner wrote (a fast-mode run is refused: its figures are not the course's
 results). Each figure is a PNG output of one chapter cell, found by a piece of the cell's source, saved
-to ``docs/figures/<name>.png`` unchanged (or reduced to a 256-colour palette when over 290 KB). The
+to ``docs/figures/<name>.png`` unchanged, or, when over 290 KB, in gray levels (a figure without colour)
+or a 256-colour palette, narrower by tenths until it fits. The
 captions name the commit and the date of the run: by default the commit checked out where BUILD_DIR
 lies and the date ``summary.json`` was written. ``docs/figures.md`` gets every figure with its
 caption, and README.md the block between its ``<!-- figures -->`` markers.
@@ -81,14 +82,21 @@ def _png(executed: Path, figure: Figure) -> bytes:
 
 
 def _small(png: bytes) -> bytes:
-    """The PNG itself, or the same image in a 256-colour palette when it is over MAX_BYTES."""
+    """The PNG itself when it is at most MAX_BYTES; else the same image in gray levels (when it has no
+    colour) or a 256-colour palette, made narrower by tenths until it fits."""
     if len(png) <= MAX_BYTES:
         return png
-    from PIL import Image
+    from PIL import Image, ImageChops
 
-    buffer = io.BytesIO()
-    Image.open(io.BytesIO(png)).convert("RGB").quantize(256).save(buffer, format="PNG", optimize=True)
-    return buffer.getvalue()
+    image = Image.open(io.BytesIO(png)).convert("RGB")
+    red, green, blue = image.split()
+    gray = not ImageChops.difference(red, green).getbbox() and not ImageChops.difference(red, blue).getbbox()
+    while True:
+        buffer = io.BytesIO()
+        (image.convert("L") if gray else image.quantize(256)).save(buffer, format="PNG", optimize=True)
+        if buffer.tell() <= MAX_BYTES:
+            return buffer.getvalue()
+        image = image.resize((image.width * 9 // 10, image.height * 9 // 10), Image.LANCZOS)
 
 
 def run_provenance(build: Path) -> tuple[str, str]:

@@ -67,7 +67,12 @@ def test_a_large_figure_is_reduced_under_the_limit():
     buffer = io.BytesIO()
     noise.save(buffer, format="PNG")
     assert len(buffer.getvalue()) > figures.MAX_BYTES
-    assert len(figures._small(buffer.getvalue())) < len(buffer.getvalue())
+    assert len(figures._small(buffer.getvalue())) <= figures.MAX_BYTES
+    gray = Image.effect_noise((1200, 900), 80).convert("RGB")  # gray levels in three channels
+    buffer = io.BytesIO()
+    gray.save(buffer, format="PNG")
+    small = figures._small(buffer.getvalue())
+    assert len(small) <= figures.MAX_BYTES and Image.open(io.BytesIO(small)).mode == "L"
 
 
 def test_the_committed_figures_are_small_and_captioned():
