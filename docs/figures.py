@@ -7,9 +7,9 @@ BUILD_DIR is the ``build/`` folder of a finished ``make course``: its ``executed
 ``summary.json`` the runner wrote (a fast-mode run is refused: its figures are not the course's
 results). Each figure is a PNG output of one chapter cell, found by a piece of the cell's source, saved
 to ``docs/figures/<name>.png`` unchanged, or, when over 290 KB, in gray levels (a figure without colour)
-or a 256-colour palette, narrower by tenths until it fits. The
-captions name the commit and the date of the run: by default the commit checked out where BUILD_DIR
-lies and the date ``summary.json`` was written. ``docs/figures.md`` gets every figure with its
+or a 256-colour palette, narrower by tenths until it fits. The captions name the data copy
+(``summary.json``), the commit and the date of the run: by default the commit checked out where
+BUILD_DIR lies and the date ``summary.json`` was written. ``docs/figures.md`` gets every figure with its
 caption, and README.md the block between its ``<!-- figures -->`` markers.
 """
 
@@ -45,13 +45,13 @@ FIGURES = [
         "01_samples",
         "01_dataset_exploration.ipynb",
         "cxr.plot_sample_grid(",
-        "Chapter 01: a few films of each class, as the dataset holds them.",
+        "Chapter 01: a few films of each class, with their file names, sizes and modes.",
     ),
     Figure(
         "03_learning_curves",
         "03_cnn_from_scratch.ipynb",
         "cxr.plot_history(history)",
-        "Chapter 03: the scratch CNN's training curves, epoch by epoch.",
+        "Chapter 03: the scratch CNN's loss and ROC AUC on training and validation, epoch by epoch.",
     ),
     Figure(
         "05_roc_pr",
@@ -109,13 +109,13 @@ def run_provenance(build: Path) -> tuple[str, str]:
     return done.stdout.strip(), written.date().isoformat()
 
 
-def caption(figure: Figure, commit: str, date: str) -> str:
-    return f"{figure.caption} Full-mode run at commit {commit}, {date}."
+def caption(figure: Figure, run: str) -> str:
+    return f"{figure.caption} {run}."
 
 
-def figure_block(figures: list[Figure], commit: str, date: str, prefix: str) -> str:
+def figure_block(figures: list[Figure], run: str, prefix: str) -> str:
     """Markdown: each figure (relative to ``prefix``) and, under it, its caption in italics."""
-    return "\n\n".join(f"![{f.name}]({prefix}{f.name}.png)\n*{caption(f, commit, date)}*" for f in figures)
+    return "\n\n".join(f"![{f.name}]({prefix}{f.name}.png)\n*{caption(f, run)}*" for f in figures)
 
 
 def replace_between_markers(text: str, block: str) -> str:
@@ -134,25 +134,28 @@ def main(argv: list[str] | None = None, *, root: Path = ROOT) -> int:
     summary = args.build / "summary.json"
     if not summary.is_file():
         raise SystemExit(f"{summary} is missing: run `make course` to the end first")
-    if json.loads(summary.read_text(encoding="utf-8"))["fast"]:
+    content = json.loads(summary.read_text(encoding="utf-8"))
+    if content["fast"]:
         raise SystemExit(f"{summary} records a fast-mode run: the README shows a full run's figures")
     if args.commit and args.date:
         commit, date = args.commit, args.date
     else:
         found_commit, found_date = run_provenance(args.build)
         commit, date = args.commit or found_commit, args.date or found_date
+    data = f" on {Path(content['data_dir']).name}" if content.get("data_dir") else ""
+    run = f"Full-mode run{data} at commit {commit}, {date}"
     out = root / "docs" / "figures"
     out.mkdir(parents=True, exist_ok=True)
     for figure in FIGURES:
         png = _small(_png(args.build / "executed", figure))
         (out / f"{figure.name}.png").write_bytes(png)
         print(f"docs/figures/{figure.name}.png: {len(png) / 1000:.0f} KB, from {figure.notebook}")
-    gallery = "# Figures from a full run\n\n" + figure_block(FIGURES, commit, date, "figures/") + "\n"
+    gallery = "# Figures from a full run\n\n" + figure_block(FIGURES, run, "figures/") + "\n"
     (root / "docs" / "figures.md").write_text(gallery, encoding="utf-8")
     readme = root / "README.md"
-    block = figure_block(FIGURES, commit, date, "docs/figures/")
+    block = figure_block(FIGURES, run, "docs/figures/")
     readme.write_text(replace_between_markers(readme.read_text(encoding="utf-8"), block), encoding="utf-8")
-    print(f"docs/figures.md and README.md: captions name commit {commit}, {date}")
+    print(f"docs/figures.md and README.md: captions end '{run}.'")
     return 0
 
 
