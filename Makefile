@@ -7,6 +7,7 @@
 #                 tests marked slow (the chapters executed end to end, the site): make test runs those
 #   make site     the course's website in build/site/ from the executed notebooks of build/executed/
 #                 (made by make course or make fast; nothing is executed here)
+#   make figures  the README's figures (docs/figures/) from the executed chapters of a full make course
 # The environment is rebuilt when pyproject.toml changes.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -18,7 +19,7 @@ PYTHON_LOWEST ?= $(shell for p in $$(command -v python3.10) $$(ls -d $${PYENV_RO
 	2>/dev/null | sort -rV); do "$$p" -c '' 2>/dev/null && echo "$$p" && break; done)
 VENV_LOWEST   ?= build/venv-lowest
 
-.PHONY: course fast test test-lowest lint site env clean
+.PHONY: course fast test test-lowest lint site figures env clean
 
 course: $(VENV)/.installed
 	$(BIN)/cxr course
@@ -39,7 +40,7 @@ test-lowest:
 	$(PYTHON_LOWEST) -m venv build/uv
 	build/uv/bin/python -m pip install --quiet uv
 	build/uv/bin/uv venv --quiet --python $(PYTHON_LOWEST) $(VENV_LOWEST)
-	build/uv/bin/uv pip install --quiet --python $(VENV_LOWEST)/bin/python --resolution lowest-direct -e ".[test]"
+	build/uv/bin/uv pip install --quiet --python $(VENV_LOWEST)/bin/python --resolution lowest-direct -e ".[lab,course,test]"
 	$(VENV_LOWEST)/bin/python -c 'import platform; print(f"make test-lowest: Python {platform.python_version()}")'
 	$(VENV_LOWEST)/bin/python -c 'import cxr_utils; cxr_utils.check_versions()'
 	PATH="$(CURDIR)/$(VENV_LOWEST)/bin:$$PATH" $(VENV_LOWEST)/bin/python -m pytest -m "not slow" $(PYTEST_ARGS)
@@ -51,13 +52,16 @@ lint: $(VENV)/.installed
 site: $(VENV)/.installed
 	$(BIN)/python -m cxr_course.site
 
+figures: $(VENV)/.installed
+	$(BIN)/python docs/figures.py build
+
 env: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	@# pip refuses a Python outside requires-python (pyproject.toml), naming the range
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test,site]"
+	$(BIN)/python -m pip install --quiet -e ".[lab,course,test,site]"
 	touch $@
 
 clean:

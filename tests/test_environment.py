@@ -17,20 +17,52 @@ else:  # Python 3.10: the same parser, from PyPI (the test extra installs it the
 ROOT = Path(__file__).resolve().parent.parent
 
 
+CONDA_NAMES = {"nbconvert-core": "nbconvert"}  # conda-forge's light build of nbconvert (no pandoc)
+EDITABLE = "--editable ."  # the course's own package, from the clone (not a requirement: skipped below)
+
+
 def _requirements(specs):
     return {canonicalize_name(r.name): str(r.specifier) for r in map(Requirement, specs)}
 
 
-def test_environment_yml_agrees_with_pyproject():
+def _environment(name):
+    """(the file, its Python spec, its pip list, {package: version range}) of a conda environment file."""
+    env = yaml.safe_load((ROOT / name).read_text())
+    conda = [d for d in env["dependencies"] if isinstance(d, str)]
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    python = next(s for s in conda if s.startswith("python"))
+    packages = [s for s in conda if not s.startswith(("python", "pip"))] + [s for s in pip if s != EDITABLE]
+    named = {CONDA_NAMES.get(canonicalize_name(Requirement(s).name), Requirement(s).name): s for s in packages}
+    return env, python, pip, {canonicalize_name(n): str(Requirement(s).specifier) for n, s in named.items()}
+
+
+def _python_versions(spec):
+    """The minor versions 3.9-3.14 a conda spec (python=3.12, python>=3.10,<3.14) admits."""
+    spec = spec.removeprefix("python")
+    spec = "==" + spec[1:] + ".*" if spec.startswith("=") and not spec.startswith("==") else spec
+    return [v for v in ("3.9", "3.10", "3.11", "3.12", "3.13", "3.14") if f"{v}.0" in SpecifierSet(spec)]
+
+
+def test_learner_environment_is_the_course_without_the_tools():
+    """environment.yml: what the chapters import, JupyterLab and the runner, the package itself; no test tools."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    wanted = _requirements(project["dependencies"] + project["optional-dependencies"]["test"])
-    env = yaml.safe_load((ROOT / "environment.yml").read_text())
-    conda_specs = [d for d in env["dependencies"] if isinstance(d, str)]
-    pip_specs = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
-    python = next(s for s in conda_specs if s.startswith("python"))
-    assert Requirement(python).specifier == Requirement("python" + project["requires-python"]).specifier
-    listed = _requirements([s for s in conda_specs if not s.startswith(("python", "pip"))] + pip_specs)
-    assert listed == wanted
+    extras = project["optional-dependencies"]
+    env, python, pip, listed = _environment("environment.yml")
+    assert listed == _requirements(project["dependencies"] + extras["lab"] + extras["course"])
+    assert env["channels"] == ["conda-forge", "nodefaults"]
+    assert pip[-1] == EDITABLE
+    assert set(_python_versions(python)) <= set(_python_versions("python" + project["requires-python"]))
+
+
+def test_developer_environment_adds_the_test_and_site_tools():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    wanted = project["dependencies"] + extras["lab"] + extras["course"] + extras["test"] + extras["site"]
+    wanted = [w for w in wanted if "python_version < '3.11'" not in w]  # tomli: not needed on conda's Python
+    env, python, pip, listed = _environment("environment-dev.yml")
+    assert listed == _requirements(wanted)
+    assert env["channels"] == ["conda-forge", "nodefaults"] and pip[-1] == EDITABLE
+    assert python == _environment("environment.yml")[1]
 
 
 def test_python_tensorflow_and_keras_ranges():

@@ -25,6 +25,14 @@ def test_there_are_notebooks():
     assert [p.name for p in NOTEBOOKS][:2] == ["01_dataset_exploration.ipynb", "02_resolution_histograms.ipynb"]
 
 
+def _hosted_cell() -> str:
+    """Chapter 01's first code cell, which every chapter opens with: on Colab or Kaggle it fetches the course."""
+    first = next(c for c in nbformat.read(NOTEBOOKS[0], as_version=4).cells if c.cell_type == "code")
+    assert '"KAGGLE_KERNEL_RUN_TYPE" in os.environ' in first.source and "COLAB_RELEASE_TAG" in first.source
+    assert first.metadata.get("tags") == ["hide-input"]  # folded on the website
+    return first.source
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_committed_without_outputs_and_shaped_like_a_chapter(path):
     nb = nbformat.read(path, as_version=4)
@@ -33,7 +41,8 @@ def test_committed_without_outputs_and_shaped_like_a_chapter(path):
     assert all(not c.outputs and c.execution_count is None for c in code), "strip outputs before committing"
     assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
     assert "you will" in nb.cells[0].source.lower()  # says what the learner will be able to do
-    assert any("check_versions(" in c.source for c in code[:2])  # the setup cell checks versions
+    assert code[0].source == _hosted_cell()  # Colab and Kaggle: tests/test_hosts.py
+    assert any("check_versions(" in c.source for c in code[:3])  # the setup cell checks versions
     tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1 and "CXR_DATA_DIR" in tagged[0].source and "fast_mode()" in tagged[0].source
     markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
