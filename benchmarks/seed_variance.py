@@ -25,7 +25,7 @@ CPU kinds stay; a row of the same model, seed and CPU kind is replaced. Two rows
 not new scorings but the saved test predictions at another chapter's threshold rule, so that a
 comparison across chapters can be made at one rule: the CNN at chapter 04's threshold, and
 chapter 04's model at Youden's J on clean validation (chapter 06's rule). The record is what
-chapters 05 and 06 and the model cards show (``cxr_utils.model_card.seed_spread``: the spread
+chapters 05 and 06 and the model cards show (``cxr_utils.runs.seed_spread``: the spread
 over every recorded run), and ``tests/test_seed_record.py`` refuses it once the chapters'
 configurations no longer match it.
 """

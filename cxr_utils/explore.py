@@ -233,7 +233,7 @@ def course_splits(index: pd.DataFrame, *, validation_fraction: float = 0.2, seed
     result = pd.Series("test", index=index.index, name="course_split", dtype=object)
     pool = index[index["split"] != "test"]
     if pool["patient_id"].isna().any():
-        raise ValueError("every train/val image needs a patient id to group by (see cxr_utils.names)")
+        raise ValueError("every train/val image needs a patient id to group by (see cxr_utils.dataset.parse_name)")
     folds = StratifiedGroupKFold(n_splits=round(1 / validation_fraction), shuffle=True, random_state=seed)
     _, validation = next(folds.split(pool, pool["label"], groups=pool["patient_id"]))
     result.loc[pool.index] = "train"

@@ -65,6 +65,6 @@ def test_official_manifest_shared_patients_and_duplicates():
     assert len(index) == 5856 and index["patient_id"].notna().all()
     shared = shared_patients(index)
     assert len(shared) == 170 and set(shared["splits"]) == {"train,test"}
-    assert not shared["same_pathogen_in_two_splits"].any()  # documented in cxr_utils.names
+    assert not shared["same_pathogen_in_two_splits"].any()  # documented in cxr_utils.dataset.parse_name
     dups = duplicate_files(index)
     assert (len(dups), dups["group"].nunique(), int(dups["cross_split"].sum())) == (62, 30, 0)
