@@ -13,6 +13,10 @@ LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWEF] |[IWEF]\d{
 NOISE = ("cuInit", "oneDNN", "TF_ENABLE", "absl::InitializeLog", "cuda drivers", "cpu_feature_guard", "TF-TRT")
 
 
+# what a fresh shell has: another test may have called start_keras in this process, which sets TF_CPP_MIN_LOG_LEVEL
+FRESH = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS")}
+
+
 def tensorflow_log(stderr: str) -> list[str]:
     """The pieces of TensorFlow's start-up log in ``stderr``: log lines and known message words."""
     return LOG_LINE.findall(stderr) + [word for word in NOISE if word in stderr]
@@ -20,7 +24,7 @@ def tensorflow_log(stderr: str) -> list[str]:
 
 def test_start_keras_prints_one_line_and_no_tensorflow_log():
     code = "from cxr_utils import start_keras; print(start_keras())"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=FRESH)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("Keras 3.") and (" GPU" in result.stdout), result.stdout
     assert not tensorflow_log(result.stderr), result.stderr
@@ -35,8 +39,7 @@ def test_start_keras_turns_onednn_on_unless_told_otherwise_and_says_which():
     )
     lines = {}
     for setting in ("", "0"):
-        env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
-        env.update({"TF_ENABLE_ONEDNN_OPTS": setting} if setting else {})
+        env = dict(FRESH, **({"TF_ENABLE_ONEDNN_OPTS": setting} if setting else {}))
         result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
         assert result.returncode == 0, result.stderr
         lines[setting] = result.stdout.splitlines()[-2:]
@@ -46,7 +49,9 @@ def test_start_keras_turns_onednn_on_unless_told_otherwise_and_says_which():
 
 def test_plain_import_of_tensorflow_is_noisy_so_the_test_above_means_something():
     """Without start_keras the same interpreter prints the log (on a machine without a GPU)."""
-    result = subprocess.run([sys.executable, "-c", "import keras"], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", "import keras"], capture_output=True, text=True, timeout=300, env=FRESH
+    )
     assert result.returncode == 0
     assert tensorflow_log(result.stderr), result.stderr
 
